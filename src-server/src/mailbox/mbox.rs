@@ -195,8 +195,11 @@ impl Mbox {
             count: self.header.count + 1,
             ..self.header
         };
-        index::write_recs(&self.idx, &header, &[(self.recs.len(), rec)])
-            .map_err(io_err("cannot write", &self.idx_path))?;
+        if let Err(e) = index::write_recs(&self.idx, &header, &[(self.recs.len(), rec)]) {
+            // Not committed: take the record back so the next append starts at the same end.
+            let _ = self.file.set_len(end);
+            return Err(io_err("cannot write", &self.idx_path)(e));
+        }
         self.header = header;
         self.recs.push(rec);
         Ok(uid)
@@ -283,11 +286,27 @@ impl Mbox {
             count: kept.len() as u32,
             ..self.header
         };
-        self.idx = index::write_full(&self.idx_path, &header, &kept)
-            .map_err(io_err("cannot write", &self.idx_path))?;
         self.file = file;
         self.header = header;
         self.recs = kept;
+        match index::write_full(&self.idx_path, &header, &self.recs) {
+            Ok(idx) => self.idx = idx,
+            Err(e) => {
+                // The old index describes the old file. Replace it with an empty one: records
+                // written later land after zeroed ones, which fail their checksums, so the next
+                // open rebuilds from the mailbox file instead of trusting stale offsets.
+                let _ = fs::remove_file(&self.idx_path);
+                if let Ok(f) = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .open(&self.idx_path)
+                {
+                    self.idx = f;
+                }
+                return Err(io_err("cannot write", &self.idx_path)(e));
+            }
+        }
         Ok(gone)
     }
 

@@ -240,6 +240,12 @@ pub enum MailboxError {
     /// The mailbox exists already with the other format.
     #[error("Mailbox exists in a different format")]
     WrongFormat,
+    /// The target name is taken.
+    #[error("Mailbox already exists")]
+    Exists,
+    /// Sessions have the mailbox open.
+    #[error("Mailbox is in use")]
+    InUse,
     /// No message with this UID.
     #[error("Unknown message UID {0}")]
     NoSuchMessage(u32),
@@ -440,6 +446,59 @@ impl MailboxManager {
         Ok(mb)
     }
 
+    /// Rename a mailbox file or directory together with its sidecar files. Refused while any
+    /// session has it open. A crash between the two renames loses only the index (rebuilt on
+    /// open with a new UIDVALIDITY).
+    pub fn rename(&self, from: &Path, to: &Path, format: Format) -> Result<(), MailboxError> {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        check_closed(&open, from)?;
+        check_closed(&open, to)?;
+        if to.exists() {
+            return Err(MailboxError::Exists);
+        }
+        if !from.exists() {
+            return Err(MailboxError::NotFound);
+        }
+        std::fs::rename(from, to).map_err(io_err("cannot rename", from))?;
+        if format == Format::Mbox {
+            let (a, b) = (mbox::index_path(from), mbox::index_path(to));
+            if a.exists() {
+                std::fs::rename(&a, &b).map_err(io_err("cannot rename", &a))?;
+            }
+        }
+        for dir in [fsutil::parent_of(from), fsutil::parent_of(to)] {
+            fsutil::sync_dir(&dir).map_err(io_err("cannot sync", &dir))?;
+        }
+        Ok(())
+    }
+
+    /// Delete a mailbox file or directory and its sidecar files. Refused while any session has
+    /// it open.
+    pub fn delete(&self, path: &Path, format: Format) -> Result<(), MailboxError> {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        check_closed(&open, path)?;
+        let not_found = |what: &'static str| {
+            move |e: io::Error| match e.kind() {
+                io::ErrorKind::NotFound => MailboxError::NotFound,
+                _ => io_err(what, path)(e),
+            }
+        };
+        match format {
+            Format::Mbox => {
+                std::fs::remove_file(path).map_err(not_found("cannot delete"))?;
+                let idx = mbox::index_path(path);
+                match std::fs::remove_file(&idx) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("cannot delete", &idx)(e)),
+                }
+            }
+            Format::Mdir => std::fs::remove_dir_all(path).map_err(not_found("cannot delete"))?,
+        }
+        let dir = fsutil::parent_of(path);
+        fsutil::sync_dir(&dir).map_err(io_err("cannot sync", &dir))
+    }
+
     /// Deliver one message to many `.mdir` mailboxes as one file hard-linked into each
     /// (guide.txt:9426-9430). Returns the UID in each mailbox, in the order of `paths`. Where a
     /// link is impossible (another file system) the message is copied instead.
@@ -480,6 +539,14 @@ impl MailboxManager {
         let _ = std::fs::remove_file(&shared);
         result.map(|_| uids)
     }
+}
+
+fn check_closed(open: &HashMap<PathBuf, Weak<Mailbox>>, path: &Path) -> Result<(), MailboxError> {
+    let key = canonical_key(path)?;
+    if open.get(&key).is_some_and(|w| w.strong_count() > 0) {
+        return Err(MailboxError::InUse);
+    }
+    Ok(())
 }
 
 /// One key per mailbox whatever path spelling the caller used: the canonical parent directory

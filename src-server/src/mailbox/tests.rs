@@ -636,3 +636,37 @@ fn subscription_in_info_file() {
     fs::write(&info, b"{{{").unwrap();
     assert!(subscription::list(&subscription::read_info(&info).unwrap()).is_empty());
 }
+
+#[test]
+fn rename_and_delete_move_sidecars() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("A.mbox");
+    let b = dir.path().join("B.mbox");
+    let mgr = MailboxManager::new();
+    let mb = mgr.open_or_create(&a, Format::Mbox).unwrap();
+    mb.append(&msg("a", "x\n"), Flags::empty(), DATE).unwrap();
+    let v = mb.uid_validity();
+    assert!(matches!(
+        mgr.rename(&a, &b, Format::Mbox),
+        Err(MailboxError::InUse)
+    ));
+    drop(mb);
+    mgr.rename(&a, &b, Format::Mbox).unwrap();
+    assert!(!mbox::index_path(&a).exists());
+    let mb = mgr.open(&b, Format::Mbox).unwrap();
+    assert_eq!(mb.uid_validity(), v);
+    drop(mb);
+    mgr.delete(&b, Format::Mbox).unwrap();
+    assert!(!b.exists() && !mbox::index_path(&b).exists());
+    assert!(matches!(
+        mgr.delete(&b, Format::Mbox),
+        Err(MailboxError::NotFound)
+    ));
+    let d = dir.path().join("D.mdir");
+    mgr.open_or_create(&d, Format::Mdir)
+        .unwrap()
+        .append(b"x\n", Flags::empty(), DATE)
+        .unwrap();
+    mgr.delete(&d, Format::Mdir).unwrap();
+    assert!(!d.exists());
+}
