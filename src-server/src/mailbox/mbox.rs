@@ -300,6 +300,7 @@ impl Mbox {
                     .read(true)
                     .write(true)
                     .create(true)
+                    .truncate(true)
                     .open(&self.idx_path)
                 {
                     self.idx = f;
