@@ -17,6 +17,9 @@
 //! empty line; we escape such lines everywhere because Python's `mailbox.mbox` and similar readers
 //! split on any `From ` line, and only `From ` (with the space) because only that is a separator.
 //!
+//! An append to a file that does not end with a blank line (a legacy file) first adds the missing
+//! line breaks, so the new From-line is a separator.
+//!
 //! Legacy messages (From-line without our comment, guide.txt:9403-9409) are read; they get UIDs
 //! from UIDNEXT when first seen and the index remembers them while the file is unchanged. Their
 //! flags live only in the index (the guide: flags of such messages are not saved in the file).
@@ -171,8 +174,22 @@ impl Mbox {
     ) -> Result<u32, MailboxError> {
         let uid = self.header.uid_next;
         let next = uid.checked_add(1).ok_or(MailboxError::UidsExhausted)?;
-        let (record, rec) = encode_record(msg, flags, uid, date, self.header.mbox_size);
         let end = self.header.mbox_size;
+        // A From-line is a separator only after a blank line; a legacy file may lack one at its end.
+        let mut tail = [b'\n'; 2];
+        if end > 0 {
+            let k = end.min(2) as usize;
+            self.file
+                .read_exact_at(&mut tail[2 - k..], end - k as u64)
+                .map_err(io_err("cannot read", &self.path))?;
+        }
+        let pad: &[u8] = match tail {
+            [b'\n', b'\n'] => b"",
+            [_, b'\n'] => b"\n",
+            _ => b"\n\n",
+        };
+        let (body, rec) = encode_record(msg, flags, uid, date, end + pad.len() as u64);
+        let record = [pad, &body].concat();
         if let Err(e) = self
             .file
             .write_all_at(&record, end)
@@ -412,7 +429,7 @@ fn recover_tail(
     mut recs: Vec<Rec>,
 ) -> Result<Option<(Header, Vec<Rec>)>, MailboxError> {
     if let Some(last) = recs.last() {
-        let mut line = vec![0u8; last.from_len as usize];
+        let mut line = vec![0u8; (last.from_len as usize).min(LINE_HEAD)];
         if file.read_exact_at(&mut line, last.offset).is_err() {
             return Ok(None);
         }

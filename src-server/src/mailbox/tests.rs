@@ -670,3 +670,36 @@ fn rename_and_delete_move_sidecars() {
     mgr.delete(&d, Format::Mdir).unwrap();
     assert!(!d.exists());
 }
+
+#[test]
+fn expunge_keeps_damaged_legacy_records_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("Old.mbox");
+    // The last legacy message has no final line break and no blank line.
+    fs::write(
+        &p,
+        "From a Wed Jan  3 01:05:34 1996\nSubject: 1\n\none\n\nFrom b Wed Jan  3 01:05:34 1996\nSubject: 2\n\ntwo",
+    )
+    .unwrap();
+    let mgr = MailboxManager::new();
+    let mb = mgr.open(&p, Format::Mbox).unwrap();
+    assert_eq!(mb.read(2).unwrap(), b"Subject: 2\n\ntwo");
+    mb.append(&msg("three", "3\n"), Flags::empty(), DATE)
+        .unwrap();
+    assert_eq!(mb.list().len(), 3);
+    assert!(fs::read_to_string(&p)
+        .unwrap()
+        .contains("\ntwo\n\nFrom <alice@example.com>"));
+    mb.set_flags(&[1], Flags::DELETED, SetMode::Add).unwrap();
+    assert_eq!(mb.expunge().unwrap(), vec![1]);
+    assert_eq!(
+        mb.list().iter().map(|m| m.uid).collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+    assert_eq!(mb.read(3).unwrap(), msg("three", "3\n"));
+    drop(mb);
+    fs::remove_file(mbox::index_path(&p)).unwrap();
+    let mb = mgr.open(&p, Format::Mbox).unwrap();
+    assert_eq!(mb.list().len(), 2);
+    assert_eq!(mb.read(mb.list()[1].uid).unwrap(), msg("three", "3\n"));
+}
