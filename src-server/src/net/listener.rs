@@ -23,6 +23,21 @@
 //!
 //! Port 0 in a [`SocketSettings`] asks the OS for a free port (tests); the settings-file form drops
 //! port-0 rows, following the guide's table idiom (port 0 deletes a socket, guide.txt:4652-4655).
+//!
+//! Settings form ([`ListenerSettings::from_value`] / [`ListenerSettings::to_value`]), keys named
+//! after the guide's Listener table columns (guide.txt:4650) and options:
+//!
+//! ```text
+//! { Sockets = ( { Port = 25; Address = all; SSL = No; Restrict = Deny; Addresses = ""; },
+//!               { Port = 465; Address = 192.168.1.5; SSL = Yes; Restrict = Grant;
+//!                 Addresses = "192.168.1.0-192.168.1.255 ; LAN\e"; } );
+//!   MaxPerAddress = unlimited; }
+//! ```
+//!
+//! `Port`: the port before the offset (0 drops the row). `Address`: `all` or one local IP.
+//! `SSL`: "Init SSL/TLS", `Yes`/`No`. `Restrict`: `Grant`/`Deny` (default `Deny`). `Addresses`:
+//! the restriction's IP list text ([`IpList`]). `MaxPerAddress`: "Max Connections from same
+//! Address", a number or `unlimited`. Missing keys take these defaults; unknown keys are ignored.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,6 +54,7 @@ use tokio::task::JoinHandle;
 
 use super::iplist::IpList;
 use super::tls::TlsSetup;
+use crate::format::{dict, Value};
 
 /// A byte stream a session runs on: plain TCP or TLS over TCP.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -176,6 +192,147 @@ impl ListenerSettings {
             }
         }
         Ok(())
+    }
+}
+
+/// A required-or-default text value of a settings dictionary.
+fn text_or(v: &Value, key: &str, default: &str) -> Result<String, String> {
+    match v.get(key) {
+        None => Ok(default.to_string()),
+        Some(x) => x
+            .as_text()
+            .map(|t| t.trim().to_string())
+            .ok_or_else(|| format!("{key} must be a string")),
+    }
+}
+
+fn yes_no(t: &str, key: &str) -> Result<bool, String> {
+    match t.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(format!("{key} must be Yes or No, not '{t}'")),
+    }
+}
+
+impl SocketSettings {
+    /// Read one socket row; `Ok(None)` for a port-0 row (deleted, guide.txt:4652-4655).
+    pub fn from_value(v: &Value) -> Result<Option<SocketSettings>, String> {
+        if v.as_dict().is_none() {
+            return Err("a socket must be a dictionary".into());
+        }
+        let port = text_or(v, "Port", "0")?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("Port '{port}' is not a number 0-65535"))?;
+        if port == 0 {
+            return Ok(None);
+        }
+        let address = text_or(v, "Address", "all")?;
+        let address = if address.eq_ignore_ascii_case("all") {
+            None
+        } else {
+            Some(
+                address
+                    .parse()
+                    .map_err(|_| format!("Address '{address}' is not 'all' or an IP address"))?,
+            )
+        };
+        let tls = yes_no(&text_or(v, "SSL", "No")?, "SSL")?;
+        let restrict = match text_or(v, "Restrict", "Deny")?
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "grant" => RestrictKind::Grant,
+            "deny" => RestrictKind::Deny,
+            other => return Err(format!("Restrict must be Grant or Deny, not '{other}'")),
+        };
+        let addresses =
+            IpList::parse(&text_or(v, "Addresses", "")?).map_err(|e| format!("Addresses: {e}"))?;
+        Ok(Some(SocketSettings {
+            port,
+            address,
+            tls,
+            restrict,
+            addresses,
+        }))
+    }
+
+    /// The socket row in settings form.
+    pub fn to_value(&self) -> Value {
+        dict([
+            ("Port", Value::from(self.port.to_string())),
+            (
+                "Address",
+                Value::from(self.address.map_or("all".to_string(), |a| a.to_string())),
+            ),
+            ("SSL", Value::from(if self.tls { "Yes" } else { "No" })),
+            (
+                "Restrict",
+                Value::from(match self.restrict {
+                    RestrictKind::Grant => "Grant",
+                    RestrictKind::Deny => "Deny",
+                }),
+            ),
+            ("Addresses", Value::from(self.addresses.to_string())),
+        ])
+    }
+}
+
+impl ListenerSettings {
+    /// Read the settings form (see the module header); checks socket conflicts too.
+    pub fn from_value(v: &Value) -> Result<ListenerSettings, String> {
+        if v.as_dict().is_none() {
+            return Err("listener settings must be a dictionary".into());
+        }
+        let sockets = match v.get("Sockets") {
+            None => Vec::new(),
+            Some(s) => {
+                let rows = s.as_array().ok_or("Sockets must be an array")?;
+                let mut sockets = Vec::with_capacity(rows.len());
+                for (i, row) in rows.iter().enumerate() {
+                    if let Some(s) = SocketSettings::from_value(row)
+                        .map_err(|e| format!("socket {}: {e}", i + 1))?
+                    {
+                        sockets.push(s);
+                    }
+                }
+                sockets
+            }
+        };
+        let max = text_or(v, "MaxPerAddress", "unlimited")?;
+        let max_per_address = if max.eq_ignore_ascii_case("unlimited") {
+            0
+        } else {
+            max.parse()
+                .map_err(|_| format!("MaxPerAddress must be a number or unlimited, not '{max}'"))?
+        };
+        let settings = ListenerSettings {
+            sockets,
+            max_per_address,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The settings form (see the module header).
+    pub fn to_value(&self) -> Value {
+        let max = if self.max_per_address == 0 {
+            "unlimited".to_string()
+        } else {
+            self.max_per_address.to_string()
+        };
+        dict([
+            (
+                "Sockets",
+                Value::from(
+                    self.sockets
+                        .iter()
+                        .map(SocketSettings::to_value)
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            ("MaxPerAddress", Value::from(max)),
+        ])
     }
 }
 
@@ -833,6 +990,50 @@ mod tests {
         assert!(s(vec![one, other, SocketSettings::new(26)])
             .validate()
             .is_ok());
+    }
+
+    #[test]
+    fn settings_form() {
+        let text = br#"{ Sockets = ( { Port = 25; Address = all; SSL = No; },
+            { Port = 0; Address = all; },
+            { Port = 465; Address = 192.168.1.5; SSL = Yes; Restrict = Grant;
+              Addresses = "192.168.1.0-192.168.1.255 ; LAN\e10.0.0.1\e"; } );
+            MaxPerAddress = 10; }"#;
+        let v = crate::format::parse(text).unwrap();
+        let s = ListenerSettings::from_value(&v).unwrap();
+        assert_eq!(s.sockets.len(), 2);
+        assert_eq!(s.sockets[0], SocketSettings::new(25));
+        assert_eq!(s.sockets[1].address, Some("192.168.1.5".parse().unwrap()));
+        assert!(s.sockets[1].tls);
+        assert_eq!(s.sockets[1].restrict, RestrictKind::Grant);
+        assert!(s.sockets[1].addresses.contains("10.0.0.1".parse().unwrap()));
+        assert_eq!(s.max_per_address, 10);
+        let back = s.to_value();
+        assert_eq!(ListenerSettings::from_value(&back).unwrap(), s);
+        let empty = ListenerSettings::from_value(&crate::format::parse(b"{}").unwrap()).unwrap();
+        assert_eq!(empty, ListenerSettings::default());
+        assert_eq!(
+            String::from_utf8(crate::format::to_bytes(&empty.to_value())).unwrap(),
+            "{Sockets=();MaxPerAddress=unlimited;}"
+        );
+        for bad in [
+            &b"{Sockets=({Port=70000;});}"[..],
+            b"{Sockets=({Port=25;Address=nowhere;});}",
+            b"{Sockets=({Port=25;SSL=maybe;});}",
+            b"{Sockets=({Port=25;Restrict=Allow;});}",
+            b"{Sockets=({Port=25;Addresses=\"1.2.3.x\";});}",
+            b"{Sockets=({Port=25;},{Port=25;Address=127.0.0.1;});}",
+            b"{MaxPerAddress=many;}",
+            b"{Sockets=x;}",
+            b"(1)",
+        ] {
+            let v = crate::format::parse(bad).unwrap();
+            assert!(
+                ListenerSettings::from_value(&v).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[tokio::test]
