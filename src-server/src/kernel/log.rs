@@ -1169,12 +1169,16 @@ impl Writer {
     fn run(mut self) {
         while let Some(batch) = self.queue.take(WRITER_TICK) {
             let rules = self.rules();
-            let now = self.shared.clock.now();
-            self.rotate_if_due(now, 0, &rules);
+            if batch.is_empty() {
+                // Idle: start the new day's (or period's) file even without records.
+                self.rotate_if_due(self.shared.clock.now(), 0, &rules);
+            }
             for msg in batch {
                 match msg {
+                    // Records rotate by their own time stamps, which are earlier than now.
                     Msg::Record(p) => self.write(p, &rules),
                     Msg::Flush(done) => {
+                        self.rotate_if_due(self.shared.clock.now(), 0, &rules);
                         self.write_notes(&rules);
                         self.flush();
                         // The flusher may have stopped waiting.
@@ -1275,5 +1279,466 @@ impl Writer {
                 let _ = self.shared.live.send(rec);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::clock::ManualClock;
+    use proptest::prelude::*;
+
+    fn at(s: &str) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(s).unwrap()
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn open(settings: LogSettings, start: &str) -> (tempfile::TempDir, Arc<ManualClock>, Logger) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(at(start));
+        let log = Logger::open(dir.path().join("SystemLogs"), settings, clock.clone()).unwrap();
+        (dir, clock, log)
+    }
+
+    fn all(log: &Logger) -> Vec<Record> {
+        log.read(&LogQuery {
+            limit: MAX_READ_LIMIT,
+            ..LogQuery::default()
+        })
+        .unwrap()
+    }
+
+    fn names(log: &Logger) -> Vec<String> {
+        log.list_files()
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect()
+    }
+
+    fn texts(recs: &[Record]) -> Vec<&str> {
+        recs.iter().map(|r| r.text.as_str()).collect()
+    }
+
+    #[test]
+    fn level_numbers_and_names() {
+        assert_eq!(Level::from_number(2), Some(Level::Major));
+        assert_eq!(Level::from_number(6), None);
+        for l in Level::ALL {
+            assert_eq!(Level::from_number(u32::from(l.number())), Some(l));
+            assert_eq!(l.name().parse::<Level>(), Ok(l));
+            assert_eq!(l.number().to_string().parse::<Level>(), Ok(l));
+        }
+        assert_eq!("Major & Failures".parse(), Ok(Level::Major));
+        assert_eq!("low level".parse(), Ok(Level::LowLevel));
+        assert_eq!("ALL INFO".parse(), Ok(Level::AllInfo));
+        assert_eq!("None".parse(), Ok(Level::Nothing));
+        assert_eq!("7".parse::<Level>(), Err(ParseLevelError));
+        assert_eq!("Loud".parse::<Level>(), Err(ParseLevelError));
+        assert_eq!(Level::LowLevel.to_string(), "Low-Level");
+        assert!(Level::Major < Level::Problems);
+    }
+
+    #[test]
+    fn levels_filter_per_component_and_change_live() {
+        let mut s = LogSettings::default();
+        s.levels.insert("POP".into(), Level::AllInfo);
+        s.levels.insert("SMTP".into(), Level::Nothing);
+        let (_d, _c, log) = open(s.clone(), "2024-03-01T10:00:00+01:00");
+        assert!(log.enabled(Level::AllInfo, "POP"));
+        assert!(!log.enabled(Level::Failures, "SMTP"));
+        assert!(log.enabled(Level::Major, "IMAP"));
+        assert!(!log.enabled(Level::Problems, "IMAP"));
+        assert!(!log.enabled(Level::Nothing, "POP"));
+        log.log(Level::AllInfo, "POP-12357", "pop detail");
+        log.log(Level::Major, "SMTP-1", "smtp major");
+        log.log(Level::Problems, "IMAP-3", "imap problem");
+        log.log(Level::Major, "IMAP", "imap major");
+        log.flush();
+        assert_eq!(texts(&all(&log)), ["pop detail", "imap major"]);
+
+        s.log_all = true;
+        log.set_settings(s.clone());
+        assert!(log.enabled(Level::AllInfo, "SMTP"));
+        log.log(Level::AllInfo, "SMTP-2", "forced");
+        s.log_all = false;
+        s.default_level = Level::AllInfo;
+        log.set_settings(s.clone());
+        assert_eq!(log.settings(), s);
+        log.log(Level::AllInfo, "IMAP-4", "now on");
+        log.flush();
+        assert_eq!(texts(&all(&log))[2..], ["forced", "now on"]);
+    }
+
+    #[test]
+    fn record_format_and_escaping() {
+        let (d, _c, log) = open(LogSettings::default(), "2024-03-01T23:59:58.123456+01:00");
+        log.log(
+            Level::Major,
+            "SMTPI-12",
+            "a\r\nb\\c\x01\x7f\u{85}d\u{2028}é\te",
+        );
+        log.log(Level::Failures, "BAD TAG\n", "");
+        log.log(Level::Major, "", "x");
+        log.log(Level::Major, "BIG", "y".repeat(MAX_LINE + 10));
+        log.flush();
+        let raw = fs::read_to_string(d.path().join("SystemLogs/2024-03-01.log")).unwrap();
+        let lines: Vec<&str> = raw.split_terminator('\n').collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(
+            lines[0],
+            "23:59:58.123 2 SMTPI-12 a\\r\\nb\\\\c\\x01\\x7F\\u0085d\\u2028é\\te"
+        );
+        assert_eq!(lines[1], "23:59:58.123 1 BAD_TAG_ ");
+        assert_eq!(lines[2], "23:59:58.123 2 _ x");
+        assert!(lines[3].len() <= MAX_LINE && lines[3].ends_with(TRUNCATED));
+
+        let recs = all(&log);
+        assert_eq!(recs[0].text, "a\r\nb\\c\x01\x7f\u{85}d\u{2028}é\te");
+        assert_eq!(recs[0].tag, "SMTPI-12");
+        assert_eq!(recs[0].level, Level::Major);
+        assert_eq!(recs[0].time.to_string(), "2024-03-01 23:59:58.123");
+        assert_eq!(recs[0].to_string(), lines[0]);
+        assert_eq!(
+            (recs[1].tag.as_str(), recs[1].text.as_str()),
+            ("BAD_TAG_", "")
+        );
+        assert_eq!(recs[3].id.offset, (raw.len() - lines[3].len() - 1) as u64);
+    }
+
+    #[test]
+    fn unescape_keeps_broken_escapes() {
+        assert_eq!(unescape("a\\qb"), "a\\qb");
+        assert_eq!(unescape("\\x4"), "\\x4");
+        assert_eq!(unescape("\\uD800x"), "\\uD800x");
+        assert_eq!(unescape("end\\"), "end\\");
+        assert_eq!(unescape("\\x41\\u00e9"), "Aé");
+    }
+
+    proptest! {
+        #[test]
+        fn escape_round_trips_and_stays_one_line(text in "\\PC*|[\\x00-\\x20\\\\\u{80}-\u{a0}\u{2028}]*") {
+            let mut out = String::new();
+            prop_assert!(!escape_into(&mut out, &text, usize::MAX));
+            let breaks = ['\n', '\r', '\u{2028}', '\u{2029}', '\u{85}'];
+            prop_assert!(!out.contains(breaks), "line break in {:?}", out);
+            prop_assert_eq!(unescape(&out), text);
+        }
+    }
+
+    #[test]
+    fn midnight_starts_a_new_file_with_or_without_records() {
+        let (d, clock, log) = open(LogSettings::default(), "2024-03-01T23:59:59.500+01:00");
+        log.log(Level::Major, "SYSTEM", "before");
+        clock.advance(TimeDelta::seconds(1));
+        log.log(Level::Major, "SYSTEM", "after");
+        log.flush();
+        assert_eq!(names(&log), ["2024-03-01", "2024-03-02"]);
+        assert_eq!(log.current().unwrap().to_string(), "2024-03-02");
+        let recs = all(&log);
+        assert_eq!(texts(&recs), ["before", "after"]);
+        assert_eq!(recs[1].time.to_string(), "2024-03-02 00:00:00.500");
+
+        // An idle log also moves to the new day (the writer checks on every wake-up).
+        clock.set(at("2024-03-03T00:00:01+01:00"));
+        log.flush();
+        assert_eq!(log.current().unwrap().to_string(), "2024-03-03");
+        assert!(d.path().join("SystemLogs/2024-03-03.log").exists());
+
+        // A clock stepped back keeps writing to the active file.
+        clock.set(at("2024-03-02T12:00:00+01:00"));
+        log.log(Level::Major, "SYSTEM", "stepped back");
+        log.flush();
+        assert_eq!(log.current().unwrap().to_string(), "2024-03-03");
+        let last = all(&log).pop().unwrap();
+        assert_eq!(last.id.file.to_string(), "2024-03-03");
+    }
+
+    #[test]
+    fn size_and_period_start_new_files() {
+        let settings = LogSettings {
+            max_file_size: Some(100),
+            ..LogSettings::default()
+        };
+        let (d, clock, log) = open(settings, "2024-03-01T10:00:00+01:00");
+        for i in 0..5 {
+            log.log(Level::Major, "SYSTEM", format_args!("record number {i:02}"));
+        }
+        log.flush();
+        // Each line is 41 bytes: two fit under 100.
+        assert_eq!(names(&log), ["2024-03-01", "2024-03-01-2", "2024-03-01-3"]);
+        for f in log.list_files().unwrap() {
+            assert!(f.size <= 100, "{f:?}");
+            assert_eq!(f.current, f.name == "2024-03-01-3");
+        }
+        assert_eq!(all(&log).len(), 5);
+        log.shutdown();
+
+        // Reopening continues the newest file while it has room.
+        let settings = LogSettings {
+            start_new_file_every: Some(Duration::from_secs(60)),
+            ..LogSettings::default()
+        };
+        let log = Logger::open(d.path().join("SystemLogs"), settings, clock.clone()).unwrap();
+        assert_eq!(log.current().unwrap().to_string(), "2024-03-01-3");
+        log.log(Level::Major, "SYSTEM", "same file");
+        clock.advance(TimeDelta::seconds(61));
+        log.log(Level::Major, "SYSTEM", "next period");
+        log.flush();
+        assert_eq!(log.current().unwrap().to_string(), "2024-03-01-4");
+        let recs = all(&log);
+        assert_eq!(recs[5].id.file.to_string(), "2024-03-01-3");
+        assert_eq!(recs[6].id.file.to_string(), "2024-03-01-4");
+    }
+
+    #[test]
+    fn old_files_are_deleted_but_never_the_active_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("SystemLogs");
+        fs::create_dir_all(&logs).unwrap();
+        for name in [
+            "2024-02-20.log",
+            "2024-02-27.log",
+            "2024-02-28-2.log",
+            "notes.txt",
+        ] {
+            fs::write(logs.join(name), "x\n").unwrap();
+        }
+        let clock = ManualClock::new(at("2024-03-01T09:00:00+01:00"));
+        let mut settings = LogSettings {
+            delete_old_files_in: Some(2),
+            default_level: Level::AllInfo,
+            ..LogSettings::default()
+        };
+        let log = Logger::open(&logs, settings.clone(), clock.clone()).unwrap();
+        log.flush();
+        assert_eq!(names(&log), ["2024-02-28-2", "2024-03-01"]);
+        assert!(logs.join("notes.txt").exists());
+        let notes = all(&log);
+        assert_eq!(
+            texts(&notes),
+            [
+                "old log file 2024-02-20 deleted",
+                "old log file 2024-02-27 deleted"
+            ]
+        );
+
+        settings.delete_old_files_in = Some(0);
+        log.set_settings(settings);
+        clock.advance(TimeDelta::days(1));
+        log.log(Level::Major, "SYSTEM", "new day");
+        log.flush();
+        assert_eq!(names(&log), ["2024-03-02"]);
+        assert_eq!(log.current().unwrap().to_string(), "2024-03-02");
+
+        let err = log.delete_file("2024-03-02").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        let err = log.delete_file("../notes.txt").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        clock.advance(TimeDelta::days(1));
+        log.flush();
+        assert_eq!(names(&log), ["2024-03-03"]);
+    }
+
+    #[test]
+    fn delete_file_removes_an_inactive_file() {
+        let (d, _c, log) = open(LogSettings::default(), "2024-03-01T10:00:00+01:00");
+        fs::write(d.path().join("SystemLogs/2024-02-01.log"), "").unwrap();
+        log.delete_file("2024-02-01").unwrap();
+        assert_eq!(names(&log), ["2024-03-01"]);
+    }
+
+    #[test]
+    fn read_filters_and_polls_after_an_id_across_files() {
+        let (_d, clock, log) = open(LogSettings::default(), "2024-03-01T23:59:58+01:00");
+        let mut s = log.settings();
+        s.default_level = Level::AllInfo;
+        log.set_settings(s);
+        log.log(Level::Major, "POP-12357", "session start");
+        log.log(Level::AllInfo, "POP-12357", "USER bob");
+        log.log(Level::Problems, "POP-123", "protocol FAULT");
+        log.log(Level::Major, "SMTPI-1", "received");
+        clock.advance(TimeDelta::seconds(3));
+        log.log(Level::Major, "POPX", "other component");
+        log.log(Level::Failures, "SYSTEM", "disk full");
+        log.flush();
+        let everything = all(&log);
+        assert_eq!(everything.len(), 6);
+        assert!(everything.windows(2).all(|w| w[0].id < w[1].id));
+
+        let q = |f: &dyn Fn(&mut LogQuery)| {
+            let mut q = LogQuery::default();
+            f(&mut q);
+            texts(&log.read(&q).unwrap())
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            q(&|q| q.max_level = Some(Level::Major)),
+            ["session start", "received", "other component", "disk full"]
+        );
+        assert_eq!(q(&|q| q.tag_prefix = Some("pop".into())).len(), 3);
+        assert_eq!(
+            q(&|q| q.tag_prefix = Some("POP-12357".into())),
+            ["session start", "USER bob"]
+        );
+        assert_eq!(q(&|q| q.text = Some("fault".into())), ["protocol FAULT"]);
+        assert_eq!(q(&|q| q.text = Some("smtpi".into())), ["received"]);
+        assert_eq!(
+            q(&|q| q.day = Some(day("2024-03-02"))),
+            ["other component", "disk full"]
+        );
+        assert_eq!(q(&|q| q.file = Some("2024-03-02.log".into())).len(), 2);
+        assert_eq!(q(&|q| q.limit = 2), ["session start", "USER bob"]);
+        assert_eq!(
+            q(&|q| {
+                q.limit = 2;
+                q.last = true;
+            }),
+            ["other component", "disk full"]
+        );
+        assert_eq!(
+            q(&|q| q.from = Some(day("2024-03-02").and_hms_opt(0, 0, 0).unwrap())),
+            ["other component", "disk full"]
+        );
+        assert_eq!(
+            q(&|q| q.to = Some(day("2024-03-01").and_hms_opt(23, 59, 59).unwrap())).len(),
+            4
+        );
+        assert!(q(&|q| q.limit = 0).is_empty());
+
+        // Poll: everything after an id, across the midnight file change.
+        let after: RecordId = everything[2].id.to_string().parse().unwrap();
+        assert_eq!(after, everything[2].id);
+        assert_eq!(
+            q(&|q| q.after = Some(after)),
+            ["received", "other component", "disk full"]
+        );
+        assert!(q(&|q| q.after = Some(everything[5].id)).is_empty());
+        log.log(Level::Major, "SYSTEM", "later");
+        log.flush();
+        assert_eq!(q(&|q| q.after = Some(everything[5].id)), ["later"]);
+
+        let err = log
+            .read(&LogQuery {
+                file: Some("../../etc/passwd".into()),
+                ..LogQuery::default()
+            })
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn ids_parse_only_canonical_names() {
+        let id = LogFileId::parse("2024-03-01-2.log").unwrap();
+        assert_eq!((id.date, id.seq), (day("2024-03-01"), 2));
+        for bad in [
+            "2024-03-01-1",
+            "2024-03-01-02",
+            "2024-3-01",
+            "2024-03-01-",
+            "x",
+            "2024-03-01-2x",
+        ] {
+            assert_eq!(LogFileId::parse(bad), None, "{bad}");
+        }
+        let rid: RecordId = "2024-03-01-10:42".parse().unwrap();
+        assert_eq!(rid.to_string(), "2024-03-01-10:42");
+        assert!(rid > "2024-03-01-9:99999".parse().unwrap());
+        for bad in [
+            "2024-03-01",
+            "2024-03-01:",
+            "2024-03-01.log:1",
+            "2024-03-01:-1",
+            ":1",
+        ] {
+            assert!(bad.parse::<RecordId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn torn_last_line_is_skipped_then_ended_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("SystemLogs");
+        fs::create_dir_all(&logs).unwrap();
+        fs::write(
+            logs.join("2024-03-01.log"),
+            "10:00:00.000 2 SYSTEM ok\ngarbage line\n10:00:01.000 2 SYSTEM to",
+        )
+        .unwrap();
+        let clock = ManualClock::new(at("2024-03-01T11:00:00+01:00"));
+        let log = Logger::open(&logs, LogSettings::default(), clock).unwrap();
+        log.log(Level::Major, "SYSTEM", "appended");
+        log.flush();
+        assert_eq!(texts(&all(&log)), ["ok", "to", "appended"]);
+
+        let more = "\n10:00:02.000 2 SYSTEM torn";
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(logs.join("2024-03-01.log"))
+            .unwrap();
+        f.write_all(more.as_bytes()).unwrap();
+        assert_eq!(texts(&all(&log)), ["ok", "to", "appended"]);
+    }
+
+    #[test]
+    fn subscribers_receive_records_as_written() {
+        let (_d, _c, log) = open(LogSettings::default(), "2024-03-01T10:00:00.25+01:00");
+        let mut rx = log.subscribe();
+        log.log(Level::Major, "TCP", "line\nbreak");
+        log.log(Level::AllInfo, "TCP", "filtered out");
+        log.flush();
+        let live = rx.try_recv().unwrap();
+        assert!(rx.try_recv().is_err());
+        assert_eq!(live, all(&log)[0]);
+        assert_eq!(live.text, "line\nbreak");
+    }
+
+    #[test]
+    fn concurrent_logging_loses_nothing() {
+        let (_d, _c, log) = open(LogSettings::default(), "2024-03-01T10:00:00+01:00");
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1000 {
+                        log.log(Level::Major, &format!("T-{t}"), i);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        log.flush();
+        let recs = all(&log);
+        assert_eq!(recs.len(), 8000);
+        assert_eq!(log.dropped(), 0);
+        for t in 0..8 {
+            let mine: Vec<String> = recs
+                .iter()
+                .filter(|r| r.tag == format!("T-{t}"))
+                .map(|r| r.text.clone())
+                .collect();
+            let want: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+            assert_eq!(mine, want);
+        }
+    }
+
+    #[test]
+    fn shutdown_writes_everything_and_later_records_are_counted() {
+        let (d, _c, log) = open(LogSettings::default(), "2024-03-01T10:00:00+01:00");
+        let clone = log.clone();
+        log.log(Level::Major, "SYSTEM", "last words");
+        log.shutdown();
+        clone.log(Level::Major, "SYSTEM", "too late");
+        clone.flush();
+        assert_eq!(clone.dropped(), 1);
+        let raw = fs::read_to_string(d.path().join("SystemLogs/2024-03-01.log")).unwrap();
+        assert_eq!(raw, "10:00:00.000 2 SYSTEM last words\n");
     }
 }
