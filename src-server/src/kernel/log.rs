@@ -44,6 +44,10 @@
 //! fsyncs. The file date never goes backwards: a record stamped before the active file's day
 //! (clock stepped back over midnight) is written to the active file. Reading is blocking file
 //! I/O: async callers use `spawn_blocking`.
+//!
+//! todo: the Log Engine settings are not stored here (the owner of `Settings/` passes them in and
+//! calls [`Logger::set_settings`]); the viewer's streaming "future end time" is left to WebAdmin,
+//! on top of [`Logger::subscribe`].
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::{self, Display, Write as _};
