@@ -3,4 +3,5 @@
 //! CLI client library used by `gatehouse` and the desktop manager.
 
 pub mod format;
+pub mod kernel;
 pub mod net;
