@@ -527,7 +527,12 @@ impl Store {
         if d == nd && old == new {
             return Ok(());
         }
-        let aliases = self.aliases_of(&d, &old)?;
+        // Renaming an account to one of its own aliases consumes that alias.
+        let aliases: Vec<String> = self
+            .aliases_of(&d, &old)?
+            .into_iter()
+            .filter(|a| *a != new)
+            .collect();
         match self.lookup_in(&nd, &new)? {
             Some(Object::Alias { account }) if d == nd && account == old => {}
             Some(o) => return Err(StoreError::Exists(kind_name(&o))),
