@@ -43,6 +43,9 @@
 //! `.<name>.deleting` first. Leftovers of either are removed at `open`. For a single-mailbox
 //! account the `.settings` file is the presence marker: written last, removed last.
 //!
+//! Account methods take the account's own name; an alias is followed by the caller through
+//! `lookup` (logins under an alias, guide.txt:8851-8864). Domain arguments may be domain aliases.
+//!
 //! todo: account "in use" refusal for rename/delete (guide.txt:8880-8901) is the caller's check;
 //! subdirectories for large domains (guide.txt:8181-8284) are not supported.
 
