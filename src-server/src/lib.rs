@@ -5,3 +5,5 @@
 pub mod format;
 pub mod kernel;
 pub mod net;
+pub mod server;
+pub mod store;
