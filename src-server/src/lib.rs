@@ -3,4 +3,8 @@
 //! CLI client library used by `gatehouse` and the desktop manager.
 
 pub mod format;
+pub mod kernel;
 pub mod mailbox;
+pub mod net;
+pub mod server;
+pub mod store;

@@ -1,14 +1,10 @@
-//! Small durable-write helpers private to the mailbox module (the store's `store::fsutil` was not on
-//! main when this was written; these do the same: temp file, fsync, rename, fsync of the directory).
+//! Durable-write helpers: the store's (`store::fsutil`: temp file, fsync, rename, fsync of the
+//! directory) plus the two path helpers the mailbox code needs.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// fsync a directory so that a rename or link inside it survives a crash.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
+use crate::store::fsutil::TEMP_SUFFIX;
+pub(crate) use crate::store::fsutil::{sync_dir, write_atomic};
 
 /// The directory holding `path` (`.` for a bare file name).
 pub(crate) fn parent_of(path: &Path) -> PathBuf {
@@ -18,27 +14,12 @@ pub(crate) fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Replace `path` with `bytes` so that a crash leaves the old or the new content, never a mix.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = temp_name(path);
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    sync_dir(&parent_of(path))
-}
-
-/// The temp file used by [`write_atomic`] for `path`: a hidden sibling, so listings skip it.
+/// The temp file [`write_atomic`] uses for `path` (`.<name>.gh-tmp`, hidden, so listings skip it);
+/// expunge stages its compacted copy under the same name.
 pub(crate) fn temp_name(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    parent_of(path).join(format!(".{name}.tmp"))
+    parent_of(path).join(format!(".{name}{TEMP_SUFFIX}"))
 }

@@ -35,7 +35,7 @@
 //!   the index header's UIDVALIDITY and UIDNEXT (so UIDs never go backwards). With no usable index
 //!   at all the file is scanned and a new UIDVALIDITY chosen; a torn tail is then indistinguishable
 //!   from a short message and is kept.
-//! - expunge: the compacted copy is written to `.<file>.tmp`, fsynced, renamed over the mailbox, the
+//! - expunge: the compacted copy is written to `.<file>.gh-tmp`, fsynced, renamed over the mailbox, the
 //!   directory fsynced, then a new index written atomically. A crash before the rename leaves the
 //!   original untouched (the temp is removed on open); after it, the old index mismatches and is
 //!   rebuilt with its UIDNEXT.

@@ -343,7 +343,7 @@ fn expunge_is_crash_safe() {
     drop(mb);
     let original = fs::read(&p).unwrap();
     // A crash while the compacted copy was being written: the temp is left behind.
-    let tmp = dir.path().join(".INBOX.mbox.tmp");
+    let tmp = fsutil::temp_name(&p);
     fs::write(&tmp, b"From <>(________-0000000001) half a compacted mail").unwrap();
     let mb = open(&p, Format::Mbox);
     assert!(!tmp.exists());
