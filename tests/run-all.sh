@@ -113,7 +113,7 @@ setup_pytest() {
     fi
     if python3 -m pip --version >/dev/null 2>&1; then
         echo "pytest missing for $(command -v python3): pip install"
-        if python3 -m pip install -q --disable-pip-version-check pytest && python3 -c 'import pytest'; then
+        if python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore pytest && python3 -c 'import pytest'; then
             return 0
         fi
     fi

@@ -69,7 +69,10 @@ fn build_tray<R: Runtime>(app: &App<R>) -> tauri::Result<()> {
         .show_menu_on_left_click(true)
         .on_menu_event(|app, event| {
             if let Err(err) = handle_menu(app, event.id().as_ref()) {
-                eprintln!("gatehouse-manager: tray menu {:?}: {err}", event.id().as_ref());
+                eprintln!(
+                    "gatehouse-manager: tray menu {:?}: {err}",
+                    event.id().as_ref()
+                );
             }
         });
     if let Some(icon) = app.default_window_icon() {
@@ -132,7 +135,10 @@ mod tests {
     #[test]
     fn unknown_ids_are_ignored() {
         let app = app_with_main_window();
-        assert_eq!(handle_menu(app.handle(), "settings").expect("ignored"), None);
+        assert_eq!(
+            handle_menu(app.handle(), "settings").expect("ignored"),
+            None
+        );
         assert_eq!(app.webview_windows().len(), 1);
     }
 
@@ -151,6 +157,9 @@ mod tests {
             .map(String::as_str)
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or_default();
-        assert!(message.contains("not implemented"), "unexpected panic: {message}");
+        assert!(
+            message.contains("not implemented"),
+            "unexpected panic: {message}"
+        );
     }
 }
