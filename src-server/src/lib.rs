@@ -3,3 +3,4 @@
 //! CLI client library used by `gatehouse` and the desktop manager.
 
 pub mod format;
+pub mod net;

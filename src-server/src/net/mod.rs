@@ -1,0 +1,3 @@
+//! Network plumbing shared by the protocol modules.
+
+pub mod sasl;
