@@ -1,0 +1,103 @@
+//! Built-in defaults: the last level of settings inheritance (guide.txt:7606-7654).
+//!
+//! Each setting is declared once here with its key (the guide's internal name; the LDAP schema at
+//! guide.txt:16553-16590 lists most of them in camelCase, the guide's files use CamelCase), its
+//! built-in default and a one-line doc. Keys the guide does not name are marked "(our name)".
+//! Effective account settings = explicit > domain Default Account Settings > server-wide Default
+//! Account Settings > this table; a value `default` at any level falls through to the next.
+
+/// One declared setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingDecl {
+    /// Key as stored in `.settings` files.
+    pub key: &'static str,
+    /// Built-in default value.
+    pub default: &'static str,
+    /// What it is, in one line (guide name first).
+    pub doc: &'static str,
+}
+
+const fn decl(key: &'static str, default: &'static str, doc: &'static str) -> SettingDecl {
+    SettingDecl { key, default, doc }
+}
+
+/// Account settings with their built-in defaults (guide.txt:8592-8849).
+pub const ACCOUNT_SETTINGS: &[SettingDecl] = &[
+    decl("RealName", "", "Real Name: shown in the default From of the Web Mailer"),
+    decl("UseAppPassword", "YES", "CommuniGate Password, Allow to Use (YES/NO)"),
+    decl("PWDAllowed", "YES", "CommuniGate Password, Allow to Modify through PWD and WebUser (YES/NO)"),
+    decl(
+        "PasswordEncryption",
+        "argon2",
+        "Password Encryption for new passwords: argon2 (argon2id, one-way; the safe default) or clear \
+         (recoverable; needed by CRAM-MD5, APOP and DIGEST-MD5)",
+    ),
+    decl("UseSysPassword", "NO", "Enable OS Password (YES/NO)"),
+    decl("UseExtPassword", "NO", "External Authentication, Allow to Use (YES/NO)"),
+    decl("OSUserName", "*", "OS UserName: `*` stands for the account name"),
+    decl(
+        "RequireAPOP",
+        "NO",
+        "Secure Method Required: only APOP or non-clear-text SASL, or any method over TLS (YES/NO)",
+    ),
+    decl(
+        "AccessModes",
+        "All",
+        "Enabled Services: All, None, or an array of service names (Mail, POP, IMAP, WebMail, PWD, ...)",
+    ),
+    decl("MaxAccountSize", "unlimited", "Mail Storage: total size of all mailboxes (bytes, K, M, unlimited)"),
+    decl("MaxMailboxes", "unlimited", "Mailboxes: the most mailboxes the account may hold"),
+    decl("MaxWebSize", "0", "Web Storage: size of the Personal Web Site; 0 disables it"),
+    decl("MaxWebFiles", "unlimited", "Web Files: the most files in the Personal Web Site"),
+    decl("RPOPAllowed", "NO", "RPOP Accounts, Allow to Modify (YES/NO)"),
+    decl("RulesAllowed", "No", "Automated Rules the user may modify: No, Filter Only, All But Exec, Any"),
+    decl("MailToAll", "NO", "Accept Mail to all (YES/NO)"),
+    decl("DefaultMailboxType", "MailBox", "New Mailboxes: format of new mailboxes (MailBox = .mbox, MailDir = .mdir)"),
+    decl("AddMailTrailer", "NO", "Add Mail Trailer (YES/NO)"),
+    decl("AddWebBanner", "NO", "Add Web Banner (YES/NO)"),
+];
+
+/// Account Template keys used only when an account is created, never copied into its settings
+/// (guide.txt:8922-8984; our names).
+pub const TEMPLATE_ONLY: &[&str] = &[
+    "InitialMailboxes",
+    "InitialSubscription",
+    "InitialMailboxAliases",
+    "InitialGreeting",
+    "InitialWebPage",
+];
+
+/// Domain settings with their built-in defaults (guide.txt:7696-8352).
+pub const DOMAIN_SETTINGS: &[SettingDecl] = &[
+    decl(
+        "DomainAccessModes",
+        "All",
+        "Enabled Services for the domain: All, None or an array",
+    ),
+    decl(
+        "MailToUnknown",
+        "Rejected",
+        "Processing Unknown Names: Rejected, Discarded, Rerouted to",
+    ),
+    decl(
+        "MailRerouteAddress",
+        "",
+        "Address unknown names are rerouted to when MailToUnknown is Rerouted to",
+    ),
+    decl(
+        "MailToAllAction",
+        "Rejected",
+        "Mail to all: Rejected, For Administrators Only, For Domain Users Only, For Everybody",
+    ),
+    decl(
+        "AccountsLimit",
+        "unlimited",
+        "Domain Limits: the most accounts (our name)",
+    ),
+    decl("AdminDomainName", "", "Administrator Domain Name"),
+];
+
+/// Values of `PasswordEncryption` that store the password recoverably (clear text).
+pub fn is_clear_encryption(v: &str) -> bool {
+    v.eq_ignore_ascii_case("clear") || v.eq_ignore_ascii_case("clear text")
+}
