@@ -2,6 +2,8 @@
 //! CommuniGate Pro 3.5 guide. This crate holds the service (`gatehoused`), its modules, and the
 //! CLI client library used by `gatehouse` and the desktop manager.
 
+pub mod cli;
 pub mod format;
+pub mod modules;
 pub mod net;
 pub mod store;
