@@ -204,3 +204,45 @@ async fn newpass_honours_pwd_allowed() {
         )
         .await;
 }
+
+/// The blocking client library against the server over real loopback TCP.
+#[test]
+fn blocking_client_round_trip() {
+    use crate::cli::client::{Client, ClientError};
+    use crate::format::Value;
+
+    let (_dir, ctx) = fixture();
+    let ctx = Arc::new(ctx);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            tokio::spawn(serve(stream, peer, Arc::clone(&ctx)));
+        }
+    });
+    let mut c = Client::connect(&addr.to_string(), Duration::from_secs(10)).unwrap();
+    assert!(c.greeting().contains("PWD Server ready"));
+    c.login("postmaster", b"secret").unwrap();
+    assert_eq!(
+        c.command("MainDomainName").unwrap(),
+        Some(Value::str("example.com"))
+    );
+    assert!(matches!(
+        c.command("CreateAccount \"../x\""),
+        Err(ClientError::Command(t)) if t.starts_with("Illegal account name")
+    ));
+    match c.command("NoSuchCommand") {
+        Err(ClientError::Command(text)) => assert_eq!(text, "Unknown command"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.command("CreateAccount zed").unwrap(), None);
+    c.quit().unwrap();
+    let mut bad = Client::connect(&addr.to_string(), Duration::from_secs(10)).unwrap();
+    assert!(matches!(
+        bad.login("postmaster", b"wrong"),
+        Err(ClientError::Login(_))
+    ));
+}
