@@ -4,6 +4,9 @@
 
 pub mod cli;
 pub mod format;
+pub mod kernel;
+pub mod mailbox;
 pub mod modules;
 pub mod net;
+pub mod server;
 pub mod store;

@@ -6,15 +6,14 @@
 //! `ClientIPs`, `BlacklistedIPs`, `WhiteHoleIPs`, `RouterTable` (strings), `Protection`, `Banned`
 //! (dictionaries), `Schedule` (the TCP Activity Schedule array).
 //!
-//! todo: IP lists are checked by a simple line check (one address or `a-b` range per line, then
-//! an optional comment) until `net::iplist` lands on main; the Router Table is stored unchecked
-//! until the Router exists.
-
-use std::net::IpAddr;
+//! IP lists are checked with `net::iplist` (guide.txt:4697-4712) and stored as written.
+//!
+//! todo: the Router Table is stored unchecked until the Router exists.
 
 use super::args::Args;
 use super::{CliContext, CliError, CmdResult, LogQuery, LogRecord, Session};
 use crate::format::{Dict, Value};
+use crate::net::IpList;
 
 // ---------------------------------------------------------------- modules
 
@@ -127,35 +126,9 @@ fn set_dict(ctx: &CliContext, name: &str, a: &mut Args) -> CmdResult {
 fn set_ip_list(ctx: &CliContext, name: &str, a: &mut Args) -> CmdResult {
     let text = a.text("newAddresses")?;
     a.end()?;
-    check_ip_list(&text).map_err(CliError::new)?;
+    IpList::parse(&text).map_err(CliError::new)?;
     ctx.store.set_server_settings(name, &Value::from(text))?;
     Ok(None)
-}
-
-/// Interim IP list check: each line is empty, a comment (`;` or `%` first), or an address or
-/// `a-b` range followed by an optional comment (guide.txt:4697-4712).
-fn check_ip_list(text: &str) -> Result<(), String> {
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split([';', '%']).next().unwrap_or("").trim();
-        let Some(first) = line.split_whitespace().next() else {
-            continue;
-        };
-        let ok = match first.split_once('-') {
-            Some((lo, hi)) => match (lo.parse::<IpAddr>(), hi.parse::<IpAddr>()) {
-                (Ok(lo), Ok(hi)) => lo.is_ipv4() == hi.is_ipv4() && lo <= hi,
-                (Ok(_), Err(_)) => hi.is_empty(),
-                _ => false,
-            },
-            None => first.parse::<IpAddr>().is_ok(),
-        };
-        if !ok {
-            return Err(format!(
-                "line {}: not an IP address or range: {first}",
-                n + 1
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// `GetBlacklistedIPs` — Settings.
@@ -416,17 +389,6 @@ fn hhmm(s: &str, end: bool) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ip_list_check() {
-        assert!(check_ip_list("").is_ok());
-        assert!(check_ip_list("127.0.0.1\n; comment\n10.0.0.1-10.0.0.255 office\n::1").is_ok());
-        assert!(check_ip_list("10.0.0.1- dial-up pool").is_ok());
-        assert!(check_ip_list("10.0.0.300").is_err());
-        assert!(check_ip_list("10.0.0.9-10.0.0.1").is_err());
-        assert!(check_ip_list("10.0.0.1-::1").is_err());
-        assert!(check_ip_list("example.com").is_err());
-    }
 
     #[test]
     fn schedule_elements() {

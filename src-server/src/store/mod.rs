@@ -43,6 +43,9 @@
 //! `.<name>.deleting` first. Leftovers of either are removed at `open`. For a single-mailbox
 //! account the `.settings` file is the presence marker: written last, removed last.
 //!
+//! Account methods take the account's own name; an alias is followed by the caller through
+//! `lookup` (logins under an alias, guide.txt:8851-8864). Domain arguments may be domain aliases.
+//!
 //! todo: account "in use" refusal for rename/delete (guide.txt:8880-8901) is the caller's check;
 //! subdirectories for large domains (guide.txt:8181-8284) are not supported.
 
@@ -527,7 +530,12 @@ impl Store {
         if d == nd && old == new {
             return Ok(());
         }
-        let aliases = self.aliases_of(&d, &old)?;
+        // Renaming an account to one of its own aliases consumes that alias.
+        let aliases: Vec<String> = self
+            .aliases_of(&d, &old)?
+            .into_iter()
+            .filter(|a| *a != new)
+            .collect();
         match self.lookup_in(&nd, &new)? {
             Some(Object::Alias { account }) if d == nd && account == old => {}
             Some(o) => return Err(StoreError::Exists(kind_name(&o))),

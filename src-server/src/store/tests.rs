@@ -279,8 +279,14 @@ fn aliases_share_the_name_space_and_follow_the_account() {
             account: "john".into()
         })
     );
+    // Renaming to one of its own aliases consumes the alias.
+    s.rename_account(m, "john", m, "js").unwrap();
+    assert_eq!(s.account_aliases(m, "js").unwrap(), vec!["jsmith"]);
+    assert_eq!(s.lookup(m, "js"), Some(Object::Account("js".into())));
+    s.rename_account(m, "js", m, "john").unwrap();
     s.delete_account(m, "john").unwrap();
     assert_eq!(s.lookup(m, "js"), None);
+    assert_eq!(s.lookup(m, "jsmith"), None);
     s.create_account(m, "js", AccountType::TextMailbox, Dict::new())
         .unwrap();
 }
