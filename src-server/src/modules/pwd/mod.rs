@@ -134,6 +134,17 @@ async fn send<W: AsyncWrite + Unpin>(w: &mut W, line: &[u8]) -> std::io::Result<
     w.flush().await
 }
 
+/// The listener entry point: serves each accepted connection with [`serve`].
+pub fn handler(ctx: Arc<CliContext>) -> crate::net::Handler {
+    Arc::new(move |conn: crate::net::Connection| {
+        let ctx = Arc::clone(&ctx);
+        Box::pin(async move {
+            // An I/O error ends the session; there is no one left to tell.
+            let _ = serve(conn.stream, conn.peer, ctx).await;
+        })
+    })
+}
+
 /// Serves one PWD connection until QUIT, end of input, an I/O error or the idle timeout.
 /// `_peer` is the client's address, kept for the log records (see the module's todo).
 pub async fn serve<S>(mut stream: S, _peer: SocketAddr, ctx: Arc<CliContext>) -> std::io::Result<()>
