@@ -2,10 +2,11 @@
 //! limits), the one TLS setup (rustls) and the guide's IP address list format.
 //!
 //! Guide: guide.txt:4614-4757 (Listeners), 4041-4379 (SSL/TLS, certificates), 3449-3479 and
-//! 4697-4712 (IP lists).
+//! 4697-4712 (IP lists). SASL mechanisms and APOP for every login: `sasl`.
 
 pub mod iplist;
 pub mod listener;
+pub mod sasl;
 pub mod tls;
 
 pub use iplist::IpList;

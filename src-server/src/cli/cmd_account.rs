@@ -1,0 +1,446 @@
+//! Account, group, forwarder and access-rights commands (guide.txt:5388-5800, 6123-6135,
+//! 6164-6173, 7241-7262; spec B §3.1-3.3, §3.13).
+//!
+//! Names (spec B §2.7): `name@domain` (domain or domain alias), `name` (the caller's domain), or
+//! `*` (the caller's own account) where the guide allows it.
+
+use std::borrow::Cow;
+
+use super::args::Args;
+use super::rights::{denied, MASTER};
+use super::{CliContext, CliError, CmdResult, Session};
+use crate::format::{Dict, Value};
+use crate::store::{AccountType, StoreError};
+
+/// Splits `name[@domain]` (or `*`) into the real domain and the name.
+pub(super) fn object_ref(
+    ctx: &CliContext,
+    s: &Session,
+    text: &str,
+) -> Result<(String, String), CliError> {
+    if text == "*" {
+        return Ok((s.domain.clone(), s.user.clone()));
+    }
+    match text.rsplit_once('@') {
+        Some((name, domain)) => {
+            let d = ctx
+                .store
+                .resolve_domain(domain)
+                .ok_or_else(|| CliError::from(StoreError::UnknownDomain))?;
+            Ok((d, name.to_string()))
+        }
+        None => Ok((s.domain.clone(), text.to_string())),
+    }
+}
+
+/// The real domain for an optional `domainName` argument (`*` or absent: the caller's domain).
+pub(super) fn domain_ref(
+    ctx: &CliContext,
+    s: &Session,
+    name: Option<&str>,
+) -> Result<String, CliError> {
+    match name {
+        None | Some("*") => Ok(s.domain.clone()),
+        Some(n) => ctx
+            .store
+            .resolve_domain(n)
+            .ok_or_else(|| StoreError::UnknownDomain.into()),
+    }
+}
+
+/// Fails unless the session administers domain `d` (with sub-right `sub` for a domain admin).
+pub(super) fn require_admin(
+    ctx: &CliContext,
+    s: &Session,
+    d: &str,
+    sub: Option<&str>,
+) -> Result<(), CliError> {
+    let admin_domain = if s.all_domains() {
+        None
+    } else {
+        ctx.store
+            .domain_settings(d)
+            .ok()
+            .and_then(|ds| dict_text(&ds, "AdminDomainName").map(Cow::into_owned))
+    };
+    if s.may_admin(d, admin_domain.as_deref(), sub) {
+        Ok(())
+    } else {
+        Err(denied())
+    }
+}
+
+fn string_list(items: Vec<String>) -> Value {
+    Value::Array(items.into_iter().map(Value::from).collect())
+}
+
+/// `ListAccounts [ domainName ]` — DomainAdmin.
+pub(super) fn list_accounts(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let d = a.optional_text(0, "domainName")?;
+    a.end()?;
+    let d = domain_ref(ctx, s, d.as_deref())?;
+    require_admin(ctx, s, &d, None)?;
+    let list: Dict = ctx
+        .store
+        .list_accounts(&d)?
+        .into_iter()
+        .map(|(n, t)| (n.into_bytes(), Value::str(t.name())))
+        .collect();
+    Ok(Some(Value::Dict(list)))
+}
+
+/// `CreateAccount accountName [accountType] [external] [settings]` — DomainAdmin + CanCreateAccounts.
+pub(super) fn create_account(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    let mut kind = AccountType::MultiMailbox;
+    for t in ["MultiMailbox", "TextMailbox", "MailDirMailbox"] {
+        if a.keyword(t) {
+            kind = AccountType::parse(t).unwrap_or(kind);
+            break;
+        }
+    }
+    if a.keyword("external") {
+        // guide.txt:5421-5424: an INBOX in the legacy mail spool; the store keeps none.
+        return Err(CliError::new("External INBOX is not supported"));
+    }
+    let settings = if a.remaining() > 0 {
+        a.dict("settings")?
+    } else {
+        Dict::new()
+    };
+    a.end()?;
+    require_admin(ctx, s, &d, Some("CanCreateAccounts"))?;
+    ctx.store
+        .create_account(&d, &name, kind, s.filter_settings(settings))?;
+    Ok(None)
+}
+
+/// `RenameAccount oldAccountName into newAccountName` — DomainAdmin + CanCreateAccounts on both.
+pub(super) fn rename_account(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, old) = object_ref(ctx, s, &a.text("oldAccountName")?)?;
+    a.expect_keyword("into")?;
+    let (nd, new) = object_ref(ctx, s, &a.text("newAccountName")?)?;
+    a.end()?;
+    require_admin(ctx, s, &d, Some("CanCreateAccounts"))?;
+    require_admin(ctx, s, &nd, Some("CanCreateAccounts"))?;
+    ctx.store.rename_account(&d, &old, &nd, &new)?;
+    Ok(None)
+}
+
+/// `DeleteAccount oldAccountName` — DomainAdmin + CanCreateAccounts.
+pub(super) fn delete_account(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    a.end()?;
+    require_admin(ctx, s, &d, Some("CanCreateAccounts"))?;
+    if s.is_self(&d, &name) {
+        return Err(CliError::new("You cannot remove your own account"));
+    }
+    ctx.store.delete_account(&d, &name)?;
+    Ok(None)
+}
+
+/// The account named by the only argument, readable by its owner or an administrator.
+fn own_or_admin(ctx: &CliContext, s: &Session, a: &mut Args) -> Result<(String, String), CliError> {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    if !s.is_self(&d, &name) {
+        require_admin(ctx, s, &d, None)?;
+    }
+    Ok((d, name))
+}
+
+/// `GetAccountSettings accountName` — own account, or DomainAdmin.
+pub(super) fn get_account_settings(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = own_or_admin(ctx, s, a)?;
+    a.end()?;
+    Ok(Some(Value::Dict(ctx.store.account_settings(&d, &name)?)))
+}
+
+/// `GetAccountEffectiveSettings accountName` — own account, or DomainAdmin.
+pub(super) fn get_account_effective_settings(
+    ctx: &CliContext,
+    s: &Session,
+    a: &mut Args,
+) -> CmdResult {
+    let (d, name) = own_or_admin(ctx, s, a)?;
+    a.end()?;
+    Ok(Some(Value::Dict(
+        ctx.store.account_effective_settings(&d, &name)?,
+    )))
+}
+
+/// `GetAccountInfo accountName Key keyName` — own account, or DomainAdmin.
+pub(super) fn get_account_info(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = own_or_admin(ctx, s, a)?;
+    a.expect_keyword("Key")?;
+    let key = a.text("keyName")?;
+    a.end()?;
+    // guide.txt:5628-5629: a missing element is the empty string.
+    Ok(Some(
+        ctx.store
+            .account_info(&d, &name, &key)?
+            .unwrap_or_else(|| Value::str("")),
+    ))
+}
+
+/// `UpdateAccountSettings accountName newSettings` — DomainAdmin (allowed keys only).
+pub(super) fn update_account_settings(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    let settings = a.dict("newSettings")?;
+    a.end()?;
+    require_admin(ctx, s, &d, None)?;
+    ctx.store
+        .update_account_settings(&d, &name, s.filter_settings(settings))?;
+    Ok(None)
+}
+
+/// `SetAccountSettings accountName newSettings` — SysAdmin.
+pub(super) fn set_account_settings(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    let settings = a.dict("newSettings")?;
+    a.end()?;
+    ctx.store.set_account_settings(&d, &name, settings)?;
+    Ok(None)
+}
+
+/// `SetAccountPassword accountName To newPassword` — DomainAdmin + BasicSettings.
+pub(super) fn set_account_password(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    a.expect_keyword("To")?;
+    let pw = a.bytes("newPassword")?;
+    a.end()?;
+    require_admin(ctx, s, &d, Some("BasicSettings"))?;
+    ctx.store.set_password(&d, &name, &pw)?;
+    Ok(None)
+}
+
+/// `VerifyAccountPassword accountName PASSWORD password` — DomainAdmin.
+pub(super) fn verify_account_password(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    a.expect_keyword("PASSWORD")?;
+    let pw = a.bytes("password")?;
+    a.end()?;
+    require_admin(ctx, s, &d, None)?;
+    if ctx.store.check_password(&d, &name, &pw)? {
+        Ok(None)
+    } else {
+        Err(CliError::new("Incorrect password"))
+    }
+}
+
+/// `GetAccountAliases accountName` — DomainAdmin.
+pub(super) fn get_account_aliases(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    a.end()?;
+    require_admin(ctx, s, &d, None)?;
+    Ok(Some(string_list(ctx.store.account_aliases(&d, &name)?)))
+}
+
+/// `SetAccountAliases accountName newAliases` — DomainAdmin + CanCreateAliases.
+pub(super) fn set_account_aliases(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    let aliases = a.string_array("newAliases")?;
+    a.end()?;
+    require_admin(ctx, s, &d, Some("CanCreateAliases"))?;
+    ctx.store.set_account_aliases(&d, &name, aliases)?;
+    Ok(None)
+}
+
+/// `GetAccountRules accountName` — DomainAdmin.
+pub(super) fn get_account_rules(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    a.end()?;
+    require_admin(ctx, s, &d, None)?;
+    Ok(Some(ctx.store.account_rules(&d, &name)?))
+}
+
+/// `SetAccountRules accountName newRules` — DomainAdmin + CanModifyRules.
+pub(super) fn set_account_rules(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    let rules = a.array("newRules")?;
+    a.end()?;
+    require_admin(ctx, s, &d, Some("CanModifyRules"))?;
+    // guide.txt:9058-9061: each rule is (priority, name, conditions, actions).
+    let well_formed = rules.iter().all(|r| {
+        r.as_array().is_some_and(|r| {
+            r.len() >= 4
+                && r[0].as_bytes().is_some()
+                && r[1].as_bytes().is_some()
+                && r[2].as_array().is_some()
+                && r[3].as_array().is_some()
+        })
+    });
+    if !well_formed {
+        return Err(CliError::new(
+            "Each rule must be (priority, name, (conditions), (actions))",
+        ));
+    }
+    ctx.store
+        .set_account_rules(&d, &name, Value::Array(rules))?;
+    Ok(None)
+}
+
+/// `GetAccountRights accountName` — DomainAdmin.
+pub(super) fn get_account_rights(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    a.end()?;
+    require_admin(ctx, s, &d, None)?;
+    Ok(Some(string_list(ctx.store.account_rights(&d, &name)?)))
+}
+
+/// `SetAccountRights accountName newRights` — Master; `Users` suffices outside the main domain
+/// (guide.txt:7260-7261).
+pub(super) fn set_account_rights(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    let rights = a.string_array("newRights")?;
+    a.end()?;
+    let main = d.eq_ignore_ascii_case(&ctx.store.main_domain());
+    if main && !s.server(MASTER) {
+        return Err(denied());
+    }
+    ctx.store.set_account_rights(&d, &name, rights)?;
+    Ok(None)
+}
+
+/// `GetWebUser accountName` — DomainAdmin.
+pub(super) fn get_web_user(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    a.end()?;
+    require_admin(ctx, s, &d, None)?;
+    Ok(Some(Value::Dict(ctx.store.web_user(&d, &name)?)))
+}
+
+/// `SetWebUser accountName newSettings` — DomainAdmin.
+pub(super) fn set_web_user(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    let settings = a.dict("newSettings")?;
+    a.end()?;
+    require_admin(ctx, s, &d, None)?;
+    ctx.store.set_web_user(&d, &name, settings)?;
+    Ok(None)
+}
+
+/// `GetAccountLocation accountName` — SysAdmin.
+pub(super) fn get_account_location(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    a.end()?;
+    let (kind, _) = ctx.store.account_location(&d, &name)?;
+    let name = name.to_ascii_lowercase();
+    // guide.txt:6164-6173: relative to the domain directory.
+    let rel = match kind {
+        AccountType::MultiMailbox => format!("{name}.macnt"),
+        AccountType::TextMailbox => format!("{name}.mbox"),
+        AccountType::MailDirMailbox => format!("{name}.mdir"),
+    };
+    Ok(Some(Value::from(rel)))
+}
+
+// ---------------------------------------------------------------- groups
+
+/// `ListGroups [ domainName ]` — DomainAdmin.
+pub(super) fn list_groups(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let d = a.optional_text(0, "domainName")?;
+    a.end()?;
+    let d = domain_ref(ctx, s, d.as_deref())?;
+    require_admin(ctx, s, &d, None)?;
+    Ok(Some(string_list(ctx.store.list_groups(&d)?)))
+}
+
+/// `CreateGroup groupName [ settings ]` — DomainAdmin + CanCreateGroups.
+pub(super) fn create_group(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("groupName")?)?;
+    let settings = if a.remaining() > 0 {
+        a.dict("settings")?
+    } else {
+        Dict::new()
+    };
+    a.end()?;
+    require_admin(ctx, s, &d, Some("CanCreateGroups"))?;
+    ctx.store.create_group(&d, &name, settings)?;
+    Ok(None)
+}
+
+/// `RenameGroup oldGroupName into newGroupName` — DomainAdmin + CanCreateGroups.
+pub(super) fn rename_group(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, old) = object_ref(ctx, s, &a.text("oldGroupName")?)?;
+    a.expect_keyword("into")?;
+    let (nd, new) = object_ref(ctx, s, &a.text("newGroupName")?)?;
+    a.end()?;
+    if nd != d {
+        return Err(CliError::new("A group cannot be moved to another domain"));
+    }
+    require_admin(ctx, s, &d, Some("CanCreateGroups"))?;
+    ctx.store.rename_group(&d, &old, &new)?;
+    Ok(None)
+}
+
+/// `DeleteGroup groupName` — DomainAdmin + CanCreateGroups.
+pub(super) fn delete_group(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("groupName")?)?;
+    a.end()?;
+    require_admin(ctx, s, &d, Some("CanCreateGroups"))?;
+    ctx.store.delete_group(&d, &name)?;
+    Ok(None)
+}
+
+/// `GetGroup groupName` — DomainAdmin.
+pub(super) fn get_group(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("groupName")?)?;
+    a.end()?;
+    require_admin(ctx, s, &d, None)?;
+    Ok(Some(Value::Dict(ctx.store.group(&d, &name)?)))
+}
+
+/// `SetGroup groupName newSettings` — DomainAdmin + CanCreateGroups (guide.txt:23237: without it
+/// an administrator cannot modify groups).
+pub(super) fn set_group(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("groupName")?)?;
+    let settings = a.dict("newSettings")?;
+    a.end()?;
+    require_admin(ctx, s, &d, Some("CanCreateGroups"))?;
+    ctx.store.set_group(&d, &name, settings)?;
+    Ok(None)
+}
+
+// ---------------------------------------------------------------- forwarders
+
+/// `ListForwarders [ domainName ]` — DomainAdmin.
+pub(super) fn list_forwarders(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let d = a.optional_text(0, "domainName")?;
+    a.end()?;
+    let d = domain_ref(ctx, s, d.as_deref())?;
+    require_admin(ctx, s, &d, None)?;
+    Ok(Some(string_list(ctx.store.list_forwarders(&d)?)))
+}
+
+/// `CreateForwarder forwarderName TO address` — DomainAdmin + CanCreateForwarders.
+pub(super) fn create_forwarder(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("forwarderName")?)?;
+    a.expect_keyword("TO")?;
+    let address = a.text("address")?;
+    a.end()?;
+    require_admin(ctx, s, &d, Some("CanCreateForwarders"))?;
+    ctx.store.create_forwarder(&d, &name, &address)?;
+    Ok(None)
+}
+
+/// `DeleteForwarder forwarderName` — DomainAdmin + CanCreateForwarders.
+pub(super) fn delete_forwarder(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("forwarderName")?)?;
+    a.end()?;
+    require_admin(ctx, s, &d, Some("CanCreateForwarders"))?;
+    ctx.store.delete_forwarder(&d, &name)?;
+    Ok(None)
+}
+
+/// `GetForwarder forwarderName` — DomainAdmin.
+pub(super) fn get_forwarder(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("forwarderName")?)?;
+    a.end()?;
+    require_admin(ctx, s, &d, None)?;
+    Ok(Some(Value::from(ctx.store.forwarder(&d, &name)?)))
+}
+
+/// Reads a dictionary's text value (used by the domain commands too).
+pub(super) fn dict_text<'a>(d: &'a Dict, key: &str) -> Option<Cow<'a, str>> {
+    d.get(key.as_bytes()).and_then(Value::as_text)
+}

@@ -1,0 +1,251 @@
+//! Domain commands: settings, defaults, template, aliases, and the System Administrator's domain
+//! lifecycle (guide.txt:5801-6163; spec B §3.4, commands #30-44, #48-50, #54-56, #60, #65-68).
+//!
+//! `[ domainName ]` defaults to the caller's domain; `*` names it too.
+
+use super::args::Args;
+use super::cmd_account::{domain_ref, require_admin};
+use super::{CliContext, CliError, CmdResult, Session};
+use crate::format::{Dict, Value};
+use crate::store::Defaults;
+
+/// Reads `[ domainName ]` when it is the only (optional) argument, checks domain administration.
+fn domain_only(ctx: &CliContext, s: &Session, a: &mut Args) -> Result<String, CliError> {
+    let d = a.optional_text(0, "domainName")?;
+    a.end()?;
+    let d = domain_ref(ctx, s, d.as_deref())?;
+    require_admin(ctx, s, &d, None)?;
+    Ok(d)
+}
+
+/// Reads `[ domainName ] newSettings`, checks domain administration.
+fn domain_and_dict(
+    ctx: &CliContext,
+    s: &Session,
+    a: &mut Args,
+) -> Result<(String, Dict), CliError> {
+    let d = a.optional_text(1, "domainName")?;
+    let settings = a.dict("newSettings")?;
+    a.end()?;
+    let d = domain_ref(ctx, s, d.as_deref())?;
+    require_admin(ctx, s, &d, None)?;
+    Ok((d, settings))
+}
+
+fn dict(d: Dict) -> CmdResult {
+    Ok(Some(Value::Dict(d)))
+}
+
+/// `GetDomainSettings [ domainName ]` — DomainAdmin.
+pub(super) fn get_domain_settings(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let d = domain_only(ctx, s, a)?;
+    dict(ctx.store.domain_settings(&d)?)
+}
+
+/// `GetDomainEffectiveSettings [ domainName ]` — DomainAdmin.
+pub(super) fn get_domain_effective_settings(
+    ctx: &CliContext,
+    s: &Session,
+    a: &mut Args,
+) -> CmdResult {
+    let d = domain_only(ctx, s, a)?;
+    dict(ctx.store.domain_effective_settings(&d)?)
+}
+
+/// `UpdateDomainSettings [ domainName ] newSettings` — DomainAdmin (allowed keys only).
+pub(super) fn update_domain_settings(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, settings) = domain_and_dict(ctx, s, a)?;
+    ctx.store
+        .update_domain_settings(&d, s.filter_settings(settings))?;
+    Ok(None)
+}
+
+/// `SetDomainSettings domainName newSettings` — SysAdmin.
+pub(super) fn set_domain_settings(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let d = a.text("domainName")?;
+    let settings = a.dict("newSettings")?;
+    a.end()?;
+    let d = domain_ref(ctx, s, Some(&d))?;
+    ctx.store.set_domain_settings(&d, settings)?;
+    Ok(None)
+}
+
+/// `GetAccountDefaults [ domainName ]` — DomainAdmin.
+pub(super) fn get_account_defaults(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let d = domain_only(ctx, s, a)?;
+    dict(ctx.store.defaults(Defaults::AccountDefaults(d))?)
+}
+
+/// `UpdateAccountDefaults [ domainName ] newSettings` — DomainAdmin (allowed keys only).
+pub(super) fn update_account_defaults(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, settings) = domain_and_dict(ctx, s, a)?;
+    ctx.store.set_defaults(
+        Defaults::AccountDefaults(d),
+        s.filter_settings(settings),
+        true,
+    )?;
+    Ok(None)
+}
+
+/// `SetAccountDefaults [ domainName ] newSettings` — SysAdmin.
+pub(super) fn set_account_defaults(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, settings) = domain_and_dict(ctx, s, a)?;
+    ctx.store
+        .set_defaults(Defaults::AccountDefaults(d), settings, false)?;
+    Ok(None)
+}
+
+/// `GetWebUserDefaults [ domainName ]` — DomainAdmin.
+pub(super) fn get_web_user_defaults(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let d = domain_only(ctx, s, a)?;
+    dict(ctx.store.defaults(Defaults::WebUserDefaults(d))?)
+}
+
+/// `SetWebUserDefaults [ domainName ] newSettings` — DomainAdmin.
+pub(super) fn set_web_user_defaults(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, settings) = domain_and_dict(ctx, s, a)?;
+    ctx.store
+        .set_defaults(Defaults::WebUserDefaults(d), settings, false)?;
+    Ok(None)
+}
+
+/// `GetAccountTemplate [ domainName ]` — DomainAdmin.
+pub(super) fn get_account_template(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let d = domain_only(ctx, s, a)?;
+    dict(ctx.store.defaults(Defaults::AccountTemplate(d))?)
+}
+
+/// `UpdateAccountTemplate [ domainName ] newSettings` — DomainAdmin (allowed keys only).
+pub(super) fn update_account_template(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, settings) = domain_and_dict(ctx, s, a)?;
+    ctx.store.set_defaults(
+        Defaults::AccountTemplate(d),
+        s.filter_settings(settings),
+        true,
+    )?;
+    Ok(None)
+}
+
+/// `SetAccountTemplate [ domainName ] newSettings` — SysAdmin.
+pub(super) fn set_account_template(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, settings) = domain_and_dict(ctx, s, a)?;
+    ctx.store
+        .set_defaults(Defaults::AccountTemplate(d), settings, false)?;
+    Ok(None)
+}
+
+/// `GetDomainAliases domainName` — DomainAdmin (the name is required, guide.txt:5926-5934).
+pub(super) fn get_domain_aliases(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let d = a.text("domainName")?;
+    a.end()?;
+    let d = domain_ref(ctx, s, Some(&d))?;
+    require_admin(ctx, s, &d, None)?;
+    let aliases = ctx.store.domain_aliases(&d)?;
+    Ok(Some(Value::Array(
+        aliases.into_iter().map(Value::from).collect(),
+    )))
+}
+
+/// `SetDomainAliases domainName newAliases` — SysAdmin.
+pub(super) fn set_domain_aliases(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let d = a.text("domainName")?;
+    let aliases = a.string_array("newAliases")?;
+    a.end()?;
+    let d = domain_ref(ctx, s, Some(&d))?;
+    ctx.store.set_domain_aliases(&d, aliases)?;
+    Ok(None)
+}
+
+/// `ListDomains` — SysAdmin.
+pub(super) fn list_domains(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    a.end()?;
+    let list = ctx.store.list_domains();
+    Ok(Some(Value::Array(
+        list.into_iter().map(Value::from).collect(),
+    )))
+}
+
+/// `MainDomainName` — SysAdmin.
+pub(super) fn main_domain_name(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    a.end()?;
+    Ok(Some(Value::from(ctx.store.main_domain())))
+}
+
+fn get_defaults(ctx: &CliContext, a: &mut Args, which: Defaults) -> CmdResult {
+    a.end()?;
+    dict(ctx.store.defaults(which)?)
+}
+
+fn put_defaults(ctx: &CliContext, a: &mut Args, which: Defaults, merge: bool) -> CmdResult {
+    let settings = a.dict("newSettings")?;
+    a.end()?;
+    ctx.store.set_defaults(which, settings, merge)?;
+    Ok(None)
+}
+
+/// `GetDomainDefaults` — SysAdmin.
+pub(super) fn get_domain_defaults(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    get_defaults(ctx, a, Defaults::DomainDefaults)
+}
+
+/// `UpdateDomainDefaults newSettings` — SysAdmin.
+pub(super) fn update_domain_defaults(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    put_defaults(ctx, a, Defaults::DomainDefaults, true)
+}
+
+/// `SetDomainDefaults newSettings` — SysAdmin.
+pub(super) fn set_domain_defaults(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    put_defaults(ctx, a, Defaults::DomainDefaults, false)
+}
+
+/// `GetAllAccountsDefaults` — SysAdmin.
+pub(super) fn get_all_accounts_defaults(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    get_defaults(ctx, a, Defaults::AllAccountsDefaults)
+}
+
+/// `UpdateAllAccountsDefaults newSettings` — SysAdmin.
+pub(super) fn update_all_accounts_defaults(
+    ctx: &CliContext,
+    _: &Session,
+    a: &mut Args,
+) -> CmdResult {
+    put_defaults(ctx, a, Defaults::AllAccountsDefaults, true)
+}
+
+/// `SetAllAccountsDefaults newSettings` — SysAdmin.
+pub(super) fn set_all_accounts_defaults(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    put_defaults(ctx, a, Defaults::AllAccountsDefaults, false)
+}
+
+/// `CreateDomain domainName [ settings ]` — SysAdmin.
+pub(super) fn create_domain(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let name = a.text("domainName")?;
+    let settings = if a.remaining() > 0 {
+        a.dict("settings")?
+    } else {
+        Dict::new()
+    };
+    a.end()?;
+    ctx.store.create_domain(&name, settings)?;
+    Ok(None)
+}
+
+/// `RenameDomain oldDomainName into newDomainName` — SysAdmin; `into` may be omitted
+/// (guide.txt:6025 prints the alias form without it).
+pub(super) fn rename_domain(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let old = a.text("oldDomainName")?;
+    a.keyword("into");
+    let new = a.text("newDomainName")?;
+    a.end()?;
+    ctx.store.rename_domain(&old, &new)?;
+    Ok(None)
+}
+
+/// `DeleteDomain oldDomainName [ force ]` — SysAdmin.
+pub(super) fn delete_domain(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let name = a.text("oldDomainName")?;
+    let force = a.keyword("force");
+    a.end()?;
+    ctx.store.delete_domain(&name, force)?;
+    Ok(None)
+}

@@ -1,0 +1,418 @@
+//! Server commands: module settings, protection lists, Router Table, Shutdown, WRITELOG
+//! (guide.txt:7029-7240, 7356-7369; spec B §3.11-3.12, §3.15) and the extensions GetServerStatus,
+//! ReadLog and Get/SetDialupSchedule (docs/cli.md).
+//!
+//! Storage: server settings files `Settings/<Name>.settings` — one per module (its name), and
+//! `ClientIPs`, `BlacklistedIPs`, `WhiteHoleIPs`, `RouterTable` (strings), `Protection`, `Banned`
+//! (dictionaries), `Schedule` (the TCP Activity Schedule array).
+//!
+//! IP lists are checked with `net::iplist` (guide.txt:4697-4712) and stored as written.
+//!
+//! todo: the Router Table is stored unchecked until the Router exists.
+
+use super::args::Args;
+use super::{CliContext, CliError, CmdResult, LogQuery, LogRecord, Session};
+use crate::format::{Dict, Value};
+use crate::net::IpList;
+
+// ---------------------------------------------------------------- modules
+
+fn module(ctx: &CliContext, a: &mut Args) -> Result<super::ModuleDecl, CliError> {
+    let name = a.text("moduleName")?;
+    ctx.modules
+        .get(&name)
+        .ok_or_else(|| CliError::new(format!("Unknown module: {name}")))
+}
+
+fn stored(ctx: &CliContext, m: &super::ModuleDecl) -> Result<Dict, CliError> {
+    ctx.server_dict(&m.name)
+}
+
+/// The declared defaults with the stored settings over them.
+fn effective(m: &super::ModuleDecl, explicit: &Dict) -> Dict {
+    let mut out: Dict = m
+        .settings
+        .iter()
+        .map(|s| (s.key.as_bytes().to_vec(), Value::str(s.default)))
+        .collect();
+    for (k, v) in explicit {
+        out.insert(k.clone(), v.clone());
+    }
+    out
+}
+
+/// Checks and stores a module's new explicit settings (a failed check keeps the old ones).
+fn store_module(ctx: &CliContext, m: &super::ModuleDecl, explicit: Dict) -> CmdResult {
+    if let Some(k) = explicit
+        .keys()
+        .find(|k| !m.settings.iter().any(|s| s.key.as_bytes() == k.as_slice()))
+    {
+        return Err(CliError::new(format!(
+            "Unknown setting for module {}: {}",
+            m.name,
+            String::from_utf8_lossy(k)
+        )));
+    }
+    let eff = effective(m, &explicit);
+    if let Some(validate) = &m.validate {
+        validate(&eff).map_err(CliError::new)?;
+    }
+    ctx.store
+        .set_server_settings(&m.name, &Value::Dict(explicit))?;
+    if let Some(changed) = &m.changed {
+        changed(&eff);
+    }
+    Ok(None)
+}
+
+/// `GetModule moduleName` — Settings.
+pub(super) fn get_module(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let m = module(ctx, a)?;
+    a.end()?;
+    Ok(Some(Value::Dict(effective(&m, &stored(ctx, &m)?))))
+}
+
+/// `SetModule moduleName newSettings` — Settings.
+pub(super) fn set_module(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let m = module(ctx, a)?;
+    let new = a.dict("newSettings")?;
+    a.end()?;
+    let new = new.into_iter().filter(|(_, v)| !is_default(v)).collect();
+    store_module(ctx, &m, new)
+}
+
+/// `UpdateModule moduleName newSettings` — Settings; `default` removes a key.
+pub(super) fn update_module(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let m = module(ctx, a)?;
+    let new = a.dict("newSettings")?;
+    a.end()?;
+    let mut cur = stored(ctx, &m)?;
+    for (k, v) in new {
+        if is_default(&v) {
+            cur.shift_remove(&k);
+        } else {
+            cur.insert(k, v);
+        }
+    }
+    store_module(ctx, &m, cur)
+}
+
+fn is_default(v: &Value) -> bool {
+    v.as_bytes() == Some(b"default")
+}
+
+// ---------------------------------------------------------------- protection
+
+fn get_text(ctx: &CliContext, name: &str, a: &mut Args) -> CmdResult {
+    a.end()?;
+    Ok(Some(match ctx.store.server_settings(name)? {
+        v @ Value::Str(_) => v,
+        _ => Value::str(""),
+    }))
+}
+
+fn get_dict(ctx: &CliContext, name: &str, a: &mut Args) -> CmdResult {
+    a.end()?;
+    Ok(Some(Value::Dict(ctx.server_dict(name)?)))
+}
+
+fn set_dict(ctx: &CliContext, name: &str, a: &mut Args) -> CmdResult {
+    let d = a.dict("newSettings")?;
+    a.end()?;
+    ctx.store.set_server_settings(name, &Value::Dict(d))?;
+    Ok(None)
+}
+
+fn set_ip_list(ctx: &CliContext, name: &str, a: &mut Args) -> CmdResult {
+    let text = a.text("newAddresses")?;
+    a.end()?;
+    IpList::parse(&text).map_err(CliError::new)?;
+    ctx.store.set_server_settings(name, &Value::from(text))?;
+    Ok(None)
+}
+
+/// `GetBlacklistedIPs` — Settings.
+pub(super) fn get_blacklisted_ips(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    get_text(ctx, "BlacklistedIPs", a)
+}
+/// `GetClientIPs` — Settings.
+pub(super) fn get_client_ips(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    get_text(ctx, "ClientIPs", a)
+}
+/// `GetWhiteHoleIPs` — Settings.
+pub(super) fn get_white_hole_ips(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    get_text(ctx, "WhiteHoleIPs", a)
+}
+/// `SetBlacklistedIPs newAddresses` — Settings.
+pub(super) fn set_blacklisted_ips(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    set_ip_list(ctx, "BlacklistedIPs", a)
+}
+/// `SetClientIPs newAddresses` — Settings.
+pub(super) fn set_client_ips(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    set_ip_list(ctx, "ClientIPs", a)
+}
+/// `SetWhiteHoleIPs newAddresses` — Settings.
+pub(super) fn set_white_hole_ips(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    set_ip_list(ctx, "WhiteHoleIPs", a)
+}
+/// `GetProtection` — Settings.
+pub(super) fn get_protection(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    get_dict(ctx, "Protection", a)
+}
+/// `SetProtection newSettings` — Settings.
+pub(super) fn set_protection(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    set_dict(ctx, "Protection", a)
+}
+/// `GetBanned` — Settings.
+pub(super) fn get_banned(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    get_dict(ctx, "Banned", a)
+}
+/// `SetBanned newSettings` — Settings.
+pub(super) fn set_banned(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    set_dict(ctx, "Banned", a)
+}
+/// `GetRouterTable` — Settings.
+pub(super) fn get_router_table(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    get_text(ctx, "RouterTable", a)
+}
+/// `SetRouterTable newTable` — Settings (lines separated with `\e`, guide.txt:7181).
+pub(super) fn set_router_table(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let text = a.text("newTable")?;
+    a.end()?;
+    ctx.store
+        .set_server_settings("RouterTable", &Value::from(text))?;
+    Ok(None)
+}
+
+// ---------------------------------------------------------------- monitoring, misc
+
+/// `Shutdown` — Monitor (guide.txt:7237-7240).
+pub(super) fn shutdown(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    a.end()?;
+    let f = ctx
+        .shutdown
+        .as_ref()
+        .ok_or_else(|| CliError::new("Shutdown is not available here"))?;
+    f();
+    Ok(None)
+}
+
+fn log(ctx: &CliContext) -> Result<&dyn super::LogAccess, CliError> {
+    ctx.log
+        .as_deref()
+        .ok_or_else(|| CliError::new("The System Log is not available"))
+}
+
+fn level(text: &str) -> Result<u8, CliError> {
+    text.parse::<u8>()
+        .ok()
+        .filter(|l| *l <= 5)
+        .ok_or_else(|| CliError::new("Log level must be a number from 0 to 5"))
+}
+
+/// `WRITELOG logLevel logRecord` — Monitor (guide.txt:7356-7369).
+pub(super) fn write_log(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let lvl = level(&a.text("logLevel")?)?;
+    let text = String::from_utf8_lossy(&a.bytes("logRecord")?).into_owned();
+    a.end()?;
+    log(ctx)?.write(lvl, &text);
+    Ok(None)
+}
+
+/// Largest and default number of records `ReadLog` returns.
+const READLOG_MAX: usize = 10_000;
+const READLOG_DEFAULT: usize = 1_000;
+
+/// `ReadLog [DAY d] [LEVEL n] [TAG p] [TEXT s] [AFTER id] [LIMIT n]` — Monitor (extension).
+pub(super) fn read_log(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let mut q = LogQuery::default();
+    while a.remaining() > 0 {
+        let kw = a.text("keyword")?.to_ascii_uppercase();
+        let v = a.text(&kw)?;
+        let dup = || CliError::new(format!("{kw} is given twice"));
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| CliError::new(format!("{kw} must be a number")))
+        };
+        match kw.as_str() {
+            "DAY" => {
+                chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d")
+                    .map_err(|_| CliError::new("DAY must be yyyy-mm-dd"))?;
+                q.day.replace(v).map_or(Ok(()), |_| Err(dup()))?;
+            }
+            "LEVEL" => q.level.replace(level(&v)?).map_or(Ok(()), |_| Err(dup()))?,
+            "TAG" => q.tag.replace(v).map_or(Ok(()), |_| Err(dup()))?,
+            "TEXT" => q.text.replace(v).map_or(Ok(()), |_| Err(dup()))?,
+            "AFTER" => q.after.replace(num(&v)?).map_or(Ok(()), |_| Err(dup()))?,
+            "LIMIT" => {
+                let n = usize::try_from(num(&v)?).unwrap_or(usize::MAX);
+                q.limit
+                    .replace(n.min(READLOG_MAX))
+                    .map_or(Ok(()), |_| Err(dup()))?
+            }
+            _ => return Err(CliError::new(format!("Unknown ReadLog keyword: {kw}"))),
+        }
+    }
+    q.limit.get_or_insert(READLOG_DEFAULT);
+    let records = log(ctx)?.read(&q).map_err(CliError::new)?;
+    Ok(Some(Value::Array(records.iter().map(record).collect())))
+}
+
+fn record(r: &LogRecord) -> Value {
+    crate::format::dict([
+        ("Id", Value::from(r.id.to_string())),
+        ("Time", Value::str(&r.time)),
+        ("Level", Value::from(r.level.to_string())),
+        ("Tag", Value::str(&r.tag)),
+        ("Text", Value::str(&r.text)),
+    ])
+}
+
+/// `GetServerStatus` — Monitor (extension).
+pub(super) fn get_server_status(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    a.end()?;
+    let f = ctx
+        .status
+        .as_ref()
+        .ok_or_else(|| CliError::new("Server status is not available"))?;
+    Ok(Some(Value::Dict(f())))
+}
+
+// ---------------------------------------------------------------- dial-up schedule
+
+/// `Days` values (guide.txt:5253-5306: "Day(s) of Week").
+const DAYS: &[&str] = &[
+    "Every Day",
+    "Mon-Fri",
+    "Sat-Sun",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+/// Longest schedule accepted.
+const MAX_SCHEDULE: usize = 100;
+
+/// `GetDialupSchedule` — Settings (extension).
+pub(super) fn get_dialup_schedule(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    a.end()?;
+    Ok(Some(match ctx.store.server_settings("Schedule")? {
+        v @ Value::Array(_) => v,
+        _ => Value::Array(Vec::new()),
+    }))
+}
+
+/// `SetDialupSchedule newSchedule` — Settings (extension).
+pub(super) fn set_dialup_schedule(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let items = a.array("newSchedule")?;
+    a.end()?;
+    if items.len() > MAX_SCHEDULE {
+        return Err(CliError::new("The schedule has too many elements"));
+    }
+    let clean = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            schedule_element(v).map_err(|e| CliError::new(format!("element {}: {e}", i + 1)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    ctx.store
+        .set_server_settings("Schedule", &Value::Array(clean))?;
+    Ok(None)
+}
+
+/// Checks one `{Days=...; When="HH:MM-HH:MM"; Pause=seconds;}` and returns its canonical form.
+fn schedule_element(v: &Value) -> Result<Value, String> {
+    let d = v.as_dict().ok_or("must be a dictionary")?;
+    if let Some(k) = d
+        .keys()
+        .find(|k| !matches!(k.as_slice(), b"Days" | b"When" | b"Pause"))
+    {
+        return Err(format!("unknown key {}", String::from_utf8_lossy(k)));
+    }
+    let text = |k: &str| {
+        v.get_text(k)
+            .ok_or(format!("{k} is missing or not a string"))
+    };
+    let days = text("Days")?;
+    let days = DAYS
+        .iter()
+        .find(|d| d.eq_ignore_ascii_case(days.trim()))
+        .ok_or(format!("Days must be one of {}", DAYS.join(", ")))?;
+    let when = text("When")?;
+    let (from, to) = when
+        .split_once('-')
+        .and_then(|(a, b)| Some((hhmm(a.trim(), false)?, hhmm(b.trim(), true)?)))
+        .ok_or("When must be HH:MM-HH:MM")?;
+    if from == to {
+        return Err("When is an empty period".into());
+    }
+    let pause = text("Pause")?;
+    let pause: u32 = pause
+        .parse()
+        .ok()
+        .filter(|p| *p <= 86_400)
+        .ok_or("Pause must be a number of seconds up to 86400")?;
+    Ok(crate::format::dict([
+        ("Days", Value::str(days)),
+        (
+            "When",
+            Value::from(format!(
+                "{:02}:{:02}-{:02}:{:02}",
+                from / 60,
+                from % 60,
+                to / 60,
+                to % 60
+            )),
+        ),
+        ("Pause", Value::from(pause.to_string())),
+    ]))
+}
+
+/// `HH:MM` as minutes since midnight; `24:00` only as an end time.
+fn hhmm(s: &str, end: bool) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    match (h, m) {
+        (24, 0) if end => Some(24 * 60),
+        (0..=23, 0..=59) => Some(h * 60 + m),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_elements() {
+        let ok =
+            crate::format::parse(br#"{Days="mon-fri"; When="19:30-07:30"; Pause=600;}"#).unwrap();
+        assert_eq!(
+            crate::format::to_bytes(&schedule_element(&ok).unwrap()),
+            br#"{Days="Mon-Fri";When="19:30-07:30";Pause=600;}"#.to_vec()
+        );
+        for bad in [
+            r#"{Days=Never; When="01:00-02:00"; Pause=0;}"#,
+            r#"{Days=Monday; When="1:00-02:00"; Pause=0;}"#,
+            r#"{Days=Monday; When="01:00-24:01"; Pause=0;}"#,
+            r#"{Days=Monday; When="01:00-01:00"; Pause=0;}"#,
+            r#"{Days=Monday; When="01:00-02:00"; Pause=-1;}"#,
+            r#"{Days=Monday; When="01:00-02:00";}"#,
+            r#"{Days=Monday; When="01:00-02:00"; Pause=0; X=1;}"#,
+            r#"(Monday)"#,
+        ] {
+            let v = crate::format::parse(bad.as_bytes()).unwrap();
+            assert!(schedule_element(&v).is_err(), "{bad}");
+        }
+        let whole =
+            crate::format::parse(br#"{Days=Sunday; When="00:00-24:00"; Pause=0;}"#).unwrap();
+        assert!(schedule_element(&whole).is_ok());
+    }
+}

@@ -1,0 +1,3 @@
+//! Protocol modules; each has its own `//!` header.
+
+pub mod pwd;
