@@ -33,12 +33,22 @@ fn effective(m: &super::ModuleDecl, explicit: &Dict) -> Dict {
     let mut out: Dict = m
         .settings
         .iter()
-        .map(|s| (s.key.as_bytes().to_vec(), Value::str(s.default)))
+        .map(|s| (s.key.as_bytes().to_vec(), default_value(s.default)))
         .collect();
     for (k, v) in explicit {
         out.insert(k.clone(), v.clone());
     }
     out
+}
+
+/// A declared default: data-format text, so a default may be a dictionary or an array.
+fn default_value(text: &str) -> Value {
+    crate::format::parse(text.as_bytes()).unwrap_or_else(|_| Value::str(text))
+}
+
+/// A module's effective settings: its declared defaults with the stored settings over them.
+pub fn effective_module_settings(ctx: &CliContext, m: &super::ModuleDecl) -> Dict {
+    effective(m, &stored(ctx, m).unwrap_or_default())
 }
 
 /// Checks and stores a module's new explicit settings (a failed check keeps the old ones).
@@ -243,7 +253,7 @@ pub(super) fn read_log(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult
             "LEVEL" => q.level.replace(level(&v)?).map_or(Ok(()), |_| Err(dup()))?,
             "TAG" => q.tag.replace(v).map_or(Ok(()), |_| Err(dup()))?,
             "TEXT" => q.text.replace(v).map_or(Ok(()), |_| Err(dup()))?,
-            "AFTER" => q.after.replace(num(&v)?).map_or(Ok(()), |_| Err(dup()))?,
+            "AFTER" => q.after.replace(v).map_or(Ok(()), |_| Err(dup()))?,
             "LIMIT" => {
                 let n = usize::try_from(num(&v)?).unwrap_or(usize::MAX);
                 q.limit
@@ -260,7 +270,7 @@ pub(super) fn read_log(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult
 
 fn record(r: &LogRecord) -> Value {
     crate::format::dict([
-        ("Id", Value::from(r.id.to_string())),
+        ("Id", Value::from(r.id.clone())),
         ("Time", Value::str(&r.time)),
         ("Level", Value::from(r.level.to_string())),
         ("Tag", Value::str(&r.tag)),

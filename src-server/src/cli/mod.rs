@@ -29,6 +29,7 @@ use crate::net::sasl;
 use crate::store::settings::SettingDecl;
 use crate::store::{Store, StoreError};
 
+pub use cmd_server::effective_module_settings;
 pub use rights::Session;
 
 /// A command failure; its text is what the `501` line shows.
@@ -58,8 +59,8 @@ pub const UNKNOWN_COMMAND: &str = "Unknown command";
 /// One log record as `ReadLog` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
-    /// Position of the record in the day's log, increasing.
-    pub id: u64,
+    /// The record's id (`YYYY-MM-DD[-N]:offset`): stable and ordered across log files.
+    pub id: String,
     /// Time stamp as the log writes it.
     pub time: String,
     /// Log level (guide.txt:3109-3128: 1 = Failures … 5 = All Info).
@@ -81,8 +82,8 @@ pub struct LogQuery {
     pub tag: Option<String>,
     /// Only records containing this substring (case-insensitive).
     pub text: Option<String>,
-    /// Only records with a larger id.
-    pub after: Option<u64>,
+    /// Only records after this record id.
+    pub after: Option<String>,
     /// At most this many records (the oldest first).
     pub limit: Option<usize>,
 }

@@ -355,7 +355,7 @@ impl LogAccess for Log {
     fn write(&self, _: u8, _: &str) {}
     fn read(&self, q: &LogQuery) -> Result<Vec<LogRecord>, String> {
         Ok(vec![LogRecord {
-            id: 7,
+            id: "2024-01-31:7".into(),
             time: "12:00:00".into(),
             level: q.level.unwrap_or(5),
             tag: q.tag.clone().unwrap_or_default(),
@@ -384,7 +384,7 @@ fn callbacks_are_used() {
     assert_eq!(run(&ctx, &pm, "WRITELOG 3 \"a record\""), "200 OK");
     assert_eq!(
         run(&ctx, &pm, "ReadLog LEVEL 2 TAG SMTP DAY 2024-01-31"),
-        "200 data follow\r\n({Id=7;Time=\"12:00:00\";Level=2;Tag=SMTP;Text=\"limit 1000\";})"
+        "200 data follow\r\n({Id=\"2024-01-31:7\";Time=\"12:00:00\";Level=2;Tag=SMTP;Text=\"limit 1000\";})"
     );
     assert!(run(&ctx, &pm, "ReadLog DAY yesterday").starts_with("501 DAY"));
     assert!(run(&ctx, &pm, "ReadLog LEVEL 1 LEVEL 2").starts_with("501 LEVEL is given twice"));
