@@ -88,3 +88,49 @@ def test_settings_survive_kill9_during_writes(server, gatehouse_bin):
         server.start()
         got = cli(gatehouse_bin, server, "GetAccountSettings", "crash", check=True, json=True)
         assert "RealName" not in got or got["RealName"].startswith("round "), got
+
+
+def test_tls_listener_and_domain_certificate(server, gatehouse_bin, tmp_path):
+    """A TLS-on-connect socket added at run time with UpdateModule; a domain's own certificate
+    (domain settings SSLCertificate/SSLPrivateKey) is served to clients that name the domain."""
+    import ssl
+    import socket as sk
+
+    ok = lambda *a, **k: cli(gatehouse_bin, server, *a, check=True, **k)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=client1.test", "-keyout", str(tmp_path / "k.pem"),
+                    "-out", str(tmp_path / "c.pem")], check=True, capture_output=True)
+    cert, key = (tmp_path / "c.pem").read_text(), (tmp_path / "k.pem").read_text()
+    quote = lambda t: '"' + t.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\e") + '"'
+    ok("CreateDomain", "client1.test")
+    bad = cli(gatehouse_bin, server, "UpdateDomainSettings", "client1.test",
+              "{SSLCertificate=" + quote(cert) + ";SSLPrivateKey=" + quote("junk") + ";}")
+    assert bad.returncode == 1 and "SSLCertificate" in bad.stderr
+    ok("UpdateDomainSettings", "client1.test",
+       "{SSLCertificate=" + quote(cert) + ";SSLPrivateKey=" + quote(key) + ";}")
+    ok("UpdateModule", "PWD",
+       "{Listener={Sockets=({Port=106;Address=all;SSL=No;},{Port=107;Address=127.0.0.1;SSL=Yes;});};}")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+
+    def peer_cert(sni):
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                with sk.create_connection(("127.0.0.1", server.port(107)), timeout=5) as raw:
+                    with ctx.wrap_socket(raw, server_hostname=sni) as tls:
+                        assert tls.recv(200).startswith(b"200 ")
+                        return ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True))
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    own = ssl.PEM_cert_to_DER_cert(cert)
+    assert ssl.PEM_cert_to_DER_cert(peer_cert("client1.test")) == own
+    server_pem = (server.base / "Settings" / "ServerCertificate.pem").read_text()
+    assert ssl.PEM_cert_to_DER_cert(peer_cert("localhost")) == ssl.PEM_cert_to_DER_cert(server_pem)
+    status = ok("GetServerStatus", json=True)
+    ports = [s["Port"] for s in status["Listeners"]["PWD"]["Sockets"]]
+    assert ports == ["106", "107"]

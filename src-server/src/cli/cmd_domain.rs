@@ -55,9 +55,33 @@ pub(super) fn get_domain_effective_settings(
 /// `UpdateDomainSettings [ domainName ] newSettings` — DomainAdmin (allowed keys only).
 pub(super) fn update_domain_settings(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
     let (d, settings) = domain_and_dict(ctx, s, a)?;
-    ctx.store
-        .update_domain_settings(&d, s.filter_settings(settings))?;
+    let settings = s.filter_settings(settings);
+    let mut merged = ctx.store.domain_settings(&d)?;
+    for (k, v) in &settings {
+        if v.as_bytes() == Some(b"default") {
+            merged.shift_remove(k);
+        } else {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    check_domain_settings(&merged)?;
+    ctx.store.update_domain_settings(&d, settings)?;
     Ok(None)
+}
+
+/// Domain settings the server acts on are checked before they are stored: the domain's
+/// certificate and key (`SSLCertificate`, `SSLPrivateKey`, PEM; guide.txt:4077-4379) must parse
+/// and belong together.
+fn check_domain_settings(settings: &Dict) -> Result<(), CliError> {
+    let pem = |k: &str| settings.get(k.as_bytes()).and_then(Value::as_text);
+    match (pem("SSLCertificate"), pem("SSLPrivateKey")) {
+        (None, None) => Ok(()),
+        (Some(cert), Some(key)) => crate::net::tls::check_certificate(&cert, &key)
+            .map_err(|e| CliError::new(format!("SSLCertificate: {e}"))),
+        _ => Err(CliError::new(
+            "SSLCertificate and SSLPrivateKey must be set together",
+        )),
+    }
 }
 
 /// `SetDomainSettings domainName newSettings` — SysAdmin.
@@ -66,6 +90,7 @@ pub(super) fn set_domain_settings(ctx: &CliContext, s: &Session, a: &mut Args) -
     let settings = a.dict("newSettings")?;
     a.end()?;
     let d = domain_ref(ctx, s, Some(&d))?;
+    check_domain_settings(&settings)?;
     ctx.store.set_domain_settings(&d, settings)?;
     Ok(None)
 }
@@ -226,6 +251,7 @@ pub(super) fn create_domain(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdR
         Dict::new()
     };
     a.end()?;
+    check_domain_settings(&settings)?;
     ctx.store.create_domain(&name, settings)?;
     Ok(None)
 }

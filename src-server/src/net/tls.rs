@@ -8,7 +8,7 @@
 //! On first start a self-signed certificate for the main domain name, `localhost` and `127.0.0.1`
 //! is generated with rcgen and stored as PEM in `Settings/ServerKey.pem` (mode 0600) and
 //! `Settings/ServerCertificate.pem`; later starts load them. Each file is written as temp file,
-//! fsync, rename, fsync of the directory (a private helper here: `store::fsutil` is not on main).
+//! fsync, rename, fsync of the directory (`store::fsutil`).
 //!
 //! Certificate choice: a domain certificate when the client's SNI names a domain that has one,
 //! the server certificate otherwise. The guide picks the domain by the local IP address (2001, no
@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -36,6 +36,8 @@ use rustls::sign::CertifiedKey;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+
+use crate::store::fsutil;
 
 /// How long a TLS handshake (secure socket or STARTTLS) may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,9 +73,15 @@ struct Pair {
 }
 
 /// Picks the certificate for a handshake (SNI → domain, else server).
+/// Finds a domain's certificate and key PEM text by the name a client asked for (SNI).
+pub type DomainSource = Arc<dyn Fn(&str) -> Option<(String, String)> + Send + Sync>;
+
 struct Resolver {
     server: RwLock<Pair>,
-    domains: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    /// Domain certificates kept in the domains' settings, looked up per handshake.
+    source: RwLock<Option<DomainSource>>,
+    /// Parsed keys from `source`, by domain, with the PEM text they were made from.
+    parsed: RwLock<HashMap<String, (String, Arc<CertifiedKey>)>>,
 }
 
 impl fmt::Debug for Resolver {
@@ -85,14 +93,41 @@ impl fmt::Debug for Resolver {
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         if let Some(name) = hello.server_name() {
-            let domains = self.domains.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(k) = domains.get(&domain_key(name)) {
-                return Some(k.clone());
+            if let Some(k) = self.domain_key_for(name) {
+                return Some(k);
             }
         }
         let server = self.server.read().unwrap_or_else(|e| e.into_inner());
         Some(server.key.clone())
     }
+}
+
+impl Resolver {
+    /// The certificate the domain's settings hold for `name`, parsed once per PEM text; `None`
+    /// (the server certificate) when there is none or it does not parse.
+    fn domain_key_for(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let source = self
+            .source
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let (cert, key) = source(&domain_key(name))?;
+        let pem = format!("{cert}\n{key}");
+        let mut parsed = self.parsed.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((text, k)) = parsed.get(&domain_key(name)) {
+            if *text == pem {
+                return Some(k.clone());
+            }
+        }
+        let k = certified_key(&cert, &key).ok()?;
+        parsed.insert(domain_key(name), (pem, k.clone()));
+        Some(k)
+    }
+}
+
+/// Checks that a PEM certificate chain and private key parse and belong together.
+pub fn check_certificate(cert_pem: &str, key_pem: &str) -> Result<(), String> {
+    certified_key(cert_pem, key_pem).map(|_| ())
 }
 
 fn domain_key(name: &str) -> String {
@@ -134,15 +169,16 @@ impl TlsSetup {
         } else {
             let (cert_pem, key_pem) = self_signed(main_domain)?;
             fs::create_dir_all(settings_dir)?;
-            write_atomic(&key_path, key_pem.as_bytes(), 0o600)?;
-            write_atomic(&cert_path, cert_pem.as_bytes(), 0o644)?;
+            fsutil::write_atomic_mode(&key_path, key_pem.as_bytes(), 0o600)?;
+            fsutil::write_atomic_mode(&cert_path, cert_pem.as_bytes(), 0o644)?;
             (cert_pem, key_pem)
         };
         let key = certified_key(&cert_pem, &key_pem)
             .map_err(|e| invalid(format!("{}: {e}", settings_dir.display())))?;
         let resolver = Arc::new(Resolver {
             server: RwLock::new(Pair { cert_pem, key }),
-            domains: RwLock::new(HashMap::new()),
+            source: RwLock::new(None),
+            parsed: RwLock::new(HashMap::new()),
         });
         let config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
@@ -190,9 +226,9 @@ impl TlsSetup {
     /// On error nothing changes.
     pub fn set_server_certificate(&self, cert_pem: &str, key_pem: &str) -> Result<(), String> {
         let key = certified_key(cert_pem, key_pem)?;
-        write_atomic(&self.settings_dir.join(KEY_FILE), key_pem.as_bytes(), 0o600)
+        fsutil::write_atomic_mode(&self.settings_dir.join(KEY_FILE), key_pem.as_bytes(), 0o600)
             .map_err(|e| format!("cannot store the key: {e}"))?;
-        write_atomic(
+        fsutil::write_atomic_mode(
             &self.settings_dir.join(CERT_FILE),
             cert_pem.as_bytes(),
             0o644,
@@ -210,32 +246,14 @@ impl TlsSetup {
         Ok(())
     }
 
-    /// Set (or replace) a domain's certificate chain and key, used when SNI names `domain`.
-    /// The domain's settings own the PEM text; this only checks and installs it.
-    pub fn set_domain_certificate(
-        &self,
-        domain: &str,
-        cert_pem: &str,
-        key_pem: &str,
-    ) -> Result<(), String> {
-        let key = certified_key(cert_pem, key_pem)?;
-        let mut domains = self
+    /// Where domain certificates come from: called with the name a client asked for (SNI),
+    /// it returns that domain's certificate and key PEM text, if it has them.
+    pub fn set_domain_source(&self, source: DomainSource) {
+        *self
             .resolver
-            .domains
+            .source
             .write()
-            .unwrap_or_else(|e| e.into_inner());
-        domains.insert(domain_key(domain), key);
-        Ok(())
-    }
-
-    /// Remove a domain's certificate: its clients get the server certificate again.
-    pub fn remove_domain_certificate(&self, domain: &str) {
-        let mut domains = self
-            .resolver
-            .domains
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        domains.remove(&domain_key(domain));
+            .unwrap_or_else(|e| e.into_inner()) = Some(source);
     }
 }
 
@@ -273,29 +291,6 @@ fn read_pem(path: &Path) -> io::Result<String> {
         )));
     }
     fs::read_to_string(path)
-}
-
-/// Temp file, fsync, rename, fsync of the directory: a crash leaves the old or the new file.
-fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .ok_or_else(|| invalid("no parent directory"))?;
-    let name = path.file_name().ok_or_else(|| invalid("no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    // The mode given to open() is masked by the umask and ignored for an existing file.
-    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -377,19 +372,29 @@ pub(crate) mod tests {
         let tls = TlsSetup::load_or_create(dir.path(), "main.test").unwrap();
         let (cert, key) = self_signed("shop.test").unwrap();
         let (_, wrong_key) = self_signed("shop.test").unwrap();
-        assert!(tls
-            .set_domain_certificate("shop.test", &cert, &wrong_key)
-            .is_err());
-        tls.set_domain_certificate("Shop.Test.", &cert, &key)
-            .unwrap();
-        assert_eq!(round_trip(&tls, &cert, "shop.test").await.unwrap(), "hello");
+        assert!(check_certificate(&cert, &wrong_key).is_err());
+        assert!(check_certificate(&cert, &key).is_ok());
+        let current = Arc::new(RwLock::new(Some((cert.clone(), key.clone()))));
+        let source = current.clone();
+        tls.set_domain_source(Arc::new(move |name: &str| {
+            (name == "shop.test")
+                .then(|| source.read().unwrap().clone())
+                .flatten()
+        }));
+        assert_eq!(
+            round_trip(&tls, &cert, "Shop.Test.").await.unwrap(),
+            "hello"
+        );
         // Other names still get the server certificate.
         let server = tls.server_certificate_pem();
         assert_eq!(
             round_trip(&tls, &server, "localhost").await.unwrap(),
             "hello"
         );
-        tls.remove_domain_certificate("shop.test");
+        // A domain certificate that no longer parses falls back to the server's.
+        *current.write().unwrap() = Some((cert.clone(), wrong_key));
+        assert!(round_trip(&tls, &cert, "shop.test").await.is_err());
+        *current.write().unwrap() = None;
         assert!(round_trip(&tls, &cert, "shop.test").await.is_err());
     }
 

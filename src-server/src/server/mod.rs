@@ -105,6 +105,13 @@ impl Server {
         }
         let tls = TlsSetup::load_or_create(&base.join("Settings"), &store.main_domain())
             .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        let certificates = store.clone();
+        tls.set_domain_source(Arc::new(move |name: &str| {
+            let domain = certificates.resolve_domain(name)?;
+            let settings = certificates.domain_settings(&domain).ok()?;
+            let pem = |k: &str| Some(settings.get(k.as_bytes())?.as_text()?.into_owned());
+            Some((pem("SSLCertificate")?, pem("SSLPrivateKey")?))
+        }));
         let mut cli = CliContext::new(store.clone(), store.main_domain());
         cli.log = Some(Arc::new(logger.clone()));
         let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
