@@ -419,7 +419,7 @@ pub static SECTIONS: &[Section] = &[
     ]},
     Section { title: "Extensions (not in the guide)", commands: &[
         cmd!("GetServerStatus", [], [], "GetServerStatus", Monitor,
-             "Returns a dictionary: Version, Uptime (seconds), Listeners, Connections, QueueSize.", s::get_server_status),
+             "Returns a dictionary: Version, MainDomain, Uptime (seconds), Listeners (per module: Connections and Sockets with Port, TLS, State, Address), Connections, QueueSize.", s::get_server_status),
         cmd!("ReadLog", [], [], "ReadLog [ DAY yyyy-mm-dd ] [ LEVEL n ] [ TAG prefix ] [ TEXT substring ] [ AFTER id ] [ LIMIT n ]", Monitor,
              "Returns an array of log records {Id=..;Time=..;Level=..;Tag=..;Text=..;} matching every filter given.", s::read_log),
         cmd!("GetDialupSchedule", [], [], "GetDialupSchedule", Settings,

@@ -251,7 +251,7 @@ impl Server {
             b"Connections".to_vec(),
             Value::from(connections.to_string()),
         );
-        out.insert(b"QueuedMessages".to_vec(), Value::from(queued.to_string()));
+        out.insert(b"QueueSize".to_vec(), Value::from(queued.to_string()));
         out.insert(b"Listeners".to_vec(), Value::Dict(per_module));
         out
     }
