@@ -58,14 +58,14 @@ pub struct Server {
 /// (the manual's ports, DESIGN.md §Default ports).
 struct ListenerModule {
     decl: fn() -> ModuleDecl,
-    handler: fn(Arc<CliContext>) -> Handler,
+    handler: fn(&Arc<Server>) -> Handler,
     default_listener: &'static str,
 }
 
 /// Every module that listens.
 const LISTENER_MODULES: &[ListenerModule] = &[ListenerModule {
     decl: pwd::module_decl,
-    handler: pwd::handler,
+    handler: |server| pwd::handler(server.cli.clone()),
     default_listener: "{Sockets=({Port=106;Address=all;SSL=No;});MaxPerAddress=unlimited;}",
 }];
 
@@ -275,7 +275,7 @@ impl Server {
             &name,
             self.port_offset,
             Some(self.tls.clone()),
-            (module.handler)(self.cli.clone()),
+            (module.handler)(self),
             events,
         ));
         let own_validate = decl.validate.take();
