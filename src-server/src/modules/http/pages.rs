@@ -196,10 +196,12 @@ fn frame(admin: &Admin, title: &str, active: &str, body: Markup) -> Response {
     resp
 }
 
-/// The message shown after a POST: the command's error, or a success text.
+/// The message shown after a POST: the command's error, or a success text, shown next to the
+/// form it came from (`at`, a form's action name) or at the top of the page.
 struct Notice {
     error: Option<String>,
     ok: Option<String>,
+    at: String,
 }
 
 impl Notice {
@@ -207,18 +209,19 @@ impl Notice {
         Notice {
             error: None,
             ok: None,
+            at: String::new(),
         }
     }
 
     fn from(r: &CmdResult, ok: &str) -> Notice {
         match r {
             Ok(_) => Notice {
-                error: None,
                 ok: Some(ok.to_string()),
+                ..Notice::none()
             },
             Err(e) => Notice {
                 error: Some(e.0.clone()),
-                ok: None,
+                ..Notice::none()
             },
         }
     }
@@ -226,11 +229,28 @@ impl Notice {
     fn error(text: impl Into<String>) -> Notice {
         Notice {
             error: Some(text.into()),
-            ok: None,
+            ..Notice::none()
         }
     }
 
+    /// The same notice, shown next to form `at`.
+    fn at(self, at: &str) -> Notice {
+        Notice {
+            at: at.to_string(),
+            ..self
+        }
+    }
+
+    /// The notice, if it belongs at the top of the page.
     fn show(&self) -> Markup {
+        self.show_for("")
+    }
+
+    /// The notice, if it belongs next to form `at`.
+    fn show_for(&self, at: &str) -> Markup {
+        if self.at != at {
+            return html! {};
+        }
         message(self.error.as_deref(), self.ok.as_deref())
     }
 }
@@ -664,7 +684,11 @@ async fn domain_post(
             Err(e) => Notice::error(e),
         },
     };
-    render_domain(&web, &a, &d, notice).await
+    let at = match field(&form, "action") {
+        "" => "settings",
+        other => other,
+    };
+    render_domain(&web, &a, &d, notice.at(at)).await
 }
 
 async fn render_domain(web: &Web, a: &Admin, d: &str, notice: Notice) -> Response {
@@ -681,10 +705,12 @@ async fn render_domain(web: &Web, a: &Admin, d: &str, notice: Notice) -> Respons
         @if let Some(e) = error_of(&explicit) { (message(Some(&e), None)) }
         section.panel {
             h2 { "Settings" }
+            (notice.show_for("settings"))
             (settings_form(&url, &a.csrf, html! {}, &dict_of(&explicit), &effective))
         }
         section.panel {
             h2 { "Domain aliases" }
+            (notice.show_for("aliases"))
             form method="post" action=(url) {
                 (csrf_field(&a.csrf))
                 input type="hidden" name="action" value="aliases";
@@ -694,15 +720,19 @@ async fn render_domain(web: &Web, a: &Admin, d: &str, notice: Notice) -> Respons
         }
         section.panel {
             h2 { "Default account settings of this domain" }
+            (notice.show_for("accountdefaults"))
             (settings_form(&url, &a.csrf, hidden("action", "accountdefaults"), &acc_defaults, &acc_defaults))
         }
         section.panel {
             h2 { "Account template" }
+            (notice.show_for("template"))
             (settings_form(&url, &a.csrf, hidden("action", "template"), &template, &template))
         }
         @if a.session.all_domains() {
             section.panel {
                 h2 { "Rename or delete" }
+                (notice.show_for("rename"))
+                (notice.show_for("delete"))
                 form.inline method="post" action=(url) {
                     (csrf_field(&a.csrf))
                     input type="hidden" name="action" value="rename";
@@ -935,7 +965,11 @@ async fn account_post(
             Err(e) => Notice::error(e),
         },
     };
-    render_account(&web, &a, &d, &acc, notice).await
+    let at = match field(&form, "action") {
+        "" => "settings",
+        other => other,
+    };
+    render_account(&web, &a, &d, &acc, notice.at(at)).await
 }
 
 async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice) -> Response {
@@ -962,10 +996,12 @@ async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice
         @if let Some(e) = error_of(&explicit) { (message(Some(&e), None)) }
         section.panel {
             h2 { "Settings" }
+            (notice.show_for("settings"))
             (settings_form(&url, &a.csrf, html! {}, &shown, &effective))
         }
         section.panel {
             h2 { "Password" }
+            (notice.show_for("password"))
             form.inline method="post" action=(url) {
                 (csrf_field(&a.csrf))
                 input type="hidden" name="action" value="password";
@@ -975,6 +1011,7 @@ async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice
         }
         section.panel {
             h2 { "Aliases" }
+            (notice.show_for("aliases"))
             form method="post" action=(url) {
                 (csrf_field(&a.csrf))
                 input type="hidden" name="action" value="aliases";
@@ -984,6 +1021,7 @@ async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice
         }
         section.panel {
             h2 { "Rules" }
+            (notice.show_for("rules"))
             form method="post" action=(url) {
                 (csrf_field(&a.csrf))
                 input type="hidden" name="action" value="rules";
@@ -993,6 +1031,8 @@ async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice
         }
         section.panel {
             h2 { "Rename or delete" }
+            (notice.show_for("rename"))
+            (notice.show_for("delete"))
             form.inline method="post" action=(url) {
                 (csrf_field(&a.csrf))
                 input type="hidden" name="action" value="rename";
@@ -1372,7 +1412,13 @@ async fn protection_post(
     let text = field(&form, "text").to_string();
     let r = run(&web, &a, &format!("Set{name}"), vec![lines_string(&text)]).await;
     let keep = r.is_err().then(|| (name.to_string(), text));
-    render_protection(&web, &a, keep, Notice::from(&r, &format!("{label} saved."))).await
+    render_protection(
+        &web,
+        &a,
+        keep,
+        Notice::from(&r, &format!("{label} saved.")).at(name),
+    )
+    .await
 }
 
 async fn render_protection(
@@ -1382,24 +1428,26 @@ async fn render_protection(
     notice: Notice,
 ) -> Response {
     let mut lists = Vec::new();
+    let mut refused = None;
     for (name, label, doc) in IP_LISTS {
         let text = match &keep {
             Some((k, t)) if k == name => t.clone(),
-            _ => run(web, a, &format!("Get{name}"), vec![])
-                .await
-                .ok()
-                .flatten()
-                .map(|v| value_text(&v))
-                .unwrap_or_default(),
+            _ => {
+                let r = run(web, a, &format!("Get{name}"), vec![]).await;
+                refused = refused.or_else(|| error_of(&r));
+                r.ok().flatten().map(|v| value_text(&v)).unwrap_or_default()
+            }
         };
         lists.push((name, label, doc, text));
     }
     let body = html! {
         h1 { "Protection" }
         (notice.show())
+        @if let Some(e) = &refused { (message(Some(e), None)) }
         @for (name, label, doc, text) in &lists {
             section.panel {
                 h2 { (label) }
+                (notice.show_for(name))
                 p.muted { "One address or range a.b.c.d-e.f.g.h per line; comments after ; — " (doc) "." }
                 form method="post" action="/Protection" {
                     (csrf_field(&a.csrf))
