@@ -124,6 +124,13 @@ impl Conn {
         }
     }
 
+    /// [`Conn::line`] within `limit`; a silent client is an error that ends the session.
+    async fn line_within(&mut self, max: usize, limit: Duration) -> std::io::Result<Line> {
+        tokio::time::timeout(limit, self.line(max))
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+    }
+
     async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes).await?;
         self.stream.flush().await
@@ -489,7 +496,7 @@ async fn auth(
         };
         conn.send(format!("+ {}\r\n", sasl::encode_challenge(&challenge)).as_bytes())
             .await?;
-        let line = match conn.line(MAX_AUTH_LINE).await? {
+        let line = match conn.line_within(MAX_AUTH_LINE, ctx.idle_timeout).await? {
             Line::Text(l) => l,
             Line::TooLong => return Ok((String::new(), Err(Failure::Malformed))),
             Line::Eof => return Err(std::io::ErrorKind::UnexpectedEof.into()),
@@ -593,13 +600,14 @@ async fn login(
     match opened {
         Ok(mailbox) => {
             let changes = mailbox.subscribe();
-            let (c, mb) = (Arc::clone(ctx), Arc::clone(&mailbox));
-            let (list, validity) = tokio::task::spawn_blocking(move || {
-                drop(c);
-                (mb.list(), mb.uid_validity())
-            })
-            .await
-            .unwrap_or_default();
+            let mb = Arc::clone(&mailbox);
+            let Ok((list, validity)) =
+                tokio::task::spawn_blocking(move || (mb.list(), mb.uid_validity())).await
+            else {
+                conn.send(&proto::err("[SYS/TEMP] cannot list the mailbox"))
+                    .await?;
+                return Ok(Next::Stay(State::Authorization(None)));
+            };
             let messages: Vec<Msg> = list
                 .into_iter()
                 .map(|m| Msg {
@@ -732,14 +740,22 @@ impl Maildrop {
         }
     }
 
-    /// Message `n` unless it is out of range or marked deleted (RFC 1939 §5).
-    fn get(&self, n: u32) -> Result<&Msg, &'static str> {
-        let i = usize::try_from(n).map_err(|_| "no such message")?;
-        match self.messages.get(i.wrapping_sub(1)) {
+    /// The index of message `n` unless it is out of range or marked deleted (RFC 1939 §5).
+    fn index(&self, n: u32) -> Result<usize, &'static str> {
+        let i = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .ok_or("no such message")?;
+        match self.messages.get(i) {
             None => Err("no such message"),
             Some(m) if m.deleted => Err("message is deleted"),
-            Some(m) => Ok(m),
+            Some(_) => Ok(i),
         }
+    }
+
+    /// Message `n`, as [`Maildrop::index`] allows.
+    fn get(&self, n: u32) -> Result<&Msg, &'static str> {
+        self.index(n).map(|i| &self.messages[i])
     }
 
     fn size(m: &Msg) -> u64 {
@@ -840,11 +856,14 @@ fn cmd_uidl(d: &Maildrop, n: Option<u32>) -> Vec<u8> {
 
 /// `RETR msg` and `TOP msg n` (TRANSACTION). guide.txt:14524-14528: RETR sets `\Seen`, TOP does not.
 async fn cmd_retr(ctx: &Arc<PopContext>, d: &mut Maildrop, n: u32, top: Option<u32>) -> Vec<u8> {
-    let m = match d.get(n) {
-        Ok(m) if m.zombie => return proto::err("message was deleted by another session"),
-        Ok(m) => m,
+    let index = match d.index(n) {
+        Ok(i) => i,
         Err(e) => return proto::err(e),
     };
+    let m = &d.messages[index];
+    if m.zombie {
+        return proto::err("message was deleted by another session");
+    }
     let (uid, size) = (m.uid, m.size);
     let mb = Arc::clone(&d.mailbox);
     let read = tokio::task::spawn_blocking(move || {
@@ -866,9 +885,7 @@ async fn cmd_retr(ctx: &Arc<PopContext>, d: &mut Maildrop, n: u32, top: Option<u
             out
         }
         Ok(Err(crate::mailbox::MailboxError::NoSuchMessage(_))) => {
-            if let Some(m) = d.messages.get_mut(n as usize - 1) {
-                m.zombie = true;
-            }
+            d.messages[index].zombie = true;
             proto::err("message was deleted by another session")
         }
         Ok(Err(e)) => {
@@ -885,11 +902,9 @@ async fn cmd_retr(ctx: &Arc<PopContext>, d: &mut Maildrop, n: u32, top: Option<u
 
 /// `DELE msg` (TRANSACTION): marks the message; QUIT removes it (guide.txt:14459-14461).
 fn cmd_dele(d: &mut Maildrop, n: u32) -> Vec<u8> {
-    if let Err(e) = d.get(n) {
-        return proto::err(e);
-    }
-    if let Some(m) = d.messages.get_mut(n as usize - 1) {
-        m.deleted = true;
+    match d.index(n) {
+        Ok(i) => d.messages[i].deleted = true,
+        Err(e) => return proto::err(e),
     }
     d.last = d.last.max(n);
     proto::ok(&format!("message {n} deleted"))
@@ -976,7 +991,7 @@ async fn cmd_xtnd_xmit(
     let mut message = Vec::new();
     let mut too_big = false;
     loop {
-        let line = match conn.line(MAX_XMIT_LINE).await? {
+        let line = match conn.line_within(MAX_XMIT_LINE, ctx.idle_timeout).await? {
             Line::Eof => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             Line::TooLong => {
                 too_big = true;
