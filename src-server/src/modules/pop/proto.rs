@@ -553,3 +553,37 @@ mod tests {
         assert!(rcpts.is_empty());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(line in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_command(&line);
+        }
+
+        #[test]
+        fn envelope_never_panics(m in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            let (_, kept) = xmit_envelope(&m);
+            prop_assert!(kept.len() <= m.len());
+        }
+
+        #[test]
+        fn body_round_trips(lines in proptest::collection::vec("[ -~]{0,20}", 0..20)) {
+            let msg: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+            let wire = message_body(msg.as_bytes(), None);
+            let mut back = Vec::new();
+            for l in wire.split(|&b| b == b'\n') {
+                let l = l.strip_suffix(b"\r").unwrap_or(l);
+                match unstuff(l) {
+                    None => break,
+                    Some(l) => { back.extend_from_slice(l); back.extend_from_slice(b"\r\n"); }
+                }
+            }
+            prop_assert_eq!(back, msg.into_bytes());
+        }
+    }
+}

@@ -521,3 +521,70 @@ async fn xtnd_xmit() {
     assert_eq!(rcpts, ["bob@b.test", "eve@c.test"]);
     assert_eq!(msg, b"To: Bob <bob@b.test>\r\n\r\n.hi\r\n");
 }
+
+#[tokio::test]
+async fn state_sweep() {
+    let s = server();
+    s.deliver("joe", MSG1);
+    let mut t = s.connect().await;
+    for cmd in [
+        "STAT",
+        "LIST",
+        "LIST 1",
+        "RETR 1",
+        "DELE 1",
+        "NOOP",
+        "RSET",
+        "TOP 1 1",
+        "UIDL",
+        "LAST",
+        "XTND XMIT",
+    ] {
+        t.cmd(cmd, "-ERR log in first").await;
+    }
+    t.cmd("USER joe", "+OK").await;
+    t.cmd("PASS pw", "+OK").await;
+    for cmd in ["USER joe", "PASS pw", "APOP joe 0123", "AUTH PLAIN", "STLS"] {
+        t.cmd(cmd, "-ERR already logged in").await;
+    }
+    // CAPA in TRANSACTION drops the login capabilities (RFC 2449 §5).
+    let caps = t.multi("CAPA").await;
+    assert!(caps.iter().any(|c| c == "TOP"));
+    assert!(!caps.iter().any(|c| c == "USER" || c.starts_with("SASL")));
+}
+
+#[tokio::test]
+async fn byte_by_byte_input() {
+    let s = server();
+    s.deliver("joe", MSG1);
+    let mut t = s.connect().await;
+    for b in b"USER joe\r\nPASS pw\r\nSTAT\r\n" {
+        t.send(&[*b]).await;
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(t.line().await, "+OK send the PASS");
+    assert_eq!(t.line().await, "+OK 1 message(s)");
+    assert_eq!(t.line().await, format!("+OK 1 {}", MSG1.len()));
+}
+
+#[tokio::test]
+async fn single_mailbox_accounts() {
+    let s = server();
+    let store = &s.ctx.cli.store;
+    store
+        .create_account(DOMAIN, "txt", AccountType::TextMailbox, {
+            let mut d = Dict::new();
+            d.insert(b"Password".to_vec(), Value::str("pw"));
+            d
+        })
+        .unwrap();
+    let mut t = s.login("txt", "pw").await;
+    t.cmd("STAT", "+OK 0 0").await;
+    let (_, dir) = store.account_location(DOMAIN, "txt").unwrap();
+    assert!(dir.join("txt.mbox").is_file());
+    // A single-mailbox account has no other mailboxes.
+    let mut t = s.connect().await;
+    t.cmd("USER private#txt", "+OK").await;
+    t.cmd("PASS pw", "-ERR Mailbox private does not exist")
+        .await;
+}
