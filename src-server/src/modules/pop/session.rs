@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast::{self, error::TryRecvError};
@@ -23,8 +23,6 @@ use crate::store::AccountType;
 pub const TAG: &str = "POP";
 /// RFC 1939 §3: the autologout timer is at least 10 minutes.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-/// Pause before answering a failed login.
-pub const FAILURE_DELAY: Duration = Duration::from_secs(1);
 /// Bad commands tolerated before the connection is closed.
 pub const MAX_ERRORS: u32 = 20;
 /// Longest SASL response line (RFC 5034 §4 lets these exceed the 255-octet command limit).
@@ -56,8 +54,6 @@ pub struct PopContext {
     pub alerts: Option<Arc<dyn Alerts>>,
     /// The System Log.
     pub logger: Logger,
-    /// Pause before answering a failed login ([`FAILURE_DELAY`]; tests shorten it).
-    pub failure_delay: Duration,
     /// A silent client is disconnected after this ([`IDLE_TIMEOUT`]).
     pub idle_timeout: Duration,
 }
@@ -72,7 +68,6 @@ impl PopContext {
             submit: None,
             alerts: None,
             logger,
-            failure_delay: FAILURE_DELAY,
             idle_timeout: IDLE_TIMEOUT,
         }
     }
@@ -523,12 +518,6 @@ async fn auth(
     Ok((String::new(), Err(Failure::Malformed)))
 }
 
-/// The failed-login counter's key: the real account when the name resolves, else the name.
-fn lockout_key(cli: &CliContext, login: &str) -> String {
-    cli.login_account(login)
-        .map_or_else(|| login.to_ascii_lowercase(), |id| id.to_string())
-}
-
 /// Finishes a login: lockout and Enabled Services, pending alerts, then the mailbox snapshot.
 async fn login(
     ctx: &Arc<PopContext>,
@@ -536,38 +525,22 @@ async fn login(
     login: &str,
     result: LoginResult,
 ) -> std::io::Result<Next> {
-    let cli = &ctx.cli;
-    let (limit, period) = cli.login_limits();
-    let now = Instant::now();
-    let result = result.and_then(|(id, mailbox)| {
-        // guide.txt:3956-3964: a suspended account cannot log in even with the right password;
-        // Enabled Services (guide.txt:7773-7787): a disabled POP looks like a failed login.
-        let key = id.to_string();
-        if cli.failed_logins.is_locked(&key, limit, period, now) || !cli.service_enabled(&id, "POP")
-        {
-            Err(Failure::BadCredentials(key))
-        } else {
-            Ok((id, mailbox))
-        }
-    });
-    let (id, mailbox) = match result {
-        Ok(ok) => ok,
+    let mailbox = result.as_ref().ok().and_then(|(_, m)| m.clone());
+    // The shared policy: lockout, Enabled Services, failure counting and delay.
+    let result = ctx
+        .cli
+        .finish_login(split_login(login).1, "POP", result.map(|(id, _)| id))
+        .await;
+    let id = match result {
+        Ok(id) => id,
         Err(f) => {
             let text = match &f {
                 Failure::BadCredentials(name) => {
-                    let name = if name.is_empty() {
-                        split_login(login).1
-                    } else {
-                        name
-                    };
-                    cli.failed_logins
-                        .record_failure(&lockout_key(cli, name), limit, period, now);
                     ctx.logger.log(
                         Level::Problems,
                         &conn.tag,
                         format_args!("login failed for {name:?}"),
                     );
-                    tokio::time::sleep(ctx.failure_delay).await;
                     format!("[AUTH] {f}")
                 }
                 Failure::Server(e) => {
@@ -584,7 +557,6 @@ async fn login(
             return Ok(Next::Stay(State::Authorization(None)));
         }
     };
-    cli.failed_logins.clear(&id.to_string());
     // guide.txt:14544-14554: a pending alert rejects the login with its text, one per attempt.
     if let Some(alerts) = &ctx.alerts {
         let (alerts, who) = (Arc::clone(alerts), id.clone());

@@ -67,7 +67,6 @@ fn server_with(f: impl FnOnce(&mut PopContext)) -> Server {
     .unwrap();
     let cli = Arc::new(CliContext::new(store, DOMAIN));
     let mut ctx = PopContext::new(cli, Arc::new(MailboxManager::new()), logger);
-    ctx.failure_delay = Duration::ZERO;
     f(&mut ctx);
     Server {
         ctx: Arc::new(ctx),
