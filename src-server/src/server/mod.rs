@@ -24,7 +24,8 @@ use crate::cli::{self, CliContext, LogAccess, ModuleDecl};
 use crate::format::{dict, Dict, Value};
 use crate::kernel::clock::SystemClock;
 use crate::kernel::log::{Level, LogQuery, LogSettings, Logger, RecordId};
-use crate::modules::{http, pwd};
+use crate::mailbox::MailboxManager;
+use crate::modules::{http, pop, pwd};
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
 use crate::net::tls::TlsSetup;
 use crate::store::settings::SettingDecl;
@@ -46,6 +47,8 @@ pub struct Server {
     pub tls: TlsSetup,
     /// The CLI command layer's context (PWD, WebAdmin and the manager all go through it).
     pub cli: Arc<CliContext>,
+    /// The one mailbox manager: every session and delivery on a mailbox shares its handle.
+    pub mailboxes: Arc<MailboxManager>,
     port_offset: u16,
     started: Instant,
     listeners: Mutex<Vec<(String, Arc<Listener>)>>,
@@ -79,6 +82,20 @@ const LISTENER_MODULES: &[ListenerModule] = &[
             }))
         },
         default_listener: "{Sockets=({Port=8010;Address=all;SSL=No;},{Port=9010;Address=all;SSL=Yes;});MaxPerAddress=unlimited;}",
+    },
+    ListenerModule {
+        decl: pop::module_decl,
+        handler: |server| {
+            let mut ctx = pop::PopContext::new(
+                server.cli.clone(),
+                server.mailboxes.clone(),
+                server.logger.clone(),
+            );
+            ctx.tls = Some(server.tls.clone());
+            pop::handler(Arc::new(ctx))
+        },
+        // DESIGN.md §Default ports: 995 is on too (the guide leaves it off, guide.txt:14491-14492).
+        default_listener: "{Sockets=({Port=110;Address=all;SSL=No;},{Port=995;Address=all;SSL=Yes;});MaxPerAddress=unlimited;}",
     },
 ];
 
@@ -143,6 +160,7 @@ impl Server {
                 logger,
                 tls,
                 cli: Arc::new(cli),
+                mailboxes: Arc::new(MailboxManager::new()),
                 port_offset: opts.port_offset,
                 started: Instant::now(),
                 listeners: Mutex::new(Vec::new()),
