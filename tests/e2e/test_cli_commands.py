@@ -322,7 +322,7 @@ def test_server_settings(server, gatehouse_bin):
 
     # Router Table.
     assert pm.ok("GetRouterTable") == ""
-    table = "<*@old.test> = *@new.test\npostmaster@x.test = postmaster"
+    table = "<*@old.test> = *@new.test\n<postmaster@x.test> = postmaster"
     pm.ok("SetRouterTable", table)
     assert pm.ok("GetRouterTable") == table
 

@@ -24,6 +24,7 @@ use crate::cli::{self, CliContext, LogAccess, ModuleDecl};
 use crate::format::{dict, Dict, Value};
 use crate::kernel::clock::SystemClock;
 use crate::kernel::log::{Level, LogQuery, LogSettings, Logger, RecordId};
+use crate::kernel::router::Router;
 use crate::modules::pwd;
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
 use crate::net::tls::TlsSetup;
@@ -114,6 +115,7 @@ impl Server {
         }));
         let mut cli = CliContext::new(store.clone(), store.main_domain());
         cli.log = Some(Arc::new(logger.clone()));
+        cli.router = Some(Arc::new(Router::new(store.clone(), Some(logger.clone()))));
         let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
             let status_of = weak.clone();
             cli.status = Some(Arc::new(move || {
