@@ -182,9 +182,13 @@ pub(super) fn get_banned(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResu
 pub(super) fn set_banned(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
     set_dict(ctx, "Banned", a)
 }
-/// `GetRouterTable` — Settings.
+/// `GetRouterTable` — Settings. A table never set shows the default records the Router uses.
 pub(super) fn get_router_table(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
-    get_text(ctx, "RouterTable", a)
+    a.end()?;
+    Ok(Some(match ctx.store.server_settings("RouterTable")? {
+        v @ Value::Str(_) => v,
+        _ => Value::str(crate::kernel::router::table::DEFAULT_TABLE),
+    }))
 }
 /// `SetRouterTable newTable` — Settings (lines separated with `\e`, guide.txt:7181).
 pub(super) fn set_router_table(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {

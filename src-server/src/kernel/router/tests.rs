@@ -827,6 +827,43 @@ fn table_changes_apply_at_once() {
     assert_eq!(f.to("x"), local("bill@mycompany.com"));
 }
 
+/// Any address routes or fails cleanly, and a local target's names are always valid names.
+#[test]
+fn random_addresses_never_yield_a_path() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let f = guide_fixture();
+    f.table("<*@client5.com> = cl5-*\n*.a.com = *.b.com\n<dept-*> = x-*@client.com");
+    f.store
+        .update_domain_settings(
+            "client.com",
+            d(&[("MailToUnknown", "Accepted and Bounced")]),
+        )
+        .unwrap();
+    let strategy = r#"[a-z0-9@%!#+"\\<>:,.\[\]/ *-]{0,40}(@(client\.com|client5\.com|mycompany\.com|x\.a\.com))?"#;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    for _ in 0..2000 {
+        let addr = strategy.new_tree(&mut runner).unwrap().current();
+        if let Ok(Routed {
+            target: Target::Local {
+                account, mailbox, ..
+            },
+            ..
+        }) = f.router.route(&addr)
+        {
+            assert!(
+                names::validate("account", &account).is_ok(),
+                "{addr:?} -> {account:?}"
+            );
+            if let Some(m) = mailbox {
+                assert!(
+                    crate::mailbox::names::validate(&m).is_ok(),
+                    "{addr:?} -> {m:?}"
+                );
+            }
+        }
+    }
+}
+
 proptest::proptest! {
     #[test]
     fn any_input_routes_or_errs(s in "\\PC{0,80}") {
