@@ -24,7 +24,8 @@
 //! (guide.txt:7992-8051; routed to the LIST module as the group `all`, which the LIST channel
 //! expands to every account with `MailToAll`); an account, account alias, group or forwarder
 //! (one name space, guide.txt:8851-8864; a forwarder is an implicit `Relay:` alias,
-//! guide.txt:9201-9236); `account+detail` per `AccountDetail` (guide.txt:12269-12289); else the
+//! guide.txt:9201-9236); `account+detail` per `AccountDetail` (guide.txt:12269-12289; when the
+//! base name is no object, the address without the detail is routed again); else the
 //! domain's `MailToUnknown` (Rejected, Discarded, Rerouted to `MailRerouteAddress` with `*` → the
 //! name, Accepted and Bounced; guide.txt:7935-7990, 12120-12150).
 //!
@@ -360,6 +361,18 @@ impl Router {
                 if let Some(step) = self.object(d, base, Some(detail), cur, relay)? {
                     return Ok(step);
                 }
+                // guide.txt:12279-12282: "delete the first plus sign and all following symbols
+                // from the address, then it will re-route the address" (so table aliases apply).
+                let main = self.store.main_domain();
+                *cur = Parsed {
+                    local: address::escape(base),
+                    domain: if d.eq_ignore_ascii_case(&main) {
+                        String::new()
+                    } else {
+                        d.to_string()
+                    },
+                };
+                return Ok(Step::Again);
             }
         }
         self.unknown(d, &name, &domain, cur, relay)

@@ -699,6 +699,15 @@ fn direct_mailbox_and_detail() {
         t("LOCAL", "john@mycompany.com", "Lists/jokes")
     );
     assert_eq!(f.to("inbox#john"), local("john@mycompany.com"));
+    f.table("<sales> = bill");
+    assert_eq!(
+        f.to("sales+q3@mycompany.com"),
+        local("bill@mycompany.com"),
+        "re-routed"
+    );
+    assert!(
+        matches!(f.route("nobody+x@client.com"), Err(RouteError::UnknownUser(u)) if u == "nobody@client.com")
+    );
     let set = |pairs: &[(&str, &str)]| {
         f.store
             .set_server_settings(LOCAL_MODULE, &Value::Dict(d(pairs)))
