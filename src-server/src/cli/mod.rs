@@ -25,6 +25,7 @@ pub(crate) mod tests;
 use std::sync::{Arc, RwLock};
 
 use crate::format::{self, Dict, Value};
+use crate::kernel::mail::Route;
 use crate::net::sasl;
 use crate::store::settings::SettingDecl;
 use crate::store::{Store, StoreError};
@@ -170,6 +171,8 @@ pub struct CliContext {
     pub shutdown: Option<ShutdownFn>,
     /// Failed logins per name, shared by every module that authenticates (guide.txt:3956-3964).
     pub failed_logins: sasl::FailedLogins,
+    /// The Router (`Route`), once the server has one.
+    pub router: Option<Arc<dyn Route>>,
 }
 
 impl CliContext {
@@ -183,6 +186,7 @@ impl CliContext {
             status: None,
             shutdown: None,
             failed_logins: sasl::FailedLogins::new(),
+            router: None,
         }
     }
 

@@ -378,8 +378,8 @@ pub static SECTIONS: &[Section] = &[
         plan!("SetClusterRouterTable", [], "SetClusterRouterTable newTable", Settings, "Replaces the cluster-wide Router Table.", CLUSTER),
         plan!("RefreshOSData", [], "RefreshOSData", Settings,
               "Re-reads the local IP addresses and DNS servers from the OS.", "the DNS resolver (kernel issue)"),
-        plan!("Route", [], "Route address", User,
-              "Returns how the Router routes an address: (module, host or queue, address); Server Settings or Account Settings.", "the Router (kernel router issue)"),
+        cmd!("Route", [], [], "Route address", User,
+             "Returns how the Router routes an address: (module, host or queue, address); Server Settings or Account Settings.", s::route),
     ]},
     Section { title: "Monitoring", commands: &[
         plan!("GetSNMPElement", [], "GetSNMPElement ObjectID", Monitor, "Returns the value of an SNMP element.", "the SNMP module (SNMP issue)"),

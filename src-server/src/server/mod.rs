@@ -24,6 +24,7 @@ use crate::cli::{self, CliContext, LogAccess, ModuleDecl};
 use crate::format::{dict, Dict, Value};
 use crate::kernel::clock::SystemClock;
 use crate::kernel::log::{Level, LogQuery, LogSettings, Logger, RecordId};
+use crate::kernel::router::Router;
 use crate::mailbox::MailboxManager;
 use crate::modules::{http, pop, pwd};
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
@@ -144,6 +145,7 @@ impl Server {
         }));
         let mut cli = CliContext::new(store.clone(), store.main_domain());
         cli.log = Some(Arc::new(logger.clone()));
+        cli.router = Some(Arc::new(Router::new(store.clone(), Some(logger.clone()))));
         let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
             let status_of = weak.clone();
             cli.status = Some(Arc::new(move || {
