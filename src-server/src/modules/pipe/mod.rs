@@ -265,7 +265,10 @@ impl Pipe {
         let mut log = self.logger.settings();
         log.levels.insert(TAG.to_string(), s.log_level);
         self.logger.set_settings(log);
-        *self.settings.write().unwrap_or_else(PoisonError::into_inner) = s;
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = s;
         self.freed.notify_all();
     }
 
@@ -434,9 +437,11 @@ impl Pipe {
                 command,
                 format!("{app} did not read the entire message"),
             ),
-            RunEnd::Exited(0) if result.wrote_stderr => {
-                self.failed(job, command, report(format!("{app} wrote on standard error")))
-            }
+            RunEnd::Exited(0) if result.wrote_stderr => self.failed(
+                job,
+                command,
+                report(format!("{app} wrote on standard error")),
+            ),
             RunEnd::Exited(0) => {
                 self.logger.log(
                     Level::Major,
@@ -448,12 +453,16 @@ impl Pipe {
                 );
                 Outcome::Delivered
             }
-            RunEnd::Exited(code) => {
-                self.failed(job, command, report(format!("{app} exited with code {code}")))
-            }
-            RunEnd::Signaled(sig) => {
-                self.failed(job, command, report(format!("{app} killed by signal {sig}")))
-            }
+            RunEnd::Exited(code) => self.failed(
+                job,
+                command,
+                report(format!("{app} exited with code {code}")),
+            ),
+            RunEnd::Signaled(sig) => self.failed(
+                job,
+                command,
+                report(format!("{app} killed by signal {sig}")),
+            ),
         }
     }
 
@@ -536,4 +545,3 @@ fn clean(bytes: &[u8]) -> String {
         .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
         .collect()
 }
-

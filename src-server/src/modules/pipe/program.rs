@@ -184,7 +184,8 @@ pub fn run(
     limit: Duration,
 ) -> RunResult {
     let deadline = Instant::now() + limit;
-    let mut child = match Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .current_dir(cwd)
         .env_clear()
@@ -196,16 +197,24 @@ pub fn run(
         })
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            return RunResult {
-                end: RunEnd::SpawnFailed(e),
-                stderr: Vec::new(),
-                wrote_stderr: false,
-                stdin_failed: false,
+        .process_group(0);
+    let mut tries = 0;
+    let mut child = loop {
+        match command.spawn() {
+            Ok(c) => break c,
+            // ETXTBSY: the application file is still open for writing somewhere (an admin just
+            // replaced it, or another thread forked while writing it); it passes in a moment.
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 5 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                return RunResult {
+                    end: RunEnd::SpawnFailed(e),
+                    stderr: Vec::new(),
+                    wrote_stderr: false,
+                    stdin_failed: false,
+                }
             }
         }
     };

@@ -181,9 +181,15 @@ pub fn parse(file: &[u8], server_domain: &str) -> Result<Parsed, SubError> {
 
     let mut message = Vec::with_capacity(file.len() + file.len() / 32);
     for f in &fields {
-        if ["Bcc", "Envelope-To", "Envelope-Ignore", "Return-Path", "Envelope-ID"]
-            .iter()
-            .any(|n| f.is(n))
+        if [
+            "Bcc",
+            "Envelope-To",
+            "Envelope-Ignore",
+            "Return-Path",
+            "Envelope-ID",
+        ]
+        .iter()
+        .any(|n| f.is(n))
         {
             continue;
         }
@@ -489,12 +495,9 @@ fn addr_spec(text: &str) -> Result<String, ()> {
             _ if escaped => escaped = false,
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
-            c if !quoted && (c.is_whitespace() || "<>,;:()[]".contains(c)) => {
-                // A domain literal `[1.2.3.4]` after the `@` is fine.
-                if !(c == '[' || c == ']') || !has_domain(s) {
-                    return Err(());
-                }
-            }
+            // A domain literal `[1.2.3.4]` after the `@` is fine.
+            '[' | ']' if !quoted && has_domain(s) => {}
+            c if !quoted && (c.is_whitespace() || "<>,;:()[]".contains(c)) => return Err(()),
             _ => {}
         }
     }
