@@ -373,15 +373,15 @@ impl Pipe {
                 .or_default()
                 .clone()
         });
-        let _serial = queue
+        let serial = queue
             .as_ref()
             .map(|q| q.lock().unwrap_or_else(PoisonError::into_inner));
-        let _slot = self.process_slot(settings.processes);
+        let slot = self.process_slot(settings.processes);
 
         let input = (!cmd.file).then_some(job.message);
         let result = program::run(&program, &args, &self.base, input, settings.time_limit);
-        drop(_slot);
-        drop(_serial);
+        drop(slot);
+        drop(serial);
         if let Some(name) = &cmd.queue {
             self.forget_queue(name, queue);
         }

@@ -104,6 +104,8 @@ fn envelope_id_groups_and_duplicates() {
     assert_eq!(s.env_id.as_deref(), Some("QQ314159"));
     assert_eq!(recipients(&s), ["a@x.test", "b@x.test"]);
     assert!(!msg.contains("Envelope-ID"));
+    let (s, _) = parsed("To: <@relay.test,@r2.test:a@x.test>, b@[127.0.0.1] (lit)\n\n");
+    assert_eq!(recipients(&s), ["a@x.test", "b@[127.0.0.1]"]);
     assert!(msg.ends_with("\r\n\r\n"));
 }
 
