@@ -1,5 +1,6 @@
 //! Protocol modules; each has its own `//!` header.
 
 pub mod http;
+pub mod pipe;
 pub mod pop;
 pub mod pwd;
