@@ -479,13 +479,12 @@ impl Session {
         let shown = proto::printable(&path);
         let mut spamtrap = false;
         match &routed.target {
+            // guide.txt:3552-3579: the Router's special address `spamtrap` (it routes it to
+            // ERROR "spamtrap"); the recipient is taken so the whole message can be refused.
+            Target::Error(text) if text.eq_ignore_ascii_case("spamtrap") => spamtrap = true,
             Target::Error(text) => {
                 let text = proto::printable(text);
                 return self.error(550, "5.7.1", &text);
-            }
-            // guide.txt:3552-3579: the Router's special local address `spamtrap`.
-            Target::Local { account, .. } if account.eq_ignore_ascii_case("spamtrap") => {
-                spamtrap = true;
             }
             Target::Smtp { .. } | Target::Pipe { .. } => {
                 if !(self.client || self.auth_relay || routed.relay) {

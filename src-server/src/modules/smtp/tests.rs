@@ -28,7 +28,7 @@ impl Submit for FakeQueue {
     }
 }
 
-/// `*@example.com` is local (`nobody` unknown, `spamtrap` the trap), `*@err.example` routes to
+/// `*@example.com` is local (`nobody` unknown, `spamtrap` the trap as the Router gives it), `*@err.example` routes to
 /// ERROR, `*@relayed.example` is an SMTP target with the Relay marker, anything else is remote.
 struct FakeRouter;
 
@@ -41,6 +41,7 @@ impl Route for FakeRouter {
             "example.com" if local == "nobody" => {
                 return Err(RouteError::UnknownUser(address.into()))
             }
+            "example.com" if local == "spamtrap" => Target::Error("spamtrap".into()),
             "example.com" => Target::Local {
                 domain: domain.into(),
                 account: local.into(),
