@@ -45,6 +45,10 @@ use crate::store::Store;
 /// The module (and log component) name.
 pub const NAME: &str = "SMTP";
 
+/// The listener's default sockets (guide.txt:11537-11546, DESIGN.md §Default ports): 25, 465 with
+/// TLS on connect, 587 for submission (see `SubmissionPort`).
+pub const DEFAULT_LISTENER: &str = "{Sockets=({Port=25;Address=all;SSL=No;},{Port=465;Address=all;SSL=Yes;},{Port=587;Address=all;SSL=No;});MaxPerAddress=unlimited;}";
+
 /// Who an option applies to (guide.txt:11558-11609: "Non-Clients", "Nobody").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Whom {
