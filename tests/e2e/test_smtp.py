@@ -23,8 +23,9 @@ PASSWORD = "user1-secret"
 
 @pytest.fixture
 def smtp_server(server, gatehouse_bin):
-    """A server with the account user1 (password PASSWORD)."""
-    cli(gatehouse_bin, server, "CreateAccount", USER, f"{{Password={PASSWORD};}}", check=True)
+    """A server with the account user1 (password PASSWORD, stored clear so CRAM-MD5 works)."""
+    cli(gatehouse_bin, server, "CreateAccount", USER,
+        f"{{PasswordEncryption=clear;Password={PASSWORD};}}", check=True)
     server.cli = lambda *args, **kw: cli(gatehouse_bin, server, *args, check=True, **kw)
     return server
 
