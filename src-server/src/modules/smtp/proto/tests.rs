@@ -250,3 +250,25 @@ fn data_exactly_at_the_cap_is_accepted() {
     let (end, _, _) = data_chunked(b"abcd\r\n.\r\n", 3, 5);
     assert_eq!(end, Some(DataEnd::TooLarge));
 }
+
+proptest::proptest! {
+    /// Any bytes: the parser answers without panicking, and a parsed command's path fits the caps.
+    #[test]
+    fn command_never_panics(line in proptest::collection::vec(proptest::num::u8::ANY, 0..1200)) {
+        if let Ok(Command::Mail(p, _) | Command::Rcpt(p, _)) = command(&line, Quirks::default()) {
+            proptest::prop_assert!(p.len() <= MAX_PATH);
+        }
+    }
+
+    /// Any input split anywhere frames into the same lines and the same DATA.
+    #[test]
+    fn framing_is_independent_of_chunking(
+        input in proptest::collection::vec(
+            proptest::sample::select(vec![b'a', b'.', b'\r', b'\n', b' ']), 0..600),
+        n in 1usize..64,
+    ) {
+        proptest::prop_assert_eq!(lines_chunked(&input, n, 40), lines_chunked(&input, input.len().max(1), 40));
+        let whole = data_chunked(&input, input.len().max(1), 200);
+        proptest::prop_assert_eq!(data_chunked(&input, n, 200), whole);
+    }
+}
