@@ -145,6 +145,22 @@ def test_starttls_then_auth_and_delivery(smtp_server):
     assert any("ESMTPSA" in r for r in msg.get_all("Received"))
 
 
+def test_starttls_discards_pipelined_plaintext(smtp_server):
+    """RFC 3207 §4.2 (CVE-2011-0411): a command sent with STARTTLS must not run after the handshake."""
+    with socket.create_connection(("127.0.0.1", smtp_server.port(25)), timeout=10) as sock:
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"220")
+        sock.sendall(b"EHLO a\r\n")
+        while f.readline()[3:4] == b"-":
+            pass
+        sock.sendall(b"STARTTLS\r\nNOOP injected\r\n")
+        assert f.readline().startswith(b"220")
+        with tls_context().wrap_socket(sock) as tls:
+            tls.sendall(b"EHLO b\r\n")
+            first = tls.recv(4096)
+            assert first.startswith(b"250-"), first
+
+
 def test_port_465_is_tls_on_connect(smtp_server):
     with smtplib.SMTP_SSL("127.0.0.1", smtp_server.port(465), timeout=10, context=tls_context()) as s:
         s.ehlo()

@@ -413,3 +413,35 @@ async fn banned_lines_refuse_the_message() {
         .await;
     assert!(t.submitted().is_empty());
 }
+
+#[tokio::test]
+async fn state_sweep() {
+    let mut t = T::stranger().await;
+    // Fresh: nothing of a transaction before HELO/EHLO.
+    t.cmd("MAIL FROM:<a@b.example>", "503 5.5.1").await;
+    t.cmd("RCPT TO:<joe@example.com>", "503 5.5.1").await;
+    t.cmd("DATA", "503 5.5.1").await;
+    t.cmd("AUTH PLAIN", "503 5.5.1").await;
+    t.cmd("STARTTLS", "502 5.5.1").await;
+    t.cmd("RSET", "250").await;
+    t.cmd("NOOP", "250").await;
+    t.cmd("HELP", "214").await;
+    // Greeted: RCPT and DATA still need MAIL.
+    t.cmd("HELO x", "250").await;
+    t.cmd("RCPT TO:<joe@example.com>", "503 5.5.1").await;
+    t.cmd("DATA", "503 5.5.1").await;
+    // In a transaction: no nested MAIL, no AUTH; EHLO and RSET end it.
+    t.cmd("MAIL FROM:<a@b.example>", "250").await;
+    t.cmd("MAIL FROM:<a@b.example>", "503 5.5.1").await;
+    t.cmd(
+        &format!("AUTH PLAIN {}", plain("postmaster", "secret")),
+        "503 5.5.1",
+    )
+    .await;
+    t.cmd("EHLO again", "250").await;
+    t.cmd("RCPT TO:<joe@example.com>", "503 5.5.1").await;
+    t.cmd("MAIL FROM:<a@b.example>", "250").await;
+    t.cmd("RSET", "250").await;
+    t.cmd("RCPT TO:<joe@example.com>", "503 5.5.1").await;
+    t.cmd("QUIT", "221").await;
+}
