@@ -253,6 +253,19 @@ impl Session {
         line: &[u8],
         stream: &mut Box<dyn AsyncStream>,
     ) -> std::io::Result<Flow> {
+        if self.cfg.logger.enabled(Level::AllInfo, NAME) {
+            // AUTH lines may carry credentials: only the verb and mechanism are recorded.
+            let text = String::from_utf8_lossy(line);
+            let shown = if text.len() >= 4 && text[..4].eq_ignore_ascii_case("AUTH") {
+                text.split(' ').take(2).collect::<Vec<_>>().join(" ")
+            } else {
+                text.into_owned()
+            };
+            self.log(
+                Level::AllInfo,
+                format_args!("<- {}", proto::printable(&shown)),
+            );
+        }
         let cmd = match proto::command(line, Quirks::default()) {
             Ok(c) => c,
             Err(e) => {
@@ -693,10 +706,10 @@ impl Session {
             Some(Err(f)) => return Ok(self.auth_failed(f).await),
         };
         let ctx = Arc::clone(&self.cfg.auth);
-        let mech = mech.to_string();
+        let name = mech.to_string();
         let host = self.cfg.host.clone();
         let started = tokio::task::spawn_blocking(move || {
-            let (ex, step) = Exchange::start(&mech, initial.as_deref(), &host, &*ctx);
+            let (ex, step) = Exchange::start(&name, initial.as_deref(), &host, &*ctx);
             (ex, step)
         })
         .await;
@@ -751,13 +764,16 @@ impl Session {
                 Err(_) => break Err(Failure::Server(sasl::AuthError("internal error".into()))),
             }
         };
+        // Secure Method Required (account setting `RequireAPOP`, guide.txt:3650-3690): PLAIN and
+        // LOGIN carry the password in clear, acceptable only inside TLS.
+        let clear_text = !self.tls && matches!(mech, "PLAIN" | "LOGIN");
         Ok(match result {
-            Ok(id) => self.auth_succeeded(id).await,
+            Ok(id) => self.auth_succeeded(id, clear_text).await,
             Err(f) => self.auth_failed(f).await,
         })
     }
 
-    async fn auth_succeeded(&mut self, id: AccountId) -> Flow {
+    async fn auth_succeeded(&mut self, id: AccountId, clear_text: bool) -> Flow {
         let ctx = Arc::clone(&self.cfg.auth);
         let key = id.to_string();
         let check = id.clone();
@@ -771,6 +787,9 @@ impl Session {
                 .failed_logins
                 .is_locked(&key, limit, period, Instant::now());
             if locked || !(client || ctx.service_enabled(&check, "Mobile")) {
+                return None;
+            }
+            if clear_text && requires_secure_method(&ctx, &check) {
                 return None;
             }
             ctx.failed_logins.clear(&key);
@@ -829,4 +848,16 @@ impl Session {
 enum Refused {
     Banned(String),
     Enqueue(EnqueueError),
+}
+
+/// The account's effective "Secure Method Required" (`RequireAPOP`); unreadable settings count
+/// as required, so an error never lets a clear-text password through.
+fn requires_secure_method(ctx: &crate::cli::CliContext, id: &AccountId) -> bool {
+    match ctx.store.account_effective_settings(&id.domain, &id.name) {
+        Ok(eff) => eff
+            .get(b"RequireAPOP".as_slice())
+            .and_then(crate::format::Value::as_bytes)
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"YES")),
+        Err(_) => true,
+    }
 }

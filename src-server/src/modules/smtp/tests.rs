@@ -86,6 +86,17 @@ impl T {
     /// A connection from `peer` to local port `port`.
     async fn start(peer: &str, port: u16, p: Policy) -> T {
         let (dir, ctx) = fixture();
+        T::with_context(ctx, dir, peer, port, p).await
+    }
+
+    /// A connection to a server over this CLI context (its store) and base directory.
+    async fn with_context(
+        ctx: crate::cli::CliContext,
+        dir: tempfile::TempDir,
+        peer: &str,
+        port: u16,
+        p: Policy,
+    ) -> T {
         let logger = Logger::open(
             dir.path().join("SystemLogs"),
             LogSettings::default(),
@@ -444,4 +455,21 @@ async fn state_sweep() {
     t.cmd("RSET", "250").await;
     t.cmd("RCPT TO:<joe@example.com>", "503 5.5.1").await;
     t.cmd("QUIT", "221").await;
+}
+
+#[tokio::test]
+async fn secure_method_required_refuses_clear_text_auth_without_tls() {
+    let mut eff = Dict::new();
+    eff.insert(b"RequireAPOP".to_vec(), Value::str("YES"));
+    let (dir, ctx) = fixture();
+    ctx.store
+        .update_account_settings("example.com", "postmaster", eff)
+        .unwrap();
+    let mut t = T::with_context(ctx, dir, "192.0.2.1", 25, policy()).await;
+    t.cmd("EHLO x", "250").await;
+    t.cmd(
+        &format!("AUTH PLAIN {}", plain("postmaster", "secret")),
+        "535 5.7.8",
+    )
+    .await;
 }
