@@ -21,9 +21,11 @@
 //! Client IP Address, an authenticated session or a `Relay:` route — there is no setting that
 //! opens the relay.
 //!
-//! todo: ETRN/ATRN/TURN service (issue 5 item 4; answered 502 now); DNS checks of Return-Path
-//! verification and HELO, RBL, Relay to Clients "simple addresses", Relay to Hosts We Backup,
-//! Read-then-Send temporary clients, NTLM; sending (issue 5 item 3).
+//! todo: ETRN/ATRN service (issue 5 item 4; answered 502 now, and not advertised); the DNS parts
+//! of Return-Path and HELO verification, RBL, Blacklist/Client by DNS name, Relay to Clients
+//! "simple addresses" and Relay to Hosts We Backup (they need the resolver); Read-then-Send
+//! temporary clients; "Reject all Logins from Non-Client IP Addresses"; the 591 blacklist flow
+//! through the Router (guide.txt:11799-11885); DIGEST-MD5 and NTLM; sending (issue 5 item 3).
 
 pub mod proto;
 pub mod session;
