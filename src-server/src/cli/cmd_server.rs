@@ -254,11 +254,12 @@ pub(super) fn read_log(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult
             "TAG" => q.tag.replace(v).map_or(Ok(()), |_| Err(dup()))?,
             "TEXT" => q.text.replace(v).map_or(Ok(()), |_| Err(dup()))?,
             "AFTER" => q.after.replace(v).map_or(Ok(()), |_| Err(dup()))?,
-            "LIMIT" => {
+            "LIMIT" | "LAST" => {
                 let n = usize::try_from(num(&v)?).unwrap_or(usize::MAX);
-                q.limit
-                    .replace(n.min(READLOG_MAX))
-                    .map_or(Ok(()), |_| Err(dup()))?
+                q.last |= kw == "LAST";
+                q.limit.replace(n.min(READLOG_MAX)).map_or(Ok(()), |_| {
+                    Err(CliError::new("LIMIT and LAST are given together or twice"))
+                })?
             }
             _ => return Err(CliError::new(format!("Unknown ReadLog keyword: {kw}"))),
         }

@@ -86,6 +86,8 @@ pub struct LogQuery {
     pub after: Option<String>,
     /// At most this many records (the oldest first).
     pub limit: Option<usize>,
+    /// Return the newest `limit` matching records rather than the oldest (`LAST n`).
+    pub last: bool,
 }
 
 /// The system log as the CLI sees it; the server glue implements it over the logger.
@@ -325,12 +327,13 @@ impl CliContext {
 
     /// The login policy every module applies after checking credentials: a suspended account
     /// cannot log in even with the right password (guide.txt:3956-3964); a service disabled for
-    /// the account or domain looks like a failed login (guide.txt:7773-7787); failures are counted
-    /// for the lockout and answered only after [`FAILURE_DELAY`].
+    /// the account or domain looks like a failed login (guide.txt:7773-7787; `None` for
+    /// WebAdmin, which the guide does not list as a service); failures are counted for the
+    /// lockout and answered only after [`FAILURE_DELAY`].
     pub async fn finish_login(
         &self,
         login: &str,
-        service: &str,
+        service: Option<&str>,
         result: Result<sasl::AccountId, sasl::Failure>,
     ) -> Result<sasl::AccountId, sasl::Failure> {
         let (limit, period) = self.login_limits();
@@ -338,7 +341,7 @@ impl CliContext {
         let result = result.and_then(|id| {
             let key = id.to_string();
             if self.failed_logins.is_locked(&key, limit, period, now)
-                || !self.service_enabled(&id, service)
+                || service.is_some_and(|s| !self.service_enabled(&id, s))
             {
                 Err(sasl::Failure::BadCredentials(key))
             } else {

@@ -1,4 +1,5 @@
 //! Protocol modules; each has its own `//!` header.
 
+pub mod http;
 pub mod pwd;
 pub mod smtp;

@@ -24,7 +24,7 @@ use crate::cli::{self, CliContext, LogAccess, ModuleDecl};
 use crate::format::{dict, Dict, Value};
 use crate::kernel::clock::SystemClock;
 use crate::kernel::log::{Level, LogQuery, LogSettings, Logger, RecordId};
-use crate::modules::pwd;
+use crate::modules::{http, pwd};
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
 use crate::net::tls::TlsSetup;
 use crate::store::settings::SettingDecl;
@@ -63,11 +63,24 @@ struct ListenerModule {
 }
 
 /// Every module that listens.
-const LISTENER_MODULES: &[ListenerModule] = &[ListenerModule {
-    decl: pwd::module_decl,
-    handler: |server| pwd::handler(server.cli.clone()),
-    default_listener: "{Sockets=({Port=106;Address=all;SSL=No;});MaxPerAddress=unlimited;}",
-}];
+const LISTENER_MODULES: &[ListenerModule] = &[
+    ListenerModule {
+        decl: pwd::module_decl,
+        handler: |server| pwd::handler(server.cli.clone()),
+        default_listener: "{Sockets=({Port=106;Address=all;SSL=No;});MaxPerAddress=unlimited;}",
+    },
+    ListenerModule {
+        decl: http::module_decl,
+        handler: |server| {
+            http::handler(Arc::new(http::WebAdmin {
+                cli: server.cli.clone(),
+                logger: server.logger.clone(),
+                sessions: http::Sessions::default(),
+            }))
+        },
+        default_listener: "{Sockets=({Port=8010;Address=all;SSL=No;},{Port=9010;Address=all;SSL=Yes;});MaxPerAddress=unlimited;}",
+    },
+];
 
 impl Server {
     /// Starts the service; returns once every listener has been tried.
@@ -613,6 +626,7 @@ impl LogAccess for Logger {
             text: q.text.clone(),
             after,
             limit: q.limit.unwrap_or(1000),
+            last: q.last,
             ..LogQuery::default()
         };
         let records =

@@ -289,7 +289,7 @@ async fn finish_login<S: AsyncWrite + Unpin>(
     login: &str,
     result: Result<AccountId, Failure>,
 ) -> std::io::Result<State> {
-    match ctx.finish_login(login, "PWD", result).await {
+    match ctx.finish_login(login, Some("PWD"), result).await {
         Ok(id) => match Session::load(&ctx.store, &id.name, &id.domain) {
             Ok(session) => {
                 send(stream, b"200 login OK").await?;
