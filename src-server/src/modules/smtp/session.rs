@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -23,8 +23,6 @@ use crate::kernel::mail::{
 use crate::net::sasl::{self, AccountId, Exchange, Failure, Step};
 use crate::net::AsyncStream;
 
-/// Pause before answering a failed AUTH (guide.txt:3956-3964: slows password guessing).
-pub const FAILURE_DELAY: Duration = Duration::from_secs(1);
 /// Most AUTH round trips before the exchange is abandoned.
 const MAX_AUTH_STEPS: usize = 8;
 /// Longest AUTH response line (base64 of a name and a password, with room to spare).
@@ -702,8 +700,8 @@ impl Session {
         let initial = match initial.map(|i| sasl::decode_response(&i)) {
             None => None,
             Some(Ok(Some(b))) => Some(b),
-            Some(Ok(None)) => return Ok(self.auth_failed(Failure::Cancelled).await),
-            Some(Err(f)) => return Ok(self.auth_failed(f).await),
+            Some(Ok(None)) => return Ok(self.auth_failed(Failure::Cancelled)),
+            Some(Err(f)) => return Ok(self.auth_failed(f)),
         };
         let ctx = Arc::clone(&self.cfg.auth);
         let name = mech.to_string();
@@ -714,9 +712,7 @@ impl Session {
         })
         .await;
         let Ok((mut ex, mut step)) = started else {
-            return Ok(self
-                .auth_failed(Failure::Server(sasl::AuthError("internal error".into())))
-                .await);
+            return Ok(self.auth_failed(Failure::Server(sasl::AuthError("internal error".into()))));
         };
         let mut steps = 0;
         let result = loop {
@@ -764,67 +760,57 @@ impl Session {
                 Err(_) => break Err(Failure::Server(sasl::AuthError("internal error".into()))),
             }
         };
-        // Secure Method Required (account setting `RequireAPOP`, guide.txt:3650-3690): PLAIN and
-        // LOGIN carry the password in clear, acceptable only inside TLS.
         let clear_text = !self.tls && matches!(mech, "PLAIN" | "LOGIN");
-        Ok(match result {
-            Ok(id) => self.auth_succeeded(id, clear_text).await,
-            Err(f) => self.auth_failed(f).await,
-        })
+        Ok(self.finish_auth(result, clear_text).await)
     }
 
-    async fn auth_succeeded(&mut self, id: AccountId, clear_text: bool) -> Flow {
+    /// The login policy every module shares (`CliContext::finish_login`: lockout, failure
+    /// counting and delay), with SMTP's own checks folded in.
+    async fn finish_auth(&mut self, result: Result<AccountId, Failure>, clear_text: bool) -> Flow {
         let ctx = Arc::clone(&self.cfg.auth);
-        let key = id.to_string();
-        let check = id.clone();
-        let client = self.client;
-        // guide.txt:3956-3964: a suspended account cannot log in, even with the right password;
-        // guide.txt:3314-3328: without the Mobile service only Client IP Addresses may log in,
-        // and without the Relay service AUTH does not grant relaying.
-        let allowed = tokio::task::spawn_blocking(move || {
-            let (limit, period) = ctx.login_limits();
-            let locked = ctx
-                .failed_logins
-                .is_locked(&key, limit, period, Instant::now());
-            if locked || !(client || ctx.service_enabled(&check, "Mobile")) {
-                return None;
+        // Secure Method Required (account setting `RequireAPOP`, guide.txt:3650-3690): PLAIN and
+        // LOGIN carry the password in clear, acceptable only inside TLS.
+        let result = match result {
+            Ok(id) if clear_text => {
+                let (c, check) = (Arc::clone(&ctx), id.clone());
+                let refused =
+                    tokio::task::spawn_blocking(move || requires_secure_method(&c, &check))
+                        .await
+                        .unwrap_or(true);
+                if refused {
+                    Err(Failure::BadCredentials(id.to_string()))
+                } else {
+                    Ok(id)
+                }
             }
-            if clear_text && requires_secure_method(&ctx, &check) {
-                return None;
-            }
-            ctx.failed_logins.clear(&key);
-            Some(ctx.service_enabled(&check, "Relay"))
-        })
-        .await
-        .unwrap_or(None);
-        let Some(relay) = allowed else {
-            return self
-                .auth_failed(Failure::BadCredentials(id.to_string()))
-                .await;
+            other => other,
         };
-        self.auth_relay = relay;
-        self.log(Level::LowLevel, format_args!("authenticated as {id}"));
-        self.auth = Some(id);
-        self.reply(235, "2.7.0", "Authentication successful");
+        // guide.txt:3314-3320: without the Mobile service only Client IP Addresses may log in.
+        let service = (!self.client).then_some("Mobile");
+        match ctx.finish_login("", service, result).await {
+            Ok(id) => {
+                // guide.txt:3321-3328: without the Relay service AUTH does not grant relaying.
+                let check = id.clone();
+                self.auth_relay =
+                    tokio::task::spawn_blocking(move || ctx.service_enabled(&check, "Relay"))
+                        .await
+                        .unwrap_or(false);
+                self.log(Level::LowLevel, format_args!("authenticated as {id}"));
+                self.auth = Some(id);
+                self.reply(235, "2.7.0", "Authentication successful");
+            }
+            Err(f) => {
+                self.auth_failed(f);
+            }
+        }
         Flow::Continue
     }
 
-    async fn auth_failed(&mut self, f: Failure) -> Flow {
+    /// Answers a failed AUTH (counting and delay are `finish_auth`'s).
+    fn auth_failed(&mut self, f: Failure) -> Flow {
         match &f {
-            Failure::BadCredentials(name) => {
-                let ctx = Arc::clone(&self.cfg.auth);
-                let name = name.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    let (limit, period) = ctx.login_limits();
-                    let key = ctx
-                        .login_account(&name)
-                        .map_or_else(|| name.to_ascii_lowercase(), |id| id.to_string());
-                    ctx.failed_logins
-                        .record_failure(&key, limit, period, Instant::now());
-                })
-                .await;
+            Failure::BadCredentials(_) => {
                 self.log(Level::LowLevel, "AUTH failed: bad credentials");
-                tokio::time::sleep(FAILURE_DELAY).await;
                 self.error(535, "5.7.8", sasl::INCORRECT_LOGIN);
             }
             Failure::Cancelled => self.error(501, "5.0.0", "Authentication cancelled"),
