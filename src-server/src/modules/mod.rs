@@ -4,3 +4,4 @@ pub mod http;
 pub mod pipe;
 pub mod pop;
 pub mod pwd;
+pub mod smtp;
