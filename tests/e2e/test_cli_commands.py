@@ -374,6 +374,12 @@ def test_log_and_unknown_commands(server, gatehouse_bin):
     assert pm.ok("ReadLog", "TAG", "SYSTEM", "TEXT", marker, "LIMIT", "5") == records
     assert pm.ok("ReadLog", "TEXT", marker, "AFTER", records[0]["Id"]) == []
     assert pm.ok("ReadLog", "TAG", "NoSuchTag") == []
+    # FROM/TO narrow by time of day; LAST takes the newest records.
+    written = records[0]["Time"][11:19]
+    assert pm.ok("ReadLog", "TEXT", marker, "FROM", written, "TO", "23:59:59") == records
+    assert pm.ok("ReadLog", "TEXT", marker, "TO", "00:00:00") == [] or written == "00:00:00"
+    assert pm.ok("ReadLog", "LAST", "1")[-1]["Id"] >= records[0]["Id"]
+    pm.fail("ReadLog", "FROM", "25:00")
     pm.fail("WriteLog", "9", "bad level")
     pm.fail("ReadLog", "BOGUS", "1")
 

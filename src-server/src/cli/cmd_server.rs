@@ -276,6 +276,12 @@ pub(super) fn read_log(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult
                     .map_err(|_| CliError::new("DAY must be yyyy-mm-dd"))?;
                 q.day.replace(v).map_or(Ok(()), |_| Err(dup()))?;
             }
+            "FROM" | "TO" => {
+                time_of_day(&v)
+                    .ok_or_else(|| CliError::new(format!("{kw} must be HH:MM or HH:MM:SS")))?;
+                let slot = if kw == "FROM" { &mut q.from } else { &mut q.to };
+                slot.replace(v).map_or(Ok(()), |_| Err(dup()))?;
+            }
             "LEVEL" => q.level.replace(level(&v)?).map_or(Ok(()), |_| Err(dup()))?,
             "TAG" => q.tag.replace(v).map_or(Ok(()), |_| Err(dup()))?,
             "TEXT" => q.text.replace(v).map_or(Ok(()), |_| Err(dup()))?,
@@ -293,6 +299,13 @@ pub(super) fn read_log(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult
     q.limit.get_or_insert(READLOG_DEFAULT);
     let records = log(ctx)?.read(&q).map_err(CliError::new)?;
     Ok(Some(Value::Array(records.iter().map(record).collect())))
+}
+
+/// A ReadLog `FROM`/`TO` time of day.
+pub fn time_of_day(v: &str) -> Option<chrono::NaiveTime> {
+    chrono::NaiveTime::parse_from_str(v, "%H:%M:%S")
+        .or_else(|_| chrono::NaiveTime::parse_from_str(v, "%H:%M"))
+        .ok()
 }
 
 fn record(r: &LogRecord) -> Value {

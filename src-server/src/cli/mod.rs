@@ -30,7 +30,7 @@ use crate::net::sasl;
 use crate::store::settings::SettingDecl;
 use crate::store::{Store, StoreError};
 
-pub use cmd_server::effective_module_settings;
+pub use cmd_server::{effective_module_settings, time_of_day};
 pub use rights::Session;
 
 /// A command failure; its text is what the `501` line shows.
@@ -77,6 +77,10 @@ pub struct LogRecord {
 pub struct LogQuery {
     /// Day `yyyy-mm-dd`; today when absent.
     pub day: Option<String>,
+    /// Only records at or after this time of the day (`HH:MM` or `HH:MM:SS`).
+    pub from: Option<String>,
+    /// Only records at or before this time of the day.
+    pub to: Option<String>,
     /// Only records at this level or more important (a lower number).
     pub level: Option<u8>,
     /// Only records whose tag starts with this prefix (case-insensitive).

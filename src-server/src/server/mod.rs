@@ -639,8 +639,17 @@ impl LogAccess for Logger {
             ),
             None => None,
         };
+        // FROM/TO are times of the queried day (today when no DAY is given).
+        let date = day.unwrap_or_else(|| chrono::Local::now().date_naive());
+        let at = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(cli::time_of_day)
+                .map(|t| date.and_time(t))
+        };
         let query = LogQuery {
             day,
+            from: at(&q.from),
+            to: at(&q.to),
             max_level: q.level.and_then(|l| Level::from_number(u32::from(l))),
             tag_prefix: q.tag.clone(),
             text: q.text.clone(),

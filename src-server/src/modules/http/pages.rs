@@ -1789,6 +1789,8 @@ async fn render_queue(web: &Web, a: &Admin, notice: Notice) -> Response {
 #[derive(serde::Deserialize, Default)]
 struct LogFilter {
     day: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
     level: Option<String>,
     tag: Option<String>,
     text: Option<String>,
@@ -1814,6 +1816,8 @@ async fn logs(
     let mut args = Vec::new();
     for (key, v) in [
         ("DAY", nonempty(&f.day)),
+        ("FROM", nonempty(&f.from)),
+        ("TO", nonempty(&f.to)),
         ("LEVEL", nonempty(&f.level)),
         ("TAG", nonempty(&f.tag)),
         ("TEXT", nonempty(&f.text)),
@@ -1839,6 +1843,8 @@ async fn logs(
         section.panel {
             form.inline method="get" action="/Logs" {
                 label { "Day" input type="text" name="day" value=(value(&f.day)) placeholder="today (yyyy-mm-dd)"; }
+                label { "From" input type="text" name="from" value=(value(&f.from)) placeholder="hh:mm"; }
+                label { "To" input type="text" name="to" value=(value(&f.to)) placeholder="hh:mm"; }
                 label { "Level up to" select name="level" {
                     @for (n, name) in [("", "all"), ("1", "1 Failures"), ("2", "2 Major"), ("3", "3 Problems"), ("4", "4 Low-Level"), ("5", "5 All Info")] {
                         option value=(n) selected[value(&f.level) == n] { (name) }
