@@ -70,7 +70,8 @@ def test_capa_and_greeting(pop):
     caps = p.capa()
     for c in ("TOP", "UIDL", "USER", "STLS", "SASL", "PIPELINING"):
         assert c in caps, caps
-    assert caps["SASL"] == ["CRAM-MD5", "PLAIN", "LOGIN"]
+    # Passwords are hashed by default, so CRAM-MD5 is offered only when the admin says so.
+    assert caps["SASL"] == ["PLAIN", "LOGIN"]
     p.quit()
 
 
@@ -177,7 +178,7 @@ def test_auth_plain_and_cram_md5(pop):
     # Bare AUTH lists the mechanisms (guide.txt:14530-14532).
     p = connect(pop)
     resp, mechs, _ = p._longcmd("AUTH")
-    assert mechs == [b"CRAM-MD5", b"PLAIN", b"LOGIN"]
+    assert mechs == [b"PLAIN", b"LOGIN"]
     p.quit()
 
 
@@ -228,8 +229,8 @@ def test_bad_commands_keep_session(pop):
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 def test_curl(pop):
-    # curl picks the strongest SASL mechanism offered, CRAM-MD5, which needs a clear password
-    # (ann); alice's one-way password needs PLAIN or USER/PASS.
+    # curl picks the strongest SASL mechanism offered; with CRAM-MD5 advertised it needs a
+    # clear password (ann); alice's one-way password needs PLAIN or USER/PASS.
     write_legacy_mbox(account_dir(pop, "ann") / "INBOX.mbox", MSG[:1])
     url = f"pop3://127.0.0.1:{pop.port(110)}"
 
@@ -253,3 +254,12 @@ def test_curl(pop):
     pop3s = run("alice:pw", "--login-options", "AUTH=PLAIN", "-k",
                 f"pop3s://127.0.0.1:{pop.port(995)}/3")
     assert pop3s.returncode == 0 and b"Subject: third" in pop3s.stdout, pop3s.stderr
+
+
+def test_secure_sasl_advertised_on_request(pop, gatehouse_bin):
+    cli(gatehouse_bin, pop, "UpdateModule", "LoginSecurity", "{AdvertiseSecureSASL=YES;}", check=True)
+    p = connect(pop)
+    assert p.capa()["SASL"] == ["CRAM-MD5", "PLAIN", "LOGIN"]
+    p.quit()
+    bad = cli(gatehouse_bin, pop, "UpdateModule", "LoginSecurity", "{AdvertiseSecureSASL=maybe;}")
+    assert bad.returncode == 1 and "YES or NO" in bad.stderr

@@ -180,12 +180,14 @@ pub struct CliContext {
 }
 
 impl CliContext {
-    /// A context over `store` with no modules and no callbacks.
+    /// A context over `store` with no callbacks; its only module is `LoginSecurity`.
     pub fn new(store: Store, host: impl Into<String>) -> CliContext {
+        let modules = ModuleRegistry::default();
+        modules.register(login_security_decl());
         CliContext {
             store,
             host: host.into(),
-            modules: ModuleRegistry::default(),
+            modules,
             log: None,
             status: None,
             shutdown: None,
@@ -240,6 +242,41 @@ pub fn reply_lines(result: &CmdResult) -> Vec<u8> {
 /// Server settings file holding the login-security settings (guide.txt:3935-3964; our name).
 pub const LOGIN_SECURITY: &str = "LoginSecurity";
 
+/// The Obscure page's Login Security settings as a module (`GetModule LoginSecurity`).
+fn login_security_decl() -> ModuleDecl {
+    ModuleDecl {
+        name: LOGIN_SECURITY.into(),
+        settings: vec![
+            SettingDecl {
+                key: "SuspendAfterFailures",
+                default: "5",
+                doc: "Suspend Account after this many failed logins (0: never; guide.txt:3956-3964)",
+            },
+            SettingDecl {
+                key: "SuspendPeriod",
+                default: "600",
+                doc: "seconds: the failures are counted within, and the suspension lasts, this long",
+            },
+            SettingDecl {
+                key: "AdvertiseSecureSASL",
+                default: "NO",
+                doc: "Advertise Secure SASL methods (CRAM-MD5): YES only when passwords are stored clear (guide.txt:3700-3708)",
+            },
+        ],
+        validate: Some(Arc::new(|d: &Dict| {
+            let text = |k: &str| d.get(k.as_bytes()).and_then(Value::as_text).unwrap_or_default().into_owned();
+            for k in ["SuspendAfterFailures", "SuspendPeriod"] {
+                text(k).parse::<u64>().map_err(|_| format!("{k} must be a number"))?;
+            }
+            match text("AdvertiseSecureSASL").to_ascii_uppercase().as_str() {
+                "YES" | "NO" => Ok(()),
+                _ => Err("AdvertiseSecureSASL must be YES or NO".into()),
+            }
+        })),
+        changed: None,
+    }
+}
+
 impl CliContext {
     /// "Suspend Account after N failed logins within T": `(N, T)` from the `LoginSecurity`
     /// server settings `SuspendAfterFailures` (default 5; 0 disables) and `SuspendPeriod`
@@ -256,6 +293,23 @@ impl CliContext {
             usize::try_from(num("SuspendAfterFailures", 5)).unwrap_or(usize::MAX),
             std::time::Duration::from_secs(num("SuspendPeriod", 600)),
         )
+    }
+
+    /// The SASL mechanisms a module offers (POP CAPA, SMTP EHLO, IMAP CAPABILITY). CRAM-MD5
+    /// needs a recoverable password, and passwords are hashed by default, so clients that pick
+    /// the "most secure" mechanism offered would fail: it is offered only when the
+    /// `LoginSecurity` setting `AdvertiseSecureSASL` is `YES` (guide.txt:3700-3708, "Advertise
+    /// Secure SASL methods"). It is still accepted when a client asks for it.
+    pub fn advertised_mechanisms(&self) -> Vec<&'static str> {
+        let on = self
+            .server_dict(LOGIN_SECURITY)
+            .ok()
+            .and_then(|d| d.get(b"AdvertiseSecureSASL".as_slice()).cloned())
+            .is_some_and(|v| v.as_bytes().is_some_and(|b| b.eq_ignore_ascii_case(b"YES")));
+        sasl::MECHANISMS
+            .into_iter()
+            .filter(|m| on || *m != "CRAM-MD5")
+            .collect()
     }
 
     /// Whether `service` (`PWD`, `POP`, `IMAP`, ...) is enabled for the account: its effective

@@ -259,7 +259,7 @@ pub async fn serve(
                 None => {
                     conn.send(&proto::multi_line(
                         "SASL mechanisms follow",
-                        sasl::MECHANISMS,
+                        ctx.cli.advertised_mechanisms(),
                     ))
                     .await?;
                     Next::Stay(State::Authorization(None))
@@ -337,7 +337,10 @@ fn capabilities(ctx: &PopContext, conn: &Conn, state: &State) -> Vec<u8> {
     ];
     if matches!(state, State::Authorization(_)) {
         caps.push("USER".to_string());
-        caps.push(format!("SASL {}", sasl::MECHANISMS.join(" ")));
+        caps.push(format!(
+            "SASL {}",
+            ctx.cli.advertised_mechanisms().join(" ")
+        ));
         if ctx.tls.is_some() && !conn.secure {
             caps.push("STLS".to_string());
         }

@@ -347,7 +347,10 @@ impl Session {
         // guide.txt:11572-11578: Advertise AUTH hides the capability, it does not disable AUTH;
         // on the submission port it is always shown, since AUTH is required there.
         if self.submission || s.advertise_auth.applies(self.client) {
-            lines.push(format!("AUTH {}", sasl::MECHANISMS.join(" ")));
+            lines.push(format!(
+                "AUTH {}",
+                self.cfg.auth.advertised_mechanisms().join(" ")
+            ));
         }
         lines.push("HELP".into());
         self.reply(250, "", &lines.join("\n"));
