@@ -16,6 +16,7 @@ pub mod args;
 pub mod client;
 mod cmd_account;
 mod cmd_domain;
+mod cmd_queue;
 mod cmd_server;
 pub mod rights;
 pub mod table;
@@ -168,6 +169,8 @@ pub struct CliContext {
     pub shutdown: Option<ShutdownFn>,
     /// Failed logins per name, shared by every module that authenticates (guide.txt:3956-3964).
     pub failed_logins: sasl::FailedLogins,
+    /// The message queue (`ListQueue` and the other queue commands), in the running server.
+    pub queue: Option<Arc<crate::kernel::queue::Queue>>,
 }
 
 impl CliContext {
@@ -181,6 +184,7 @@ impl CliContext {
             status: None,
             shutdown: None,
             failed_logins: sasl::FailedLogins::new(),
+            queue: None,
         }
     }
 

@@ -97,10 +97,22 @@ impl Route for FakeRouter {
     }
 }
 
+/// One delivery seen by a fake channel: id, recipient, message, return-path.
+type Delivered = (MessageId, String, Vec<u8>, String);
+
+/// The queue, its Enqueuer and Dequeuer, and the fake Local and SMTP channels.
+type Wired = (
+    Arc<Queue>,
+    Arc<Enqueuer>,
+    Arc<Dequeuer>,
+    Arc<FakeChannel>,
+    Arc<FakeChannel>,
+);
+
 /// Records deliveries; answers per recipient from a script (default Delivered).
 #[derive(Default)]
 struct FakeChannel {
-    delivered: Mutex<Vec<(MessageId, String, Vec<u8>, String)>>,
+    delivered: Mutex<Vec<Delivered>>,
     answers: Mutex<HashMap<String, Outcome>>,
 }
 
@@ -152,16 +164,7 @@ fn sub(from: &str, to: &[&str]) -> Submission {
 
 const MSG: &[u8] = b"From: s@remote\r\nTo: a@local\r\nSubject: test\r\n\r\nHello\r\n";
 
-fn wired(
-    e: &Env,
-    s: QueueSettings,
-) -> (
-    Arc<Queue>,
-    Arc<Enqueuer>,
-    Arc<Dequeuer>,
-    Arc<FakeChannel>,
-    Arc<FakeChannel>,
-) {
+fn wired(e: &Env, s: QueueSettings) -> Wired {
     let (q, enq, deq) = e.open(s);
     let local = Arc::new(FakeChannel::default());
     let smtp = Arc::new(FakeChannel::default());
