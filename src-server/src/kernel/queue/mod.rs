@@ -21,6 +21,7 @@
 //! todo: whole-queue suspension (a channel defers each recipient; there is no per-domain hold
 //! yet); the Server-Wide Rules step of the Enqueuer arrives with the Rules engine.
 
+pub mod bench;
 pub mod dequeuer;
 pub mod dsn;
 pub mod enqueuer;
