@@ -151,13 +151,21 @@ impl Dequeuer {
         self.running.store(workers.len(), Ordering::SeqCst);
     }
 
-    /// Stops the workers and waits for them (each finishes the recipient in hand).
+    /// Stops the workers and waits up to 10 seconds for them (each finishes the recipient in
+    /// hand; one stuck in a slow channel is left to end with the process, which is safe: its
+    /// recipient is tried again after restart).
     pub fn stop(&self) {
         self.queue.stop();
         let workers =
             std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         for w in workers {
-            let _ = w.join();
+            while !w.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if w.is_finished() {
+                let _ = w.join();
+            }
         }
     }
 
