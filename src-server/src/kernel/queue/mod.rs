@@ -166,11 +166,12 @@ impl Queue {
                 _ => others.push(name),
             }
         }
+        let known: std::collections::HashSet<MessageId> = msgs.iter().copied().collect();
         for name in others {
             let orphan = name
                 .strip_suffix(".sta")
                 .and_then(|s| s.parse::<MessageId>().ok())
-                .is_some_and(|id| !msgs.contains(&id));
+                .is_some_and(|id| !known.contains(&id));
             if orphan {
                 let _ = fs::remove_file(self.dir.join(&name));
             } else if !name.ends_with(".sta") {
