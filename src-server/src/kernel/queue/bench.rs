@@ -26,7 +26,8 @@ use crate::kernel::mail::{
 
 /// Usage of the `local` subcommand.
 pub const USAGE: &str = "gatehouse-bench local [--messages N] [--size BYTES] [--submitters N] \
-[--processors N] [--base DIR]   (without --size: 1 KB and 100 KB runs)";
+[--processors N] [--rate PER_SECOND] [--base DIR]   (without --size: 1 KB and 100 KB runs; \
+--rate paces the submits, so end-to-end latency is measured without a backlog)";
 
 /// The benchmark's parameters.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct LocalArgs {
     pub submitters: usize,
     /// Dequeuer processors.
     pub processors: usize,
+    /// Submits per second over all submitters; 0 = as fast as they can.
+    pub rate: usize,
     /// Scratch base directory (kept when given).
     pub base: Option<PathBuf>,
 }
@@ -51,6 +54,7 @@ impl LocalArgs {
             sizes: vec![1024, 100 * 1024],
             submitters: 4,
             processors: 2,
+            rate: 0,
             base: None,
         };
         let mut it = args.iter();
@@ -68,6 +72,7 @@ impl LocalArgs {
                 "--size" => a.sizes = vec![num()?],
                 "--submitters" => a.submitters = num()?.clamp(1, 256),
                 "--processors" => a.processors = num()?.clamp(1, 64),
+                "--rate" => a.rate = num()?,
                 "--base" => a.base = Some(PathBuf::from(value)),
                 _ => return Err(format!("unknown flag {flag}\nusage: {USAGE}")),
             }
@@ -209,10 +214,17 @@ fn run_one(a: &LocalArgs, size: usize, base: &std::path::Path) -> Result<(), Str
     for t in 0..a.submitters {
         let n = per.min(a.messages.saturating_sub(t * per));
         let (enqueuer, msg, started_at) = (enqueuer.clone(), msg.clone(), started_at.clone());
+        let (submitters, rate) = (a.submitters, a.rate);
         threads.push(std::thread::spawn(
             move || -> Result<Vec<Duration>, String> {
                 let mut lat = Vec::with_capacity(n);
-                for _ in 0..n {
+                for k in 0..n {
+                    if rate > 0 {
+                        let at = Duration::from_secs_f64((k * submitters + t) as f64 / rate as f64);
+                        if let Some(wait) = (start + at).checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
                     let t0 = Instant::now();
                     let id = enqueuer
                         .submit(
@@ -265,11 +277,16 @@ fn run_one(a: &LocalArgs, size: usize, base: &std::path::Path) -> Result<(), Str
     let (s50, s90, s99) = percentiles(&submit_lat);
     let (e50, e90, e99) = percentiles(&e2e);
     println!(
-        "local: {} messages of {} bytes, {} submitter(s), {} processor(s), fsync on, in {}",
+        "local: {} messages of {} bytes, {} submitter(s), {} processor(s), rate {}, fsync on, in {}",
         submit_lat.len(),
         msg.len(),
         a.submitters,
         a.processors,
+        if a.rate > 0 {
+            format!("{}/s", a.rate)
+        } else {
+            "unlimited".to_string()
+        },
         base.display()
     );
     println!(
