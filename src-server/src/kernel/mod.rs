@@ -5,3 +5,4 @@ pub mod clock;
 pub mod log;
 pub mod mail;
 pub mod router;
+pub mod queue;
