@@ -4,5 +4,5 @@
 pub mod clock;
 pub mod log;
 pub mod mail;
-pub mod router;
 pub mod queue;
+pub mod router;

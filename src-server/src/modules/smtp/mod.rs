@@ -25,8 +25,11 @@
 //! of Return-Path and HELO verification, RBL, Blacklist/Client by DNS name, Relay to Clients
 //! "simple addresses" and Relay to Hosts We Backup (they need the resolver); Read-then-Send
 //! temporary clients; "Reject all Logins from Non-Client IP Addresses"; the 591 blacklist flow
-//! through the Router (guide.txt:11799-11885); DIGEST-MD5 and NTLM; sending (issue 5 item 3).
+//! through the Router (guide.txt:11799-11885); DIGEST-MD5 and NTLM.
+//!
+//! Sending is [`client`]: the `Channel` the Dequeuer calls for `Target::Smtp`.
 
+pub mod client;
 pub mod proto;
 pub mod session;
 
@@ -129,9 +132,7 @@ impl Default for SmtpSettings {
 /// The settings declaration for `GetModule SMTP` (guide.txt:11517-11609).
 pub fn module_decl() -> ModuleDecl {
     let s = |key, default, doc| SettingDecl { key, default, doc };
-    ModuleDecl {
-        name: NAME.into(),
-        settings: vec![
+    let mut settings = vec![
             s("LogLevel", "2", "Log: what the SMTP module records in the System Log (tag SMTP), 0-5"),
             s("Channels", "20", "Channels: most simultaneous incoming SMTP connections; 0 closes the listener (guide.txt:11529-11534)"),
             s("MessageSizeLimit", "10M", "Message Size Limit: larger messages are refused; bytes with K, M or G, or unlimited (guide.txt:11549-11551)"),
@@ -144,8 +145,15 @@ pub fn module_decl() -> ModuleDecl {
             s("CommandTimeout", "300", "seconds to wait for a command (RFC 5321 §4.5.3.2)"),
             s("DataTimeout", "600", "seconds to wait for each block of message data (RFC 5321 §4.5.3.2)"),
             s("SubmissionPort", "587", "the listener port (before the port offset) that requires AUTH before MAIL (RFC 6409)"),
-        ],
-        validate: Some(Arc::new(|eff: &Dict| settings_from(eff).map(|_| ()))),
+    ];
+    settings.extend(client::setting_decls());
+    ModuleDecl {
+        name: NAME.into(),
+        settings,
+        validate: Some(Arc::new(|eff: &Dict| {
+            settings_from(eff)?;
+            client::send_settings_from(eff).map(|_| ())
+        })),
         changed: None,
     }
 }
