@@ -37,6 +37,8 @@ pub mod eval;
 pub mod message;
 mod parse;
 pub mod pattern;
+#[cfg(test)]
+mod tests;
 
 pub use eval::{evaluate, Disposition, Effect, Env, MemoryData, Outcome, RulesData, Scope};
 pub use message::{EnvelopeRecipient, MessageView};
