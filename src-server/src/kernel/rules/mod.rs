@@ -42,9 +42,12 @@ mod tests;
 
 pub use eval::{evaluate, Disposition, Effect, Env, MemoryData, Outcome, RulesData, Scope};
 pub use message::{EnvelopeRecipient, MessageView};
-pub use parse::{parse_rules, rules_to_value, RuleError};
+pub use parse::{parse_rules, rules_to_value, validate_rules, RuleError};
 
 use chrono::TimeDelta;
+
+/// The server settings file (`Settings/ServerRules.settings`) holding the Server-Wide Rules.
+pub const SERVER_RULES: &str = "ServerRules";
 
 /// Most rules in one set.
 pub const MAX_RULES: usize = 1000;
