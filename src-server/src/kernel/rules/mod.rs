@@ -37,12 +37,14 @@ pub mod eval;
 pub mod message;
 mod parse;
 pub mod pattern;
+pub mod run;
 #[cfg(test)]
 mod tests;
 
 pub use eval::{evaluate, Disposition, Effect, Env, MemoryData, Outcome, RulesData, Scope};
-pub use message::{EnvelopeRecipient, MessageView};
+pub use message::{EnvelopeRecipient, HeaderAddress, MessageView};
 pub use parse::{parse_rules, rules_to_value, validate_rules, RuleError};
+pub use run::{account_rules, execute, server_rules, ExecReport, RunError};
 
 use chrono::TimeDelta;
 
@@ -459,7 +461,11 @@ impl RulesRight {
             ("Any", RulesRight::Any),
         ]
         .into_iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(s.trim()))
+        .find(|(k, _)| {
+            // "AllButExec" and "All But Exec" alike.
+            let squeeze = |x: &str| x.replace(' ', "").to_ascii_lowercase();
+            squeeze(k) == squeeze(s)
+        })
         .map(|(_, r)| r)
     }
 

@@ -2,6 +2,7 @@
 //! action, plus priorities, Stop, the reply memory, never-reply cases, parse errors, round trips.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, TimeDelta};
 
@@ -594,10 +595,8 @@ fn reply_with_header_text() {
         PLAIN,
     );
     let text = &submitted(&o)[0].2;
-    assert!(
-        text.contains("From: Desk <desk@example.com>\r\nTo: bill@stalker.com\r\n")
-            || text.contains("Sender: <me@example.com>\r\n")
-    );
+    assert!(text.contains("From: Desk <desk@example.com>\r\n"));
+    assert!(!text.contains("From: <me@example.com>"));
     assert!(text.contains("Sender: <me@example.com>\r\n"));
 }
 
@@ -954,4 +953,174 @@ fn header_reader_is_bounded() {
     // No header at all.
     let m = MessageView::new(b"", "", vec![], Source::Pipe);
     assert!(m.fields().is_empty());
+}
+
+// ------------------------------------------------------------------ store-backed runs, Execute
+
+#[test]
+fn account_rules_from_the_store_remember_in_account_info() {
+    use crate::store::{AccountType, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), "example.com").unwrap();
+    store
+        .create_account(
+            "example.com",
+            "me",
+            AccountType::MultiMailbox,
+            format::Dict::new(),
+        )
+        .unwrap();
+    let set = rules_to_value(&[
+        builtin::auto_reply("away", true),
+        rules(r#"((5, X, (), ((Execute, "notify"))))"#).remove(0),
+    ]);
+    store.set_account_rules("example.com", "me", set).unwrap();
+    let clock = ManualClock::new(t0());
+    let msg = MessageView::new(PLAIN.as_bytes(), "bill@stalker.com", vec![], Source::Pipe);
+    let o = run::account_rules(
+        &store,
+        &*clock,
+        "mail.example.com",
+        "example.com",
+        "me",
+        &msg,
+    )
+    .unwrap();
+    assert_eq!(submitted(&o).len(), 1);
+    // RulesAllowed defaults to No: Execute is skipped.
+    assert!(!o.effects.iter().any(|e| matches!(e, Effect::Execute(_))));
+    let again = run::account_rules(
+        &store,
+        &*clock,
+        "mail.example.com",
+        "example.com",
+        "me",
+        &msg,
+    )
+    .unwrap();
+    assert!(submitted(&again).is_empty());
+    let data = eval::StoreData::new(store.clone(), "example.com", "me");
+    assert_eq!(
+        data.string_list(builtin::REPLIED_ADDRESSES),
+        vec!["bill@stalker.com"]
+    );
+    assert!(data.last_reply("bill@stalker.com").is_some());
+    // "Clear 'Replied Addresses' List" (guide.txt:11097-11100).
+    data.clear_string_list(builtin::REPLIED_ADDRESSES).unwrap();
+    assert!(data.string_list(builtin::REPLIED_ADDRESSES).is_empty());
+    // With RulesAllowed = Any, Execute runs.
+    let mut s = format::Dict::new();
+    s.insert(b"RulesAllowed".to_vec(), format::Value::str("Any"));
+    store
+        .update_account_settings("example.com", "me", s)
+        .unwrap();
+    let o = run::account_rules(
+        &store,
+        &*clock,
+        "mail.example.com",
+        "example.com",
+        "me",
+        &msg,
+    )
+    .unwrap();
+    assert!(o.effects.iter().any(|e| matches!(e, Effect::Execute(_))));
+    // Server-Wide Rules from Settings/ServerRules.settings; absent = none.
+    let o = run::server_rules(&store, &*clock, "mail.example.com", &msg).unwrap();
+    assert!(o.applied.is_empty());
+    store
+        .set_server_settings(
+            SERVER_RULES,
+            &rules_to_value(&rules("((5, S, (), ((Discard))))")),
+        )
+        .unwrap();
+    let o = run::server_rules(&store, &*clock, "mail.example.com", &msg).unwrap();
+    assert_eq!(o.disposition, Disposition::Discard);
+}
+
+fn script(dir: &std::path::Path, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("task.sh");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn exec_msg() -> MessageView<'static> {
+    let mut m = MessageView::new(
+        PLAIN.as_bytes(),
+        "bill@stalker.com",
+        vec![
+            EnvelopeRecipient::new("a@x.org"),
+            EnvelopeRecipient::new("b@y.org"),
+        ],
+        Source::Pipe,
+    );
+    m.queue_id = Some(12002345);
+    m
+}
+
+#[test]
+fn execute_passes_the_message_and_the_arguments_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let prog = script(
+        dir.path(),
+        "cat > in.txt; echo \"$@\" > args.txt; echo done",
+    );
+    let spec = ExecSpec {
+        file: false,
+        retpath: true,
+        rcpt: true,
+        stderr: false,
+        command: format!("{prog} parm1"),
+    };
+    let r = run::execute(&spec, &exec_msg(), dir.path(), Duration::from_secs(20));
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.log, "stdout: done");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("in.txt")).unwrap(),
+        PLAIN
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("args.txt")).unwrap(),
+        "parm1 -p bill@stalker.com -r a@x.org b@y.org\n"
+    );
+    // [FILE]: stdin closed, -f first (guide.txt:10996-11001).
+    let spec = ExecSpec {
+        file: true,
+        retpath: true,
+        ..spec
+    };
+    assert_eq!(
+        run::exec_argv(&spec, &exec_msg())[1..].join(" "),
+        "parm1 -f Queue/12002345.msg -p bill@stalker.com -r a@x.org b@y.org"
+    );
+}
+
+#[test]
+fn execute_failures_reject() {
+    let dir = tempfile::tempdir().unwrap();
+    let prog = script(
+        dir.path(),
+        "cat > /dev/null; echo 'no such user' >&2; exit 3",
+    );
+    let mut spec = ExecSpec {
+        command: prog,
+        ..ExecSpec::default()
+    };
+    let r = run::execute(&spec, &exec_msg(), dir.path(), Duration::from_secs(20));
+    assert!(!r.ok);
+    assert_eq!(r.code, Some(3));
+    assert_eq!(r.error.as_deref(), Some(run::EXEC_FAILED));
+    assert!(r.log.contains("exit code 3") && r.log.contains("no such user"));
+    spec.stderr = true;
+    let r = run::execute(&spec, &exec_msg(), dir.path(), Duration::from_secs(20));
+    assert_eq!(r.error.as_deref(), Some("no such user"));
+    // Killed when it runs too long.
+    spec.command = script(dir.path(), "cat > /dev/null; sleep 30");
+    let r = run::execute(&spec, &exec_msg(), dir.path(), Duration::from_millis(300));
+    assert!(!r.ok);
+    assert!(r.log.contains("killed after"), "{r:?}");
+    // A program that does not exist.
+    spec.command = "/nonexistent/program".into();
+    assert!(!run::execute(&spec, &exec_msg(), dir.path(), Duration::from_secs(5)).ok);
 }
