@@ -1124,3 +1124,92 @@ fn execute_failures_reject() {
     spec.command = "/nonexistent/program".into();
     assert!(!run::execute(&spec, &exec_msg(), dir.path(), Duration::from_secs(5)).ok);
 }
+
+// ------------------------------------------------------------------ properties
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::super::pattern::matches;
+    use super::super::{parse_rules, rules_to_value};
+    use crate::format::{self, Value};
+
+    const CONDITIONS: [&str; 10] = [
+        r#"(From, is, "*@x*")"#,
+        r#"("Any To or Cc", "not in", "a,b ,c")"#,
+        r#"("Message Size", "greater than", 10K)"#,
+        r#"("Human Generated")"#,
+        r#"("Time Of Day", "less than", "9:15pm")"#,
+        r#"("Current Date", is, "01 Jan 2030 10:00:00 -0330")"#,
+        r#"("Current Day", in, "Sat,0")"#,
+        r##"(Sender, in, "#List")"##,
+        r#"("Header Field", "is not", "X-*: *")"#,
+        r#"("Each Route", is, "u*")"#,
+    ];
+    const ACTIONS: [&str; 10] = [
+        r#"(Mark, "Read,Unflagged")"#,
+        r#"("Add Headers", "X-A: 1\eX-B: 2")"#,
+        r#"("Store in", "a/b")"#,
+        r#"("Redirect to", "a@b,c@d")"#,
+        r#"("Reply with", "+Subject: x\e\ey")"#,
+        r#"(Execute, "[RCPT] [FILE] x -y")"#,
+        r#"(FingerNotify)"#,
+        r#"("Write To Log", "t")"#,
+        r#"("Remember 'From' in", L)"#,
+        r#"("Mirror to", "m@n")"#,
+    ];
+
+    fn arb_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            "[a-zA-Z0-9 '#*,:-]{0,12}".prop_map(Value::str),
+            Just(Value::str("is")),
+            Just(Value::str("From")),
+            Just(Value::str("Discard")),
+        ];
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            prop::collection::vec(inner, 0..5).prop_map(Value::Array)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_value_is_read_without_panic(v in arb_value()) {
+            let _ = parse_rules(&v);
+        }
+
+        #[test]
+        fn valid_sets_round_trip(
+            picks in prop::collection::vec(
+                (0u8..10, prop::sample::subsequence(CONDITIONS.to_vec(), 0..4),
+                 prop::sample::subsequence(ACTIONS.to_vec(), 0..4), any::<bool>()),
+                0..5)
+        ) {
+            let text = format!("({})", picks
+                .iter()
+                .enumerate()
+                .map(|(i, (p, c, a, stop))| format!(
+                    "({p}, \"r{i}\", ({}), ({}{}))",
+                    c.join(","),
+                    a.join(","),
+                    if *stop { if a.is_empty() { "(\"Stop Processing\")" } else { ",(\"Stop Processing\")" } } else { "" }
+                ))
+                .collect::<Vec<_>>()
+                .join(","));
+            let rules = parse_rules(&format::parse(text.as_bytes()).unwrap()).unwrap();
+            let v = rules_to_value(&rules);
+            prop_assert_eq!(parse_rules(&v).unwrap(), rules);
+        }
+
+        #[test]
+        fn starred_text_matches_itself(s in "[a-zA-Z0-9@.]{0,20}", mask in prop::collection::vec(any::<bool>(), 20)) {
+            let picture: String = s
+                .chars()
+                .zip(mask.iter().chain(std::iter::repeat(&false)))
+                .map(|(c, star)| if *star { '*' } else { c })
+                .collect();
+            prop_assert!(matches(&picture, &s));
+            prop_assert!(matches(&s.to_ascii_uppercase(), &s));
+            prop_assert!(matches("*", &s));
+        }
+    }
+}
