@@ -170,6 +170,7 @@ pub fn reply_targets(msg: &MessageView<'_>, all: bool, scope: &Scope) -> Vec<Str
     for a in list {
         let addr = a.address.trim();
         if addr.contains('@')
+            && !addr.chars().any(|c| c.is_control() || c.is_whitespace())
             && addr.to_ascii_lowercase() != me
             && !out.iter().any(|o| o.eq_ignore_ascii_case(addr))
         {
@@ -194,7 +195,9 @@ pub fn expand_macros(text: &str, msg: &MessageView<'_>) -> String {
             };
             if let Some(v) = value {
                 chars.next();
-                out.push_str(v);
+                // Message data may carry line breaks (RFC 2047 words decode to anything): they
+                // must not start new header fields in a `+` text.
+                out.extend(v.chars().map(|c| if c.is_control() { ' ' } else { c }));
                 continue;
             }
         }
@@ -232,10 +235,18 @@ fn split_header_text(text: &str) -> (Vec<(String, String)>, String) {
         if line.starts_with([' ', '\t']) {
             if let Some((_, v)) = fields.last_mut() {
                 v.push(' ');
-                v.push_str(line.trim());
+                v.extend(
+                    line.trim()
+                        .chars()
+                        .map(|c| if c.is_control() { ' ' } else { c }),
+                );
             }
         } else if let Some((n, v)) = line.split_once(':') {
             let n = n.trim();
+            let v: String = v
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             // Only printable names without spaces, so no field can smuggle a line break.
             if !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic()) {
                 fields.push((n.to_string(), v.trim().to_string()));

@@ -506,6 +506,9 @@ fn parse_action(v: &Value) -> Result<Action, String> {
                 let named = line
                     .split_once(':')
                     .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic()));
+                if line.chars().any(|c| c.is_control() && c != '\t') {
+                    return Err("header fields cannot hold control characters".into());
+                }
                 if !folded && !named {
                     return Err(format!("bad header field '{line}'"));
                 }

@@ -1213,3 +1213,25 @@ mod props {
         }
     }
 }
+
+#[test]
+fn message_data_cannot_inject_header_fields() {
+    // An encoded Subject that decodes to a line break and a Bcc field.
+    let raw = PLAIN.replace(
+        "Subject: we urgently need your assistance",
+        "Subject: =?utf-8?q?hi=0D=0ABcc:_victim@x.org?=",
+    );
+    let o = Case::new().run(
+        "((5, R, (), ((\"Reply with\", \"+Subject: Re ^S\\e\\ebody\"))))",
+        &raw,
+    );
+    let (_, sub, text) = &submitted(&o)[0];
+    assert_eq!(sub.recipients.len(), 1);
+    assert!(!text.contains("\r\nBcc:"));
+    assert!(text.contains("Subject: Re hi  Bcc: victim@x.org\r\n"));
+    let v = format::parse(b"((5, B, (), ((\"Add Headers\", \"X-A: 1\\rBcc: x\"))))").unwrap();
+    assert!(parse_rules(&v)
+        .unwrap_err()
+        .0
+        .contains("control characters"));
+}
