@@ -27,6 +27,17 @@
 //!   [`REPLY_PERIOD`] (RFC 3834 §2: "once per period", 7 days recommended); the built-in
 //!   Auto-Reply adds the guide's `RepliedAddresses` list on top (once per author until cleared).
 //!
+//! Use (Local Delivery, per account a message reaches; the Enqueuer with [`server_rules`]):
+//! ```text
+//! let msg = MessageView::new(bytes, return_path, recipients_routed_here, source);
+//! let out = account_rules(&store, &*clock, host, domain, account, &msg)?;
+//! for effect in out.effects { Store{..} → append a copy; Submit{..} → Submit::submit;
+//!     Execute(spec) → execute(..) and on failure stop, reject with its error;
+//!     FingerNotify / ExternalFilter / Log → as named }
+//! match out.disposition { Deliver → INBOX with out.flags, Return-Path + out.headers;
+//!     Discard → nothing (positive DSN if asked); Reject(text) → failure with text }
+//! ```
+//!
 //! Security: rules come from administrators and, within their rights, from users; the parser is
 //! bounded ([`MAX_RULES`], [`MAX_ELEMENTS`], [`MAX_PARAMETER`]) and never panics. Messages are
 //! untrusted: headers are read with caps (see [`message`]).

@@ -523,7 +523,8 @@ fn forward_changes_from() {
     let o = Case::new().run(r#"((5, F, (), (("Forward to", "a@x.org"))))"#, PLAIN);
     let (_, sub, text) = &submitted(&o)[0];
     assert_eq!(sub.return_path, ME);
-    assert!(text.starts_with("From: <me@example.com>\r\nTo: me@example.com"));
+    assert!(text.contains("\r\nFrom: <me@example.com>\r\nTo: me@example.com"));
+    assert!(text.starts_with("Resent-From: <me@example.com>\r\n"));
     assert!(!text.contains("bill@stalker.com"));
 }
 
@@ -1234,4 +1235,24 @@ fn message_data_cannot_inject_header_fields() {
         .unwrap_err()
         .0
         .contains("control characters"));
+}
+
+#[test]
+fn sending_on_stops_at_loops() {
+    let r = r#"((5, R, (), (("Redirect to", "a@x.org"), ("Mirror to", "b@x.org"), ("Forward to", "c@x.org"))))"#;
+    let o = Case::new().run(r, PLAIN);
+    assert_eq!(submitted(&o).len(), 3);
+    // A copy that already went through this account is not sent on again.
+    let (_, _, redirected) = &submitted(&o)[0];
+    let o = Case::new().run(r, redirected);
+    assert!(submitted(&o).is_empty());
+    assert_eq!(o.notes.len(), 3);
+    let first = Case::new().run(r, PLAIN);
+    let (_, _, mirrored) = &submitted(&first)[1];
+    assert!(submitted(&Case::new().run(r, mirrored)).is_empty());
+    // Nor one that went through too many others.
+    let many: String = (0..compose::MAX_RESENDS)
+        .map(|i| format!("Resent-From: <u{i}@x.org>\r\n"))
+        .collect();
+    assert!(submitted(&Case::new().run(r, &format!("{many}{PLAIN}"))).is_empty());
 }
