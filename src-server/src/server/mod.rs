@@ -24,7 +24,9 @@ use crate::cli::{self, CliContext, LogAccess, ModuleDecl};
 use crate::format::{dict, Dict, Value};
 use crate::kernel::clock::SystemClock;
 use crate::kernel::log::{Level, LogQuery, LogSettings, Logger, RecordId};
-use crate::modules::pwd;
+use crate::kernel::router::Router;
+use crate::mailbox::MailboxManager;
+use crate::modules::{http, pop, pwd};
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
 use crate::net::tls::TlsSetup;
 use crate::store::settings::SettingDecl;
@@ -46,6 +48,8 @@ pub struct Server {
     pub tls: TlsSetup,
     /// The CLI command layer's context (PWD, WebAdmin and the manager all go through it).
     pub cli: Arc<CliContext>,
+    /// The one mailbox manager: every session and delivery on a mailbox shares its handle.
+    pub mailboxes: Arc<MailboxManager>,
     port_offset: u16,
     started: Instant,
     listeners: Mutex<Vec<(String, Arc<Listener>)>>,
@@ -63,11 +67,38 @@ struct ListenerModule {
 }
 
 /// Every module that listens.
-const LISTENER_MODULES: &[ListenerModule] = &[ListenerModule {
-    decl: pwd::module_decl,
-    handler: |server| pwd::handler(server.cli.clone()),
-    default_listener: "{Sockets=({Port=106;Address=all;SSL=No;});MaxPerAddress=unlimited;}",
-}];
+const LISTENER_MODULES: &[ListenerModule] = &[
+    ListenerModule {
+        decl: pwd::module_decl,
+        handler: |server| pwd::handler(server.cli.clone()),
+        default_listener: "{Sockets=({Port=106;Address=all;SSL=No;});MaxPerAddress=unlimited;}",
+    },
+    ListenerModule {
+        decl: http::module_decl,
+        handler: |server| {
+            http::handler(Arc::new(http::WebAdmin {
+                cli: server.cli.clone(),
+                logger: server.logger.clone(),
+                sessions: http::Sessions::default(),
+            }))
+        },
+        default_listener: "{Sockets=({Port=8010;Address=all;SSL=No;},{Port=9010;Address=all;SSL=Yes;});MaxPerAddress=unlimited;}",
+    },
+    ListenerModule {
+        decl: pop::module_decl,
+        handler: |server| {
+            let mut ctx = pop::PopContext::new(
+                server.cli.clone(),
+                server.mailboxes.clone(),
+                server.logger.clone(),
+            );
+            ctx.tls = Some(server.tls.clone());
+            pop::handler(Arc::new(ctx))
+        },
+        // DESIGN.md §Default ports: 995 is on too (the guide leaves it off, guide.txt:14491-14492).
+        default_listener: "{Sockets=({Port=110;Address=all;SSL=No;},{Port=995;Address=all;SSL=Yes;});MaxPerAddress=unlimited;}",
+    },
+];
 
 impl Server {
     /// Starts the service; returns once every listener has been tried.
@@ -114,6 +145,7 @@ impl Server {
         }));
         let mut cli = CliContext::new(store.clone(), store.main_domain());
         cli.log = Some(Arc::new(logger.clone()));
+        cli.router = Some(Arc::new(Router::new(store.clone(), Some(logger.clone()))));
         let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
             let status_of = weak.clone();
             cli.status = Some(Arc::new(move || {
@@ -130,6 +162,7 @@ impl Server {
                 logger,
                 tls,
                 cli: Arc::new(cli),
+                mailboxes: Arc::new(MailboxManager::new()),
                 port_offset: opts.port_offset,
                 started: Instant::now(),
                 listeners: Mutex::new(Vec::new()),
@@ -383,15 +416,18 @@ impl Server {
     }
 }
 
+/// A string setting as text; empty when absent or not a string.
+fn setting_text(eff: &Dict, key: &str) -> String {
+    eff.get(key.as_bytes())
+        .and_then(Value::as_text)
+        .map(|t| t.into_owned())
+        .unwrap_or_default()
+}
+
 /// The settings every listening module has: `LogLevel`, `Channels` (0 closes the listener,
 /// guide.txt:15880-15893) and `Listener`.
 fn module_settings_from(eff: &Dict) -> Result<(Level, usize, ListenerSettings), String> {
-    let text = |k: &str| {
-        eff.get(k.as_bytes())
-            .and_then(Value::as_text)
-            .map(|t| t.into_owned())
-            .unwrap_or_default()
-    };
+    let text = |k: &str| setting_text(eff, k);
     let level = text("LogLevel");
     let level = level
         .parse::<Level>()
@@ -420,12 +456,7 @@ fn module_settings_from(eff: &Dict) -> Result<(Level, usize, ListenerSettings), 
 
 /// The Log Engine part of [`LogSettings`] from the `Log` module's effective settings.
 fn log_engine_from(eff: &Dict) -> Result<LogSettings, String> {
-    let text = |k: &str| {
-        eff.get(k.as_bytes())
-            .and_then(Value::as_text)
-            .map(|t| t.into_owned())
-            .unwrap_or_default()
-    };
+    let text = |k: &str| setting_text(eff, k);
     let system = text("SystemLog");
     let default_level = if system.is_empty() {
         Level::Major
@@ -615,6 +646,7 @@ impl LogAccess for Logger {
             text: q.text.clone(),
             after,
             limit: q.limit.unwrap_or(1000),
+            last: q.last,
             ..LogQuery::default()
         };
         let records =
