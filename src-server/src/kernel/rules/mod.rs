@@ -55,7 +55,7 @@ mod tests;
 pub use eval::{evaluate, Disposition, Effect, Env, MemoryData, Outcome, RulesData, Scope};
 pub use message::{EnvelopeRecipient, HeaderAddress, MessageView};
 pub use parse::{parse_rules, rules_to_value, validate_rules, RuleError};
-pub use run::{account_rules, execute, server_rules, ExecReport, RunError};
+pub use run::{account_rules, execute, finger_notify, server_rules, ExecReport, RunError};
 
 use chrono::TimeDelta;
 

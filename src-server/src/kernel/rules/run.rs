@@ -95,6 +95,36 @@ pub fn server_rules(
     Ok(evaluate(&rules, msg, &env))
 }
 
+/// The finger port `FingerNotify` connects to (guide.txt:11037-11040).
+pub const FINGER_PORT: u16 = 79;
+
+/// `FingerNotify`: connects to `address` (an IP address or host name, optionally `:port`, port
+/// 79 by default) and sends `nm_notifyuser` (guide.txt:11035-11048). Blocking, bounded by
+/// `timeout` for the connection and the write.
+pub fn finger_notify(address: &str, timeout: Duration) -> std::io::Result<()> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let address = address.trim();
+    let bare = address.trim_start_matches('[').trim_end_matches(']');
+    let target = if let Ok(sa) = address.parse::<std::net::SocketAddr>() {
+        sa
+    } else if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        std::net::SocketAddr::new(ip, FINGER_PORT)
+    } else {
+        let with_port = if address.contains(':') {
+            address.to_string()
+        } else {
+            format!("{address}:{FINGER_PORT}")
+        };
+        with_port.to_socket_addrs()?.next().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no address for the host")
+        })?
+    };
+    let mut s = TcpStream::connect_timeout(&target, timeout)?;
+    s.set_write_timeout(Some(timeout))?;
+    s.write_all(b"nm_notifyuser\r\n")?;
+    s.flush()
+}
+
 /// What an `Execute` task did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecReport {

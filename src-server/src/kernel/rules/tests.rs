@@ -1256,3 +1256,18 @@ fn sending_on_stops_at_loops() {
         .collect();
     assert!(submitted(&Case::new().run(r, &format!("{many}{PLAIN}"))).is_empty());
 }
+
+#[test]
+fn finger_notify_sends_the_notifier_string() {
+    use std::io::Read;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let t = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut got = String::new();
+        c.read_to_string(&mut got).unwrap();
+        got
+    });
+    run::finger_notify(&addr, Duration::from_secs(5)).unwrap();
+    assert_eq!(t.join().unwrap(), "nm_notifyuser\r\n");
+}
