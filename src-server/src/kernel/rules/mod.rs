@@ -26,6 +26,16 @@
 //! - `Reply with` and `Reply to All with` answer one address at most once per
 //!   [`REPLY_PERIOD`] (RFC 3834 §2: "once per period", 7 days recommended); the built-in
 //!   Auto-Reply adds the guide's `RepliedAddresses` list on top (once per author until cleared).
+//! - String lists and the reply memory live in the account's `.info` (keys `StringLists`,
+//!   `RepliedTimes`): volatile account data, as the guide puts the subscription list there.
+//! - A terminal action (`Stop Processing`, `Discard`, `Reject`) "should be the last one": a rule
+//!   with one elsewhere is refused when read, not silently cut.
+//! - `Redirect to` prepends `Resent-*` fields (RFC 5322 §3.6.6); a copy that already passed this
+//!   account's redirect/forward/mirror, or ten of them, is not sent on again (mail loops).
+//!
+//! todo: `[charsetName]` texts are sent as UTF-8; account `Execute` runs as the server's user;
+//! the ExternalFilter program, Domain-Wide and Cluster-Wide Rules are not here (the caller or
+//! later issues).
 //!
 //! Use (Local Delivery, per account a message reaches; the Enqueuer with [`server_rules`]):
 //! ```text
