@@ -300,7 +300,9 @@ const dashboard = {
       $("#dash-service").textContent = e.kind === "down" ? "Down" : "Unknown";
       $("#dash-service").className = "value down";
       for (const id of ["#dash-connections", "#dash-queue"]) $(id).textContent = "—";
-      $("#dash-listeners tbody").replaceChildren(h("tr", {}, h("td", { class: "empty", colspan: 6, text: e.message })));
+      const why = e.kind === "down" ? "No data while the service is down." : e.message;
+      $("#dash-listeners tbody").replaceChildren(h("tr", {}, h("td", { class: "empty", colspan: 6, text: why })));
+      $("#dash-problems tbody").replaceChildren();
       return;
     }
     try {
