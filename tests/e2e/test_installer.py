@@ -45,6 +45,17 @@ def _run(*cmd, **kw):
     return r.stdout
 
 
+def _dpkg(*args):
+    """dpkg, waiting (up to 3 min) while another apt or dpkg run holds the lock."""
+    deadline = time.monotonic() + 180
+    while True:
+        r = subprocess.run(["dpkg", *map(str, args)], capture_output=True, text=True, timeout=300)
+        if r.returncode == 0 or "lock" not in r.stderr or time.monotonic() > deadline:
+            assert r.returncode == 0, f"dpkg {' '.join(map(str, args))} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
+            return r.stdout
+        time.sleep(2)
+
+
 def _unit_values(text):
     """The unit's [Service] keys (last value wins, as systemd reads single-valued keys)."""
     out, section = {}, None
@@ -73,7 +84,7 @@ def clean_machine():
     yield
     for pkg in ("gatehouse-manager", "gatehouse-server"):
         if _installed(pkg):
-            subprocess.run(["dpkg", "--purge", pkg], capture_output=True, timeout=120)
+            _dpkg("--purge", pkg)
     # The packages keep the base directory and the user on purge (mail is never deleted with the
     # package): remove the ones this test made.
     shutil.rmtree(BASE, ignore_errors=True)
@@ -99,7 +110,7 @@ def test_debs_build_install_and_run(clean_machine, tmp_path):
     manager_deb = next(Path(p) for p in built if "gatehouse-manager_" in p)
     assert server_deb.is_file() and manager_deb.is_file()
 
-    _run("dpkg", "-i", server_deb, manager_deb)
+    _dpkg("-i", server_deb, manager_deb)
     assert _installed("gatehouse-server") and _installed("gatehouse-manager")
 
     # What the packages put in place.
@@ -163,7 +174,7 @@ def test_debs_build_install_and_run(clean_machine, tmp_path):
         os.close(lock)
 
     # Removal takes the programs away and keeps the mail (the base directory).
-    _run("dpkg", "--purge", "gatehouse-manager", "gatehouse-server")
+    _dpkg("--purge", "gatehouse-manager", "gatehouse-server")
     assert not Path("/usr/bin/gatehoused").exists()
     assert not Path("/usr/bin/gatehouse-manager").exists()
     assert not UNIT.exists()
