@@ -167,17 +167,29 @@ def manager_factory(tmp_path):
     _tool("WebKitWebDriver", "install the webkit2gtk-driver package")
     started = []
 
-    def start(args, env=None):
+    def start(args, env=None, tray=False):
         port, native = _free_port(), _free_port()
         log = open(tmp_path / f"tauri-driver-{port}.log", "wb")
+        command = [driver_bin, "--port", str(port), "--native-port", str(native)]
+        if tray:
+            # A tray host in the same X display, and the display's name and cookie for xdotool/import.
+            trayer = _tool("trayer", "install the trayer package")
+            script = (f'printf "%s\\n%s\\n" "$DISPLAY" "$XAUTHORITY" > {tmp_path}/display; '
+                      f"{trayer} --edge top --align right --widthtype request --height 32 --SetDockType true "
+                      f"--transparent false --tint 0x333333 & exec \"$@\"")
+            command = ["sh", "-c", script, "sh", *command]
         proc = subprocess.Popen(
-            [xvfb, "-a", "-s", "-screen 0 1280x800x24", driver_bin, "--port", str(port), "--native-port", str(native)],
+            [xvfb, "-a", "-s", "-screen 0 1280x800x24", *command],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})}, start_new_session=True)
         d = Driver(port)
         started.append((proc, d, log))
         d.wait_ready()
         d.start(binary, args)
+        if tray:
+            lines = (tmp_path / "display").read_text().splitlines()
+            d.x11 = {**os.environ, "DISPLAY": lines[0], "XAUTHORITY": lines[1] if len(lines) > 1 else ""}
+            d.scratch = tmp_path
         return d
 
     yield start
@@ -312,3 +324,63 @@ def test_service_down_is_shown(server, manager_factory, tmp_path):
     d.click("#banner-retry")
     d.wait("dashboard status", lambda: d.text("#dash-service") == "Running", timeout=20)
     assert d.js("return document.querySelector('#banner').hidden;")
+
+
+# Badge colours of the tray icon (src-gui/src/tray.rs badge_colour).
+GREEN, AMBER, RED = (0x2E, 0xA0, 0x43), (0xE0, 0x9B, 0x1A), (0xD1, 0x24, 0x2F)
+
+
+def _x(d, *cmd, capture=True):
+    return subprocess.run(list(cmd), env=d.x11, capture_output=capture, text=True, timeout=30, check=True).stdout
+
+
+def _tray_icon(d):
+    """The tray icon's window geometry (x, y, w, h), found with xdotool."""
+    def find():
+        r = subprocess.run(["xdotool", "search", "--classname", "tray-icon tray app"], env=d.x11,
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout.split()
+    wid = d.wait("tray icon", find, timeout=20)[0]
+    geo = dict(line.split("=", 1) for line in _x(d, "xdotool", "getwindowgeometry", "--shell", wid).split())
+    return int(geo["X"]), int(geo["Y"]), int(geo["WIDTH"]), int(geo["HEIGHT"])
+
+
+def _badge(d, geometry):
+    """Which badge colour dominates the icon on screen: 'green', 'amber', 'red' or None."""
+    x, y, w, h = geometry
+    shot = d.scratch / "tray-check.png"
+    _x(d, "import", "-window", "root", str(shot))
+    txt = _x(d, "convert", str(shot), "-crop", f"{w}x{h}+{x}+{y}", "txt:-")
+    counts = {"green": 0, "amber": 0, "red": 0}
+    for line in txt.splitlines()[1:]:
+        hexcol = line.split("#", 1)[1][:6] if "#" in line else ""
+        if len(hexcol) != 6:
+            continue
+        px = tuple(int(hexcol[i:i + 2], 16) for i in (0, 2, 4))
+        for name, ref in (("green", GREEN), ("amber", AMBER), ("red", RED)):
+            if sum(abs(a - b) for a, b in zip(px, ref)) < 60:
+                counts[name] += 1
+    best = max(counts, key=counts.get)
+    return best if counts[best] >= 4 else None
+
+
+def test_tray_shows_the_service_state(server, manager_factory):
+    pw = password_file(server)
+    d = manager_factory(_args(server, pw), tray=True)
+    d.wait("dashboard status", lambda: d.text("#dash-service") == "Running", timeout=30)
+    icon = _tray_icon(d)
+    d.wait("green badge", lambda: _badge(d, icon) == "green", timeout=15)
+
+    # The menu: click the icon, screenshot it, close it with Escape.
+    x, y, w, h = icon
+    _x(d, "xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "1")
+    time.sleep(1.0)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / "manager-tray.png"
+    _x(d, "import", "-window", "root", str(shot))
+    _x(d, "convert", str(shot), "-crop", "520x220+760+0", "+repage", str(shot))
+    _x(d, "xdotool", "key", "Escape")
+
+    # The service goes down: the badge turns red at the next poll.
+    server.stop()
+    d.wait("red badge", lambda: _badge(d, icon) == "red", timeout=20)
