@@ -10,6 +10,7 @@ xvfb-run; tests/run-all.sh provides all of them.
 """
 
 import base64
+import http.client
 import json
 import os
 import shutil
@@ -68,11 +69,18 @@ class Driver:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return json.loads(r.read() or b"{}").get("value")
-        except urllib.error.HTTPError as e:
-            raise WebDriverError(f"{method} {path}: {e.code} {e.read()[:500]!r}") from None
+        for attempt in range(3):
+            try:
+                with urllib.request.urlopen(req, timeout=timeout) as r:
+                    return json.loads(r.read() or b"{}").get("value")
+            except urllib.error.HTTPError as e:
+                raise WebDriverError(f"{method} {path}: {e.code} {e.read()[:500]!r}") from None
+            except (http.client.RemoteDisconnected, ConnectionResetError):
+                # WebKitWebDriver now and then drops a connection while the app starts; a
+                # dead session fails the retries too.
+                if attempt == 2 or path == "/session":
+                    raise
+                time.sleep(0.5)
 
     def wait_ready(self, timeout=30):
         deadline = time.monotonic() + timeout
