@@ -523,6 +523,144 @@ pub fn handler<R: Runtime>() -> impl Fn(Invoke<R>) -> bool + Send + Sync + 'stat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::Conn;
+    use crate::tray::ServiceControl;
+    use serde_json::json;
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::Mutex;
+    use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime};
+    use tauri::webview::InvokeRequest;
+    use tauri::{WebviewUrl, WebviewWindow, WebviewWindowBuilder};
+
+    type Lines = Arc<Mutex<Vec<String>>>;
+
+    /// A fake PWD server on loopback: logs in anyone, records every command line and answers
+    /// from `reply` (the reply lines without CRLF).
+    fn fake_server(reply: fn(&str) -> Vec<String>) -> (String, Lines) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let lines: Lines = Arc::default();
+        let seen = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = Arc::clone(&seen);
+                std::thread::spawn(move || {
+                    let mut out = stream.try_clone().expect("clone");
+                    let _ = out.write_all(b"200 fake PWD ready\r\n");
+                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                        let answer = if line.starts_with("USER ") {
+                            vec!["300 send the PASS".to_string()]
+                        } else if line.starts_with("PASS ") {
+                            vec!["200 login OK".to_string()]
+                        } else {
+                            seen.lock().expect("lines").push(line.clone());
+                            reply(&line)
+                        };
+                        for a in answer {
+                            let _ = out.write_all(format!("{a}\r\n").as_bytes());
+                        }
+                    }
+                });
+            }
+        });
+        (addr, lines)
+    }
+
+    fn app(server: String) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
+        let shared = Shared::new(
+            Conn::new(Target {
+                server,
+                user: "postmaster".into(),
+                password: Some(Secret(b"pw".to_vec())),
+            }),
+            None,
+            ServiceControl::Unavailable("test".into()),
+            Box::new(|_: &[&str]| Ok(())),
+        );
+        let app = mock_builder()
+            .manage(Arc::new(shared))
+            .invoke_handler(handler())
+            .build(mock_context(noop_assets()))
+            .expect("mock app");
+        let webview = WebviewWindowBuilder::new(&app, "main", WebviewUrl::default())
+            .build()
+            .expect("webview");
+        (app, webview)
+    }
+
+    fn invoke(w: &WebviewWindow<MockRuntime>, cmd: &str, body: Json) -> Result<Json, Json> {
+        let req = InvokeRequest {
+            cmd: cmd.into(),
+            callback: tauri::ipc::CallbackFn(0),
+            error: tauri::ipc::CallbackFn(1),
+            // On Linux the mock treats the http://tauri.localhost form as remote.
+            url: "tauri://localhost".parse().expect("url"),
+            body: tauri::ipc::InvokeBody::Json(body),
+            headers: Default::default(),
+            invoke_key: tauri::test::INVOKE_KEY.to_string(),
+        };
+        get_ipc_response(w, req).map(|b| b.deserialize::<Json>().expect("json"))
+    }
+
+    fn replies(line: &str) -> Vec<String> {
+        match line.split(' ').next().unwrap_or_default() {
+            "ListDomains" => vec!["200 data follow".into(), "(a.test, \"b test\")".into()],
+            "SetDialupSchedule" => vec!["501 element 1: When must be HH:MM-HH:MM".into()],
+            "CreateDomain" => vec!["200 OK".into()],
+            _ => vec!["501 Unknown command".into()],
+        }
+    }
+
+    #[test]
+    fn commands_send_one_quoted_line_and_classify_answers() {
+        let (addr, lines) = fake_server(replies);
+        let (_app, w) = app(addr);
+        assert_eq!(
+            invoke(&w, "list_domains", json!({})),
+            Ok(json!(["a.test", "b test"]))
+        );
+        assert_eq!(
+            invoke(&w, "create_domain", json!({"name": " new domain "})),
+            Ok(Json::Null)
+        );
+        assert_eq!(
+            invoke(&w, "wake_up_now", json!({})),
+            Err(
+                json!({"kind": "unavailable", "message": "WakeUpNow is not available on this server"})
+            )
+        );
+        let rows = json!({"rows": [{"Days": "Mon-Fri", "When": "25:00-26:00", "Pause": "600"}]});
+        assert_eq!(
+            invoke(&w, "set_schedule", rows),
+            Err(json!({"kind": "failed", "message": "element 1: When must be HH:MM-HH:MM"}))
+        );
+        let info = invoke(&w, "connection_info", json!({})).expect("info");
+        assert_eq!(
+            (info["user"].as_str(), info["hasPassword"].as_bool()),
+            (Some("postmaster"), Some(true))
+        );
+        assert_eq!(
+            *lines.lock().expect("lines"),
+            vec![
+                "ListDomains".to_string(),
+                "CreateDomain \"new domain\"".to_string(),
+                "WakeUpNow".to_string(),
+                "SetDialupSchedule ({Days=\"Mon-Fri\";When=\"25:00-26:00\";Pause=600;})"
+                    .to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_down_service_answers_down_over_ipc() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let (_app, w) = app(format!("127.0.0.1:{port}"));
+        let err = invoke(&w, "server_status", json!({})).expect_err("down");
+        assert_eq!(err["kind"], "down");
+    }
 
     #[test]
     fn read_log_lines_quote_and_skip_empty_filters() {
