@@ -449,6 +449,18 @@ const accounts = {
         catch (e) { showError("#accounts-notice", e); }
       });
     });
+    const rename = h("input", { value: n, "aria-label": "New account name", id: "account-rename-name" });
+    const renameBtn = h("button", { type: "submit", text: "Rename" });
+    const renameForm = h("form", { class: "inline" }, rename, renameBtn);
+    renameForm.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const to = rename.value.trim();
+      if (!to || to === n) return;
+      await busy(renameBtn, "Renaming…", async () => {
+        try { await call("rename_account", { domain: d, old: n, new: to }); this.selected = to; notice("#accounts-notice", `Renamed ${n} to ${to}.`); this.loadAccounts(); }
+        catch (e) { showError("#accounts-notice", e); }
+      });
+    });
     const del = h("button", { class: "danger", text: "Delete account…" });
     del.addEventListener("click", async () => {
       const ok = await confirmDialog(`Delete ${n}@${d}?`, "The account and all its mailboxes are removed. This cannot be undone.", "Delete");
@@ -460,7 +472,8 @@ const accounts = {
     });
     $("#account-detail").replaceChildren(
       h("h3", { text: `${n}@${d}` }),
-      h("div", { class: "section" }, h("h3", { text: "Password" }), h("div", { class: "inline" }, pwForm, h("span", { class: "grow" }), del)),
+      h("div", { class: "section" }, h("h3", { text: "Name" }), h("div", { class: "inline" }, renameForm, del)),
+      h("div", { class: "section" }, h("h3", { text: "Password" }), pwForm),
       h("div", { class: "section" }, h("h3", { text: "Aliases" }), aliasEditor(aliases, wrap((list) => call("set_account_aliases", { domain: d, name: n, aliases: list })))),
       h("div", { class: "section" }, h("h3", { text: "Settings" }),
         settingsEditor(settings, wrap(async (changes) => { await call("update_account_settings", { domain: d, name: n, settings: changes }); this.select(n); }))),

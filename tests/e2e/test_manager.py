@@ -254,6 +254,9 @@ def test_manager_drives_the_server(server, gatehouse_bin, manager_factory):
     assert "alice" in cli(gatehouse_bin, server, "ListAccounts", "branch.test", json=True)
     ok = cli(gatehouse_bin, server, "VerifyAccountPassword", "alice@branch.test", "PASSWORD", "Alice-pw-1")
     assert ok.returncode == 0, ok.stderr
+    d.type('#account-detail input[aria-label="Aliases"]', "al, ally" + ENTER)
+    d.wait("aliases saved", lambda: "Saved." in (d.text("#account-detail") or ""))
+    assert cli(gatehouse_bin, server, "GetAccountAliases", "alice@branch.test", json=True) == ["al", "ally"]
     d.screenshot("accounts")
 
     # Dial-up: a bad row is refused next to the row; a good schedule is saved.
