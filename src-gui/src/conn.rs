@@ -335,7 +335,7 @@ pub fn to_json(v: &Value) -> serde_json::Value {
 
 /// JSON from the window as a data-format value: strings stay strings; a string that is a
 /// data-format array or dictionary (`(...)`, `{...}`) is parsed, so settings editors can give
-/// structured values as text; numbers and booleans become their text.
+/// structured values as text; numbers and booleans become their text, `null` an empty string.
 pub fn from_json(v: &serde_json::Value) -> Value {
     match v {
         serde_json::Value::String(s) => {
@@ -351,7 +351,7 @@ pub fn from_json(v: &serde_json::Value) -> Value {
         serde_json::Value::Object(o) => {
             format::dict(o.iter().map(|(k, v)| (k.as_bytes(), from_json(v))))
         }
-        serde_json::Value::Null => Value::Array(Vec::new()),
+        serde_json::Value::Null => Value::str(""),
         serde_json::Value::Bool(b) => Value::str(if *b { "YES" } else { "NO" }),
         serde_json::Value::Number(n) => Value::str(n.to_string()),
     }

@@ -110,12 +110,18 @@ pub struct TrayState {
     pub queued: Option<u64>,
     /// The last error met: a failed poll or menu action.
     pub last_error: Option<String>,
+    /// Whether `last_error` came from a poll (a later good poll clears it; an action's stays).
+    pub error_from_poll: bool,
 }
 
 impl TrayState {
     /// Takes in a `GetServerStatus` answer.
     pub fn status_ok(&mut self, status: &Value) {
         self.up = Some(true);
+        if self.error_from_poll {
+            self.last_error = None;
+            self.error_from_poll = false;
+        }
         self.queued = status.get_text("QueueSize").and_then(|q| q.parse().ok());
         self.dialup_open =
             status
@@ -142,6 +148,13 @@ impl TrayState {
             }
         }
         self.last_error = Some(e.to_string());
+        self.error_from_poll = true;
+    }
+
+    /// Takes in a failed menu action.
+    pub fn action_err(&mut self, e: String) {
+        self.last_error = Some(e);
+        self.error_from_poll = false;
     }
 }
 
@@ -295,18 +308,7 @@ pub fn poll_status(shared: &Shared) {
     let result = shared.conn.call("GetServerStatus");
     let mut state = shared.tray.lock().unwrap_or_else(PoisonError::into_inner);
     match result {
-        Ok(Some(v)) => {
-            state.status_ok(&v);
-            // A successful poll clears a stale connection error, not an action's error.
-            if state
-                .last_error
-                .as_deref()
-                .is_some_and(|e| e.contains("cannot be reached") || e.contains("broke"))
-            {
-                state.last_error = None;
-            }
-        }
-        Ok(None) => state.up = Some(true),
+        Ok(v) => state.status_ok(&v.unwrap_or_else(Value::empty_dict)),
         Err(e) => state.status_err(&e),
     }
 }
@@ -371,12 +373,11 @@ pub fn handle_menu<R: Runtime>(app: &AppHandle<R>, id: &str) -> tauri::Result<Op
             // Show the service's new state at once rather than at the next poll.
             Ok(()) if action == Some(MenuAction::ToggleService) => poll_status(s),
             Ok(()) => {}
-            Err(e) => {
-                s.tray
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .last_error = Some(e)
-            }
+            Err(e) => s
+                .tray
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .action_err(e),
         }
         refresh(app);
     }
@@ -454,7 +455,7 @@ mod tests {
             up: Some(true),
             dialup_open: Some(false),
             queued: Some(3),
-            last_error: None,
+            ..TrayState::default()
         };
         assert_eq!(
             tooltip(&s),
@@ -491,6 +492,15 @@ mod tests {
         s.status_err(&CallError::Login("bad password".into()));
         assert_eq!(s.up, Some(true));
         assert_eq!(s.last_error.as_deref(), Some("bad password"));
+        // A good poll clears a poll's error, not an action's.
+        s.status_ok(&Value::empty_dict());
+        assert_eq!(s.last_error, None);
+        s.action_err("systemctl start gatehoused: denied".into());
+        s.status_ok(&Value::empty_dict());
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some("systemctl start gatehoused: denied")
+        );
     }
 
     #[test]
