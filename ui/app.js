@@ -100,6 +100,8 @@ function duration(seconds) {
 // ------------------------------------------------------------------ connection state
 
 let connState = "unknown";
+// Set when the user closes the connect dialog without connecting: it then opens again only on request.
+let connectDismissed = false;
 
 function connectionOk() {
   if (connState === "up") return;
@@ -119,7 +121,7 @@ function connectionFailed(e) {
     : e.kind === "login" ? e.message + ". Check the account name and password." : e.message;
   banner.hidden = false;
   refreshConnText();
-  if ((e.kind === "login" || e.kind === "nopassword") && !$("#connect-dialog").open) openConnect(e.message);
+  if ((e.kind === "login" || e.kind === "nopassword") && !$("#connect-dialog").open && !connectDismissed) openConnect(e.message);
 }
 
 async function refreshConnText() {
@@ -155,6 +157,7 @@ $("#connect-form").addEventListener("submit", async (ev) => {
       password: $("#connect-password").value,
       remember: $("#connect-remember").checked,
     }));
+    connectDismissed = false;
     $("#connect-dialog").close();
     connState = "unknown";
     connectionOk();
@@ -168,6 +171,9 @@ $("#connect-form").addEventListener("submit", async (ev) => {
   }
 });
 $("#connect-cancel").addEventListener("click", () => $("#connect-dialog").close());
+// Cancel, Esc or the close button: do not pop the dialog up again at the next refresh.
+$("#connect-dialog").addEventListener("cancel", () => { connectDismissed = true; });
+$("#connect-cancel").addEventListener("click", () => { connectDismissed = true; });
 $("#conn-change").addEventListener("click", () => openConnect(""));
 $("#banner-connect").addEventListener("click", () => openConnect(""));
 $("#banner-retry").addEventListener("click", () => views[current].load());
