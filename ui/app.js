@@ -531,7 +531,7 @@ const dialup = {
     if (rows && marker) marker.remove();
   },
   async load() {
-    $("#sched-status").textContent = "";
+    schedStatus("");
     try {
       const rows = await call("get_schedule") || [];
       $("#sched-table tbody").replaceChildren();
@@ -552,17 +552,27 @@ const dialup = {
   enter() { this.load(); },
   leave() {},
 };
-$("#sched-add").addEventListener("click", () => dialup.addRow({ Days: "Every Day", When: "", Pause: "" }).querySelector("input.when").focus());
+function schedStatus(text, saved) {
+  $("#sched-status").textContent = text;
+  $("#sched-status").className = saved ? "saved" : "muted";
+}
+$("#sched-add").addEventListener("click", () => {
+  dialup.addRow({ Days: "Every Day", When: "", Pause: "" }).querySelector("input.when").focus();
+  schedStatus("Unsaved changes.");
+});
+$("#sched-form").addEventListener("input", () => schedStatus("Unsaved changes."));
+$("#sched-form").addEventListener("change", () => schedStatus("Unsaved changes."));
+$("#sched-table").addEventListener("click", (ev) => { if (ev.target.matches("button")) schedStatus("Unsaved changes."); });
 $("#sched-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const trs = [...document.querySelectorAll("#sched-table tr.sched-row")];
   for (const tr of trs) { tr.classList.remove("bad"); tr.querySelector(".row-error").textContent = ""; }
   const rows = trs.map((tr) => ({ Days: tr.querySelector(".days").value, When: tr.querySelector(".when").value, Pause: tr.querySelector(".pause").value }));
-  $("#sched-status").textContent = "";
+  schedStatus("");
   await busy($("#sched-save"), "Saving…", async () => {
     try {
       await call("set_schedule", { rows });
-      $("#sched-status").textContent = "Schedule saved.";
+      schedStatus("Schedule saved.", true);
       notice("#dialup-notice", "");
     } catch (e) {
       // The server names the faulty row: "element N: ...".
