@@ -562,6 +562,32 @@ def test_monitor_account(server, gatehouse_bin):
     gh(gatehouse_bin, server, "mon@a.test", "monpw").fail("ReadLog", expect=DENIED)
 
 
+# ------------------------------------------------------------------ queue
+
+
+def test_queue_commands(server, gatehouse_bin):
+    """ListQueue, ReleaseQueue, RetryQueue, DeleteQueuedMessage, RELEASESMTPQUEUE on an empty queue;
+    the Queue module settings. Queued messages are in test_dsn.py and test_queue_crash.py."""
+    pm = postmaster(gatehouse_bin, server)
+    assert pm.ok("ListQueue") == []
+    assert pm.ok("ListQueue", "example.test") == []
+    for cmd in (("ReleaseQueue",), ("ReleaseQueue", "example.test"), ("RetryQueue",),
+                ("RELEASESMTPQUEUE", "example.test")):
+        pm.ok(*cmd)
+    pm.fail("DeleteQueuedMessage", "12345", expect="Unknown message")
+    pm.fail("DeleteQueuedMessage", "x", expect="Not a message id")
+    queue = pm.ok("GetModule", "Queue")
+    assert queue["Processors"] == "1" and queue["MaxHops"] == "30"
+    pm.ok("UpdateModule", "Queue", "{Processors=2;RetryEvery=5m;}")
+    assert pm.ok("GetModule", "Queue")["RetryEvery"] == "5m"
+    pm.fail("UpdateModule", "Queue", "{Processors=0;}", expect="Processors")
+    pm.fail("UpdateModule", "Queue", "{OnFailureReturn=sometimes;}", expect="OnFailureReturn")
+    pm.ok("CreateAccount", "plainq", "{" + CLEAR + "Password=pq1;}")
+    plain = gh(gatehouse_bin, server, "plainq", "pq1")
+    plain.fail("ListQueue", expect=DENIED)
+    plain.fail("RetryQueue", expect=DENIED)
+
+
 # ------------------------------------------------------------------ coverage
 
 

@@ -16,6 +16,7 @@ pub mod args;
 pub mod client;
 mod cmd_account;
 mod cmd_domain;
+mod cmd_queue;
 mod cmd_server;
 pub mod rights;
 pub mod table;
@@ -177,6 +178,8 @@ pub struct CliContext {
     pub failed_logins: sasl::FailedLogins,
     /// The Router (`Route`), once the server has one.
     pub router: Option<Arc<dyn Route>>,
+    /// The message queue (`ListQueue` and the other queue commands), in the running server.
+    pub queue: Option<Arc<crate::kernel::queue::Queue>>,
 }
 
 impl CliContext {
@@ -193,6 +196,7 @@ impl CliContext {
             shutdown: None,
             failed_logins: sasl::FailedLogins::new(),
             router: None,
+            queue: None,
         }
     }
 

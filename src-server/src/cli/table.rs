@@ -9,7 +9,7 @@
 
 use super::args::Args;
 use super::rights::Need;
-use super::{cmd_account as a, cmd_domain as d, cmd_server as s};
+use super::{cmd_account as a, cmd_domain as d, cmd_queue as q, cmd_server as s};
 use super::{CliContext, CmdResult, Session};
 
 /// A command handler.
@@ -404,8 +404,8 @@ pub static SECTIONS: &[Section] = &[
     Section { title: "Miscellaneous Commands", commands: &[
         cmd!("WRITELOG", [], [], "WRITELOG logLevel logRecord", Monitor,
              "Writes a record with the SYSTEM tag into the System Log.", s::write_log),
-        plan!("RELEASESMTPQUEUE", [], "RELEASESMTPQUEUE queueName", Monitor,
-              "Releases a held SMTP queue (delivers its messages now).", "the SMTP module and queue (SMTP issue)"),
+        cmd!("RELEASESMTPQUEUE", [], [], "RELEASESMTPQUEUE queueName", Monitor,
+             "Releases an SMTP queue: the deferred recipients of that domain (or relay) are tried now.", q::release_smtp_queue),
     ]},
     Section { title: "Web Interface Tuning (deprecated)", commands: &[
         plan!("GetWebUserInterface", [], "GetWebUserInterface domainName FILE path", DomainAdmin,
@@ -424,6 +424,14 @@ pub static SECTIONS: &[Section] = &[
              "Returns a dictionary: Version, MainDomain, Uptime (seconds), Listeners (per module: Connections and Sockets with Port, TLS, State, Address), Connections, QueueSize.", s::get_server_status),
         cmd!("ReadLog", [], [], "ReadLog [ DAY yyyy-mm-dd ] [ FROM hh:mm ] [ TO hh:mm ] [ LEVEL n ] [ TAG prefix ] [ TEXT substring ] [ AFTER id ] [ LIMIT n | LAST n ]", Monitor,
              "Returns an array of log records {Id=..;Time=..;Level=..;Tag=..;Text=..;} matching every filter given, oldest first; LIMIT n takes the first n (default 1000), LAST n the newest n.", s::read_log),
+        cmd!("ListQueue", [], [], "ListQueue [ domainName ]", Monitor,
+             "Returns the queued messages (only those with an open recipient in that domain or module queue): an array of {Id; From; Recipients (not yet done); Size; Arrived; State (Queued, Delivering, Deferred: last error, Reporting); NextTry; Source}.", q::list_queue),
+        cmd!("ReleaseQueue", [], [], "ReleaseQueue [ target ]", Monitor,
+             "Tries the deferred recipients now: all of them, or those of this domain or module queue.", q::release_queue),
+        cmd!("RetryQueue", [], [], "RetryQueue", Monitor,
+             "Tries every deferred recipient now.", q::retry_queue),
+        cmd!("DeleteQueuedMessage", [], [], "DeleteQueuedMessage id", Monitor,
+             "Removes a queued message (by its ListQueue Id) without delivering it or sending a report.", q::delete_queued_message),
         cmd!("GetDialupSchedule", [], [], "GetDialupSchedule", Settings,
              "Returns the TCP Activity Schedule: an array of {Days=...; When=\"HH:MM-HH:MM\"; Pause=seconds;}; () = no restriction.", s::get_dialup_schedule),
         cmd!("SetDialupSchedule", [], [], "SetDialupSchedule newSchedule", Settings,

@@ -4,5 +4,6 @@
 pub mod clock;
 pub mod log;
 pub mod mail;
+pub mod queue;
 pub mod router;
 pub mod rules;
