@@ -28,7 +28,7 @@ APT_PACKAGES=(
     libwebkit2gtk-4.1-dev libayatana-appindicator3-dev
     xvfb xauth imagemagick webkit2gtk-driver trayer xdotool
     dpkg-dev desktop-file-utils
-    python3 tmux openssl swaks curl chromium chromium-driver
+    python3 tmux openssl swaks curl chromium chromium-driver mutt
 )
 
 declare -a SUMMARY=()
