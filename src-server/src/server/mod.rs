@@ -25,11 +25,13 @@ use crate::cli::{self, CliContext, LogAccess, ModuleDecl};
 use crate::format::{dict, Dict, Value};
 use crate::kernel::clock::SystemClock;
 use crate::kernel::log::{Level, LogQuery, LogSettings, Logger, RecordId};
+use crate::kernel::mail::Route;
 use crate::kernel::queue::group::GroupChannel;
 use crate::kernel::queue::{self, ChannelKind, Dequeuer, Enqueuer, Queue, QueueSettings};
 use crate::kernel::router::Router;
 use crate::mailbox::MailboxManager;
-use crate::modules::{http, pop, pwd};
+use crate::modules::pipe::{Pipe, PipeSettings};
+use crate::modules::{http, pop, pwd, smtp};
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
 use crate::net::tls::TlsSetup;
 use crate::store::settings::SettingDecl;
@@ -57,6 +59,10 @@ pub struct Server {
     pub enqueuer: Arc<Enqueuer>,
     /// The Dequeuer: plug the Router and the delivery channels in with `set_router`/`set_channel`.
     pub dequeuer: Arc<Dequeuer>,
+    /// The Router, for the Dequeuer and for SMTP's RCPT checks.
+    pub router: Arc<dyn Route>,
+    /// The PIPE module: the `Submitted/` folder and delivery to programs.
+    pub pipe: Arc<Pipe>,
     port_offset: u16,
     started: Instant,
     listeners: Mutex<Vec<(String, Arc<Listener>)>>,
@@ -75,6 +81,20 @@ struct ListenerModule {
 
 /// Every module that listens.
 const LISTENER_MODULES: &[ListenerModule] = &[
+    ListenerModule {
+        decl: smtp::module_decl,
+        handler: |server| {
+            smtp::handler(Arc::new(smtp::Config::new(
+                server.cli.clone(),
+                server.enqueuer.clone(),
+                server.router.clone(),
+                Some(server.tls.clone()),
+                server.logger.clone(),
+                server.port_offset,
+            )))
+        },
+        default_listener: smtp::DEFAULT_LISTENER,
+    },
     ListenerModule {
         decl: pwd::module_decl,
         handler: |server| pwd::handler(server.cli.clone()),
@@ -152,7 +172,8 @@ impl Server {
         }));
         let mut cli = CliContext::new(store.clone(), store.main_domain());
         cli.log = Some(Arc::new(logger.clone()));
-        cli.router = Some(Arc::new(Router::new(store.clone(), Some(logger.clone()))));
+        let router: Arc<dyn Route> = Arc::new(Router::new(store.clone(), Some(logger.clone())));
+        cli.router = Some(router.clone());
         let queue_decl = queue::settings::module_decl();
         let queue_settings =
             QueueSettings::from_dict(&cli::effective_module_settings(&cli, &queue_decl))
@@ -185,6 +206,23 @@ impl Server {
                 &store.main_domain(),
             )),
         );
+        dequeuer.set_router(router.clone());
+        let pipe = Pipe::new(
+            &base,
+            store.main_domain(),
+            logger.clone(),
+            enqueuer.clone(),
+            PipeSettings::default(),
+        );
+        dequeuer.set_channel(ChannelKind::Pipe, pipe.clone());
+        dequeuer.set_channel(
+            ChannelKind::Smtp,
+            Arc::new(smtp::client::SmtpChannel::from_store(
+                tokio::runtime::Handle::current(),
+                store.clone(),
+                logger.clone(),
+            )),
+        );
         cli.queue = Some(queue);
         let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
             let status_of = weak.clone();
@@ -205,6 +243,8 @@ impl Server {
                 mailboxes: Arc::new(MailboxManager::new()),
                 enqueuer,
                 dequeuer,
+                router,
+                pipe,
                 port_offset: opts.port_offset,
                 started: Instant::now(),
                 listeners: Mutex::new(Vec::new()),
@@ -215,6 +255,7 @@ impl Server {
         server.register_log_module();
         server.register_queue_module(queue_decl);
         server.dequeuer.start();
+        server.pipe.start(&server.cli);
         for module in LISTENER_MODULES {
             server.start_module(module).await;
         }
@@ -263,6 +304,7 @@ impl Server {
         while listeners.iter().any(|(_, l)| l.connections() > 0) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        self.pipe.stop();
         let dequeuer = self.dequeuer.clone();
         let _ = tokio::task::spawn_blocking(move || dequeuer.stop()).await;
         self.logger.log(Level::Major, "SYSTEM", "stopped");
@@ -431,6 +473,7 @@ impl Server {
             if let Ok(s) = QueueSettings::from_dict(eff) {
                 server.dequeuer.queue().set_settings(s);
                 server.dequeuer.start();
+                server.pipe.start(&server.cli);
             }
         }));
         self.cli.modules.register(decl);

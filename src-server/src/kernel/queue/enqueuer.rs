@@ -5,7 +5,9 @@
 //! above `MaxHops` mean a mail loop, RFC 5321 §6.3), writes `<id>.tmp` (envelope, end marker,
 //! message), fsyncs it, renames it to `<id>.msg`, fsyncs the directory, and only then returns the
 //! id and wakes the Dequeuer. An empty `<id>.sta` is created first so the same directory fsync
-//! makes its name durable too.
+//! makes its name durable too. Concurrent submits share directory fsyncs (group commit): a
+//! submit returns once an fsync that started after its rename has finished, never later than its
+//! own would.
 //!
 //! Security: the message bytes are stored as given; only the header section is scanned, bounded
 //! by the message itself.
@@ -14,7 +16,8 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use super::file::{self, Envelope};
 use super::{Queue, ENQUEUER};
@@ -25,6 +28,45 @@ use crate::store::fsutil::sync_dir;
 /// Stores submitted messages in the queue (implements [`Submit`]).
 pub struct Enqueuer {
     queue: Arc<Queue>,
+    dir_sync: GroupSync,
+}
+
+/// Directory fsyncs shared by concurrent callers.
+#[derive(Default)]
+struct GroupSync {
+    /// (tickets issued, tickets covered by a finished fsync, an fsync is running)
+    state: Mutex<(u64, u64, bool)>,
+    done: Condvar,
+}
+
+impl GroupSync {
+    /// Returns once an fsync of `dir` that started after this call began has succeeded.
+    fn sync(&self, dir: &Path) -> std::io::Result<()> {
+        let mut g = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        g.0 += 1;
+        let mine = g.0;
+        loop {
+            if g.1 >= mine {
+                return Ok(());
+            }
+            if !g.2 {
+                // Lead: this fsync covers every ticket issued so far (their renames are done).
+                g.2 = true;
+                let covers = g.0;
+                drop(g);
+                let r = sync_dir(dir);
+                g = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                g.2 = false;
+                if r.is_ok() {
+                    g.1 = g.1.max(covers);
+                }
+                self.done.notify_all();
+                r?;
+                continue;
+            }
+            g = self.done.wait(g).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 /// The number of `Received:` fields in the message header.
@@ -35,7 +77,10 @@ pub fn hop_count(message: &[u8]) -> usize {
 impl Enqueuer {
     /// An Enqueuer writing into `queue`.
     pub fn new(queue: Arc<Queue>) -> Enqueuer {
-        Enqueuer { queue }
+        Enqueuer {
+            queue,
+            dir_sync: GroupSync::default(),
+        }
     }
 
     /// The queue it fills.
@@ -58,7 +103,7 @@ impl Enqueuer {
             f.sync_all()?;
             drop(f);
             fs::rename(&tmp, q.msg_path(id))?;
-            sync_dir(q.dir())
+            self.dir_sync.sync(q.dir())
         })();
         if result.is_err() {
             // guide.txt:9868-9871: a failed composition is discarded.

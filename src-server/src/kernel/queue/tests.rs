@@ -590,3 +590,31 @@ fn group_expansion_and_resubmission() {
     assert_eq!(local.delivered.lock().unwrap()[0].3, "s@remote");
     assert!(q.is_empty());
 }
+
+#[test]
+fn concurrent_submits_share_directory_fsyncs() {
+    let e = Env::new();
+    let (q, enq, _) = e.open(QueueSettings::default());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let enq = enq.clone();
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|i| {
+                        enq.submit(sub("s@remote", &[&format!("u{t}-{i}@local")]), MSG)
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<MessageId> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+    assert_eq!(e.files(".msg"), 200);
+    assert_eq!(q.len(), 200);
+}

@@ -56,6 +56,7 @@ use super::wildcard;
 use crate::format::{Dict, Value};
 use crate::kernel::log::{Level, Logger};
 use crate::kernel::mail::{Channel, Job, Outcome, Target};
+use crate::store::Store;
 
 /// The log tag of the sending side.
 const TAG: &str = "SMTP";
@@ -139,8 +140,17 @@ pub fn send_settings_from(eff: &Dict) -> Result<SendSettings, String> {
             .map(|t| t.trim().to_string())
             .unwrap_or_default()
     };
+    // A comma-separated string, or an array of strings.
     let list = |k: &str| -> Vec<String> {
-        text(k)
+        let joined = match eff.get(k.as_bytes()) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_text)
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => text(k),
+        };
+        joined
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -320,6 +330,34 @@ impl SmtpChannel {
             active: Mutex::new(0),
             freed: Condvar::new(),
         }
+    }
+
+    /// The channel gatehoused runs: `EHLO` with the main domain, settings read from
+    /// `Settings/SMTP.settings` over the declared defaults before every delivery.
+    pub fn from_store(handle: Handle, store: Store, logger: Logger) -> SmtpChannel {
+        let helo = store.main_domain();
+        let log = logger.clone();
+        let settings = move || {
+            let mut eff: Dict = super::module_decl()
+                .settings
+                .iter()
+                .map(|d| (d.key.as_bytes().to_vec(), Value::str(d.default)))
+                .collect();
+            if let Ok(Value::Dict(stored)) = store.server_settings(super::NAME) {
+                eff.extend(stored);
+            }
+            send_settings_from(&eff).unwrap_or_else(|e| {
+                log.log(
+                    Level::Failures,
+                    TAG,
+                    format_args!(
+                        "the SMTP sending settings are not usable ({e}); using the defaults"
+                    ),
+                );
+                SendSettings::default()
+            })
+        };
+        SmtpChannel::new(handle, helo, Arc::new(settings), logger)
     }
 
     fn resolver(&self, servers: &[SocketAddr]) -> Result<TokioAsyncResolver, String> {
