@@ -1,0 +1,420 @@
+//! The Local Delivery module (LOCAL): stores messages routed to accounts of this server in their
+//! mailboxes, through the shared Mailbox Manager.
+//!
+//! Guide: Local Delivery module guide.txt:11970-12326 (spec D §2): settings 11990-12060, storing
+//! and the storage check 12204-12224, Direct Mailbox addressing 12226-12267, Account Detail
+//! 12269-12289; Mail Storage limit guide.txt:8757-8787 (spec C §3.5); mailbox files
+//! guide.txt:9383-9453, 9717-9740. Trace fields: RFC 5321 §4.4 (`Return-Path:` at final
+//! delivery, `Received:`).
+//!
+//! Flow for one recipient ([`LocalDelivery::deliver`], called by the Dequeuer on a worker thread):
+//! find the account's storage, refuse it if its Mail service is disabled, choose the mailbox
+//! (`mailbox#account` and, with `AccountDetail` = `DirectMailbox`, `account+detail` name a mailbox
+//! that is used when it exists, else INBOX), prepend `Return-Path:` and `Received:`, check the
+//! Mail Storage limit (`MaxAccountSize`), append (the append returns once the message is fsynced),
+//! then report `Delivered`. INBOX is created on the first delivery.
+//!
+//! Security: the message bytes are untrusted; only the header block is scanned (bounded by the
+//! message length) to drop `Return-Path:` fields a sender put there. Mailbox names from the
+//! envelope go through `mailbox::names::validate` before they become paths.
+//!
+//! todo: account Rules and the simplified Auto-Reply/Redirect (the rules engine is not on main
+//! yet); "Keep if the account is full" / "Keep if Mail Service is disabled" delays, warnings and
+//! quota alerts (guide.txt:12031-12060); Message Flow Control (guide.txt:12062-12075); the
+//! `X-Real-To` field of Unified Domain-Wide Accounts (guide.txt:12152-12202).
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use crate::cli::ModuleDecl;
+use crate::format::{Dict, Value};
+use crate::kernel::log::{Level, Logger};
+use crate::kernel::mail::{Channel, Job, Outcome, Target};
+use crate::mailbox::account::{AccountBoxError, AccountMailboxes, INBOX};
+use crate::mailbox::{Flags, Format, MailboxError, MailboxManager};
+use crate::store::settings::SettingDecl;
+use crate::store::{Store, StoreError};
+
+/// The module's name: its settings file `Settings/LOCAL.settings` and its log tag (guide.txt:12020).
+pub const NAME: &str = "LOCAL";
+
+/// The failure text when the Mail Storage limit would be exceeded (guide.txt:12038).
+pub const ACCOUNT_FULL: &str = "account is full";
+/// The failure text when the account's or domain's Mail service is disabled (guide.txt:12041-12046).
+pub const MAIL_DISABLED: &str = "Mail service is disabled for this account";
+
+/// The LOCAL settings: each once, with the guide's name, our default and what it does.
+pub const SETTINGS: &[SettingDecl] = &[
+    SettingDecl {
+        key: "LogLevel",
+        default: "2",
+        doc: "Log: what the LOCAL module records in the System Log (tag LOCAL), 0-5",
+    },
+    SettingDecl {
+        key: "Processes",
+        default: "1",
+        doc: "Processes: simultaneous delivery threads of the LOCAL queue, read by the Dequeuer \
+              (guide.txt:12023-12028)",
+    },
+    SettingDecl {
+        key: "DirectMailbox",
+        default: "Enabled",
+        doc:
+            "Direct Mailbox (mailbox#account): Enabled stores in the named mailbox when it exists \
+              (no Rules), Disabled stores in INBOX (guide.txt:12226-12267)",
+    },
+    SettingDecl {
+        key: "AccountDetail",
+        default: "DirectMailbox",
+        doc: "Account Detail (account+detail): DirectMailbox stores in the mailbox named by the \
+              detail when it exists, Enabled and Disabled store in INBOX (guide.txt:12269-12289)",
+    },
+];
+
+/// The settings declaration for `GetModule LOCAL`; a change of `LogLevel` applies to `logger` at once.
+pub fn module_decl(logger: Logger) -> ModuleDecl {
+    ModuleDecl {
+        name: NAME.into(),
+        settings: SETTINGS.to_vec(),
+        validate: Some(Arc::new(|eff: &Dict| Config::from(eff).map(|_| ()))),
+        changed: Some(Arc::new(move |eff: &Dict| {
+            if let Ok(c) = Config::from(eff) {
+                set_log_level(&logger, c.log_level);
+            }
+        })),
+    }
+}
+
+fn set_log_level(logger: &Logger, level: Level) {
+    let mut s = logger.settings();
+    s.levels.insert(NAME.to_string(), level);
+    logger.set_settings(s);
+}
+
+/// The LOCAL settings in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Config {
+    log_level: Level,
+    processes: usize,
+    direct_mailbox: bool,
+    detail_mailbox: bool,
+}
+
+impl Config {
+    /// Reads effective settings (explicit over the declared defaults).
+    fn from(eff: &Dict) -> Result<Config, String> {
+        let text = |k: &str| setting(eff, k);
+        let level = text("LogLevel");
+        let log_level = level
+            .parse::<Level>()
+            .map_err(|_| format!("LogLevel: {level:?} is not a log level"))?;
+        let p = text("Processes");
+        let processes = p
+            .parse::<usize>()
+            .map_err(|_| format!("Processes: {p:?} is not a number"))?;
+        let direct_mailbox = match text("DirectMailbox").to_ascii_lowercase().as_str() {
+            "enabled" => true,
+            "disabled" => false,
+            v => return Err(format!("DirectMailbox: {v:?} is not Enabled or Disabled")),
+        };
+        let detail_mailbox = match text("AccountDetail").to_ascii_lowercase().as_str() {
+            "directmailbox" | "direct mailbox" => true,
+            "enabled" | "disabled" => false,
+            v => {
+                return Err(format!(
+                    "AccountDetail: {v:?} is not Disabled, Enabled or DirectMailbox"
+                ))
+            }
+        };
+        Ok(Config {
+            log_level,
+            processes,
+            direct_mailbox,
+            detail_mailbox,
+        })
+    }
+
+    /// The stored settings, with the declared defaults where a key is absent or the file is broken.
+    fn load(store: &Store) -> Config {
+        let stored = match store.server_settings(NAME) {
+            Ok(Value::Dict(d)) => d,
+            _ => Dict::new(),
+        };
+        Config::from(&stored).unwrap_or_else(|_| {
+            Config::from(&Dict::new()).unwrap_or(Config {
+                log_level: Level::Major,
+                processes: 1,
+                direct_mailbox: true,
+                detail_mailbox: true,
+            })
+        })
+    }
+}
+
+/// An effective setting as text: the explicit value, else the declared default.
+fn setting(eff: &Dict, key: &str) -> String {
+    eff.get(key.as_bytes())
+        .and_then(Value::as_text)
+        .map(|t| t.into_owned())
+        .or_else(|| {
+            SETTINGS
+                .iter()
+                .find(|s| s.key == key)
+                .map(|s| s.default.to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// The Local Delivery channel: one per server, shared by the Dequeuer's worker threads.
+pub struct LocalDelivery {
+    store: Store,
+    mailboxes: Arc<MailboxManager>,
+    logger: Logger,
+    host: String,
+}
+
+impl LocalDelivery {
+    /// A channel storing into `store`'s accounts through the server's one `mailboxes` manager;
+    /// `host` is the name the `Received:` field gives for this server. Applies the stored
+    /// `LogLevel` to `logger`.
+    pub fn new(
+        store: Store,
+        mailboxes: Arc<MailboxManager>,
+        logger: Logger,
+        host: impl Into<String>,
+    ) -> LocalDelivery {
+        set_log_level(&logger, Config::load(&store).log_level);
+        LocalDelivery {
+            store,
+            mailboxes,
+            logger,
+            host: host.into(),
+        }
+    }
+
+    /// The `Processes` setting: how many delivery threads the Dequeuer should run for LOCAL.
+    pub fn processes(&self) -> usize {
+        Config::load(&self.store).processes
+    }
+
+    fn deliver_local(
+        &self,
+        job: &Job<'_>,
+        domain: &str,
+        account: &str,
+        mailbox: Option<&str>,
+        detail: Option<&str>,
+    ) -> Outcome {
+        let config = Config::load(&self.store);
+        let boxes = match AccountMailboxes::open(&self.store, domain, account) {
+            Ok(b) => b,
+            Err(e @ (StoreError::UnknownAccount | StoreError::UnknownDomain)) => {
+                return Outcome::Failed(e.to_string().to_lowercase())
+            }
+            Err(e) => return Outcome::Deferred(e.to_string()),
+        };
+        let settings = match self.store.account_effective_settings(domain, account) {
+            Ok(s) => s,
+            Err(e) => return Outcome::Deferred(e.to_string()),
+        };
+        let domain_settings = self
+            .store
+            .domain_effective_settings(domain)
+            .unwrap_or_default();
+        if !service_allows(&settings, "AccessModes", "Mail")
+            || !service_allows(&domain_settings, "DomainAccessModes", "Mail")
+        {
+            return Outcome::Failed(MAIL_DISABLED.into());
+        }
+        let wanted = match (mailbox, detail) {
+            (Some(m), _) if config.direct_mailbox => Some(m),
+            (None, Some(d)) if config.detail_mailbox => Some(d),
+            _ => None,
+        };
+        // guide.txt:12226-12248: a named mailbox that does not exist falls back to INBOX.
+        let target = wanted
+            .and_then(|m| boxes.find(m).ok().flatten().map(|_| m))
+            .unwrap_or(INBOX);
+        let message = with_trace_fields(
+            job.message,
+            job.return_path,
+            job.recipient,
+            &self.host,
+            job.id,
+            &chrono::Utc::now().to_rfc2822(),
+        );
+        let limit = setting_text(&settings, "MaxAccountSize");
+        match parse_limit(&limit) {
+            Some(Limit::Bytes(max)) => {
+                let used = boxes.total_size();
+                if used.saturating_add(message.len() as u64) > max {
+                    self.logger.log(
+                        Level::Problems,
+                        NAME,
+                        format_args!(
+                            "{}: {account}@{domain} is full ({used} of {max} bytes used)",
+                            job.id
+                        ),
+                    );
+                    return Outcome::Failed(ACCOUNT_FULL.into());
+                }
+            }
+            Some(Limit::Unlimited) => {}
+            None => {
+                return Outcome::Deferred(format!("MaxAccountSize: {limit:?} is not a size"));
+            }
+        }
+        let format = new_mailbox_format(&settings);
+        let opened = if target == INBOX {
+            boxes.open_inbox(&self.mailboxes, format)
+        } else {
+            boxes.open_mailbox(&self.mailboxes, target)
+        };
+        let stored = opened.and_then(|mb| {
+            mb.append(&message, Flags::RECENT, chrono::Utc::now().timestamp())
+                .map_err(AccountBoxError::from)
+        });
+        match stored {
+            Ok(uid) => {
+                self.logger.log(
+                    Level::Major,
+                    NAME,
+                    format_args!(
+                        "{}: stored for {account}@{domain} in {target} (UID {uid}, {} bytes)",
+                        job.id,
+                        message.len()
+                    ),
+                );
+                Outcome::Delivered
+            }
+            Err(AccountBoxError::Mailbox(MailboxError::Name(e))) => Outcome::Failed(e.to_string()),
+            Err(e) => {
+                self.logger.log(
+                    Level::Failures,
+                    NAME,
+                    format_args!("{}: cannot store for {account}@{domain}: {e}", job.id),
+                );
+                Outcome::Deferred(e.to_string())
+            }
+        }
+    }
+}
+
+impl Channel for LocalDelivery {
+    fn deliver(&self, job: &Job<'_>) -> Outcome {
+        match job.target {
+            Target::Local {
+                domain,
+                account,
+                mailbox,
+                detail,
+            } => self.deliver_local(job, domain, account, mailbox.as_deref(), detail.as_deref()),
+            other => Outcome::Failed(format!("LOCAL cannot deliver to {other:?}")),
+        }
+    }
+}
+
+fn setting_text(d: &Dict, key: &str) -> String {
+    d.get(key.as_bytes())
+        .and_then(Value::as_text)
+        .map(|t| t.into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether an `AccessModes`-style setting (`All`, `None`, or an array of service names) allows
+/// `service` (guide.txt:7773-7787, 8737-8755). Absent means All.
+fn service_allows(d: &Dict, key: &str, service: &str) -> bool {
+    match d.get(key.as_bytes()) {
+        None => true,
+        Some(Value::Str(s)) => s.eq_ignore_ascii_case(b"All"),
+        Some(Value::Array(a)) => a.iter().any(|v| {
+            v.as_bytes()
+                .is_some_and(|b| b.eq_ignore_ascii_case(service.as_bytes()))
+        }),
+        Some(Value::Dict(_)) => false,
+    }
+}
+
+/// The format of a new INBOX: the account's `DefaultMailboxType` (`MailBox` or `MailDir`).
+fn new_mailbox_format(settings: &Dict) -> Format {
+    if setting_text(settings, "DefaultMailboxType").eq_ignore_ascii_case("MailDir") {
+        Format::Mdir
+    } else {
+        Format::Mbox
+    }
+}
+
+/// A storage limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    Unlimited,
+    Bytes(u64),
+}
+
+/// `unlimited` (or empty), `1234`, `64K`, `10M`, `1G` (the guide's size notation).
+fn parse_limit(s: &str) -> Option<Limit> {
+    let s = s.trim();
+    if s.is_empty() || s.eq_ignore_ascii_case("unlimited") {
+        return Some(Limit::Unlimited);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult).map(Limit::Bytes)
+}
+
+/// The message as stored: `Return-Path:` and `Received:` first (RFC 5321 §4.4), any
+/// `Return-Path:` fields of the original header dropped, in the message's own line ending.
+fn with_trace_fields(
+    message: &[u8],
+    return_path: &str,
+    recipient: &str,
+    host: &str,
+    id: u64,
+    date: &str,
+) -> Vec<u8> {
+    let eol: &[u8] = match message.iter().position(|&b| b == b'\n') {
+        Some(i) if i > 0 && message[i - 1] == b'\r' => b"\r\n",
+        _ => b"\n",
+    };
+    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
+    let mut out = Vec::with_capacity(message.len() + 256);
+    out.extend_from_slice(format!("Return-Path: <{}>", clean(return_path)).as_bytes());
+    out.extend_from_slice(eol);
+    out.extend_from_slice(format!("Received: by {} (Gatehouse LOCAL)", clean(host)).as_bytes());
+    out.extend_from_slice(eol);
+    out.extend_from_slice(format!("\tid {id} for <{}>; {date}", clean(recipient)).as_bytes());
+    out.extend_from_slice(eol);
+    let mut pos = 0;
+    let mut dropping = false;
+    while pos < message.len() {
+        let end = message[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(message.len(), |i| pos + i + 1);
+        let line = &message[pos..end];
+        if line == b"\n" || line == b"\r\n" {
+            // End of the header: the rest is copied as it is.
+            out.extend_from_slice(&message[pos..]);
+            return out;
+        }
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if !continuation {
+            dropping = line.len() >= 12 && line[..12].eq_ignore_ascii_case(b"return-path:");
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+        pos = end;
+    }
+    out
+}
