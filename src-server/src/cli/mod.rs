@@ -16,6 +16,7 @@ pub mod args;
 pub mod client;
 mod cmd_account;
 mod cmd_domain;
+mod cmd_mailbox;
 mod cmd_server;
 pub mod rights;
 pub mod table;
@@ -25,6 +26,7 @@ pub(crate) mod tests;
 use std::sync::{Arc, RwLock};
 
 use crate::format::{self, Dict, Value};
+use crate::mailbox::MailboxManager;
 use crate::net::sasl;
 use crate::store::settings::SettingDecl;
 use crate::store::{Store, StoreError};
@@ -168,10 +170,14 @@ pub struct CliContext {
     pub shutdown: Option<ShutdownFn>,
     /// Failed logins per name, shared by every module that authenticates (guide.txt:3956-3964).
     pub failed_logins: sasl::FailedLogins,
+    /// The server's one Mailbox Manager (Mailbox Administration commands; shared with delivery
+    /// and the access modules so open mailboxes stay synchronised).
+    pub mailboxes: Arc<MailboxManager>,
 }
 
 impl CliContext {
-    /// A context over `store` with no modules and no callbacks.
+    /// A context over `store` with no modules, no callbacks and its own Mailbox Manager (the
+    /// server replaces it with the shared one).
     pub fn new(store: Store, host: impl Into<String>) -> CliContext {
         CliContext {
             store,
@@ -181,6 +187,7 @@ impl CliContext {
             status: None,
             shutdown: None,
             failed_logins: sasl::FailedLogins::new(),
+            mailboxes: Arc::new(MailboxManager::new()),
         }
     }
 

@@ -26,6 +26,7 @@
 //! INBOX locking; ACLs (stored by the account layer).
 
 pub mod account;
+pub mod acl;
 mod fsutil;
 mod index;
 mod mbox;

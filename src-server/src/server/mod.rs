@@ -24,7 +24,8 @@ use crate::cli::{self, CliContext, LogAccess, ModuleDecl};
 use crate::format::{dict, Dict, Value};
 use crate::kernel::clock::SystemClock;
 use crate::kernel::log::{Level, LogQuery, LogSettings, Logger, RecordId};
-use crate::modules::pwd;
+use crate::mailbox::MailboxManager;
+use crate::modules::{local, pwd};
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
 use crate::net::tls::TlsSetup;
 use crate::store::settings::SettingDecl;
@@ -46,6 +47,11 @@ pub struct Server {
     pub tls: TlsSetup,
     /// The CLI command layer's context (PWD, WebAdmin and the manager all go through it).
     pub cli: Arc<CliContext>,
+    /// The one Mailbox Manager: Local Delivery, the CLI and the access modules share it, so
+    /// sessions on one mailbox are synchronised (mailbox module header).
+    pub mailboxes: Arc<MailboxManager>,
+    /// The Local Delivery channel for `Target::Local` (the Dequeuer calls it).
+    pub local: Arc<local::LocalDelivery>,
     port_offset: u16,
     started: Instant,
     listeners: Mutex<Vec<(String, Arc<Listener>)>>,
@@ -112,8 +118,17 @@ impl Server {
             let pem = |k: &str| Some(settings.get(k.as_bytes())?.as_text()?.into_owned());
             Some((pem("SSLCertificate")?, pem("SSLPrivateKey")?))
         }));
+        let mailboxes = Arc::new(MailboxManager::new());
+        let local = Arc::new(local::LocalDelivery::new(
+            store.clone(),
+            mailboxes.clone(),
+            logger.clone(),
+            store.main_domain(),
+        ));
         let mut cli = CliContext::new(store.clone(), store.main_domain());
         cli.log = Some(Arc::new(logger.clone()));
+        cli.mailboxes = mailboxes.clone();
+        cli.modules.register(local::module_decl(logger.clone()));
         let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
             let status_of = weak.clone();
             cli.status = Some(Arc::new(move || {
@@ -130,6 +145,8 @@ impl Server {
                 logger,
                 tls,
                 cli: Arc::new(cli),
+                mailboxes,
+                local,
                 port_offset: opts.port_offset,
                 started: Instant::now(),
                 listeners: Mutex::new(Vec::new()),
