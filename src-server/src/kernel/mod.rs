@@ -4,3 +4,4 @@
 pub mod clock;
 pub mod log;
 pub mod mail;
+pub mod rules;
