@@ -8,34 +8,51 @@
 //! delivery, `Received:`).
 //!
 //! Flow for one recipient ([`LocalDelivery::deliver`], called by the Dequeuer on a worker thread):
-//! find the account's storage, refuse it if its Mail service is disabled, choose the mailbox
-//! (`mailbox#account` and, with `AccountDetail` = `DirectMailbox`, `account+detail` name a mailbox
-//! that is used when it exists, else INBOX), prepend `Return-Path:` and `Received:`, check the
-//! Mail Storage limit (`MaxAccountSize`), append (the append returns once the message is fsynced),
-//! then report `Delivered`. INBOX is created on the first delivery.
+//! find the account's storage, refuse it if its Mail service is disabled, then:
+//! - `mailbox#account` (and, with `AccountDetail` = `DirectMailbox`, `account+detail`) naming an
+//!   existing mailbox: store there, no Rules (guide.txt:12230, 12286-12289); a missing one: INBOX;
+//! - otherwise run the account Rules (`kernel::rules`, guide.txt:12204-12224; the built-in
+//!   Auto-Reply and Redirect All are ordinary rules there) and perform their effects in order:
+//!   `Store in` (an existing mailbox, or `~user/box` with the Insert right), redirect / forward /
+//!   mirror / reply through the Enqueuer ([`LocalDelivery::set_submitter`], `Source::Rules`),
+//!   `Execute` (only when the account's `RulesAllowed` is `Any`; a failure rejects), `Write To
+//!   Log`; then store in INBOX with the rules' flags and added fields, or discard, or reject
+//!   (`Outcome::Failed` with the rule's text).
+//!
+//! Every store prepends `Return-Path:` and `Received:`, checks the Mail Storage limit
+//! (`MaxAccountSize`; full = `Outcome::Failed("account is full")`) and appends; the append returns
+//! once the message is fsynced, so `Delivered` is only said after that. INBOX is created on the
+//! first delivery, in the account's `DefaultMailboxType`.
 //!
 //! Security: the message bytes are untrusted; only the header block is scanned (bounded by the
 //! message length) to drop `Return-Path:` fields a sender put there. Mailbox names from the
-//! envelope go through `mailbox::names::validate` before they become paths.
+//! envelope and from Rules go through `mailbox::names::validate` before they become paths.
+//! Programs run by `Execute`: see `exec`.
 //!
-//! todo: account Rules and the simplified Auto-Reply/Redirect (the rules engine is not on main
-//! yet); "Keep if the account is full" / "Keep if Mail Service is disabled" delays, warnings and
+//! Implementation notes: a delivery that is deferred after some rule effects ran (a store failed
+//! on I/O) repeats them on the retry: at-least-once, as the queue promises.
+//!
+//! todo: "Keep if the account is full" / "Keep if Mail Service is disabled" delays, warnings and
 //! quota alerts (guide.txt:12031-12060); Message Flow Control (guide.txt:12062-12075); the
-//! `X-Real-To` field of Unified Domain-Wide Accounts (guide.txt:12152-12202).
+//! `X-Real-To` field of Unified Domain-Wide Accounts (guide.txt:12152-12202); `FingerNotify`.
 
+mod exec;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::cli::ModuleDecl;
 use crate::format::{Dict, Value};
+use crate::kernel::clock::{SharedClock, SystemClock};
 use crate::kernel::log::{Level, Logger};
-use crate::kernel::mail::{Channel, Job, Outcome, Target};
+use crate::kernel::mail::{Channel, Job, Outcome, Submit, Target};
+use crate::kernel::rules::eval::StoreData;
+use crate::kernel::rules::{self, Disposition, Effect, Env, EnvelopeRecipient, MessageView, Scope};
 use crate::mailbox::account::{AccountBoxError, AccountMailboxes, INBOX};
-use crate::mailbox::{Flags, Format, MailboxError, MailboxManager};
+use crate::mailbox::{acl, names, Flags, Format, MailboxError, MailboxManager};
 use crate::store::settings::SettingDecl;
-use crate::store::{Store, StoreError};
+use crate::store::{Object, Store, StoreError};
 
 /// The module's name: its settings file `Settings/LOCAL.settings` and its log tag (guide.txt:12020).
 pub const NAME: &str = "LOCAL";
@@ -173,12 +190,34 @@ pub struct LocalDelivery {
     mailboxes: Arc<MailboxManager>,
     logger: Logger,
     host: String,
+    clock: SharedClock,
+    submitter: OnceLock<Arc<dyn Submit>>,
+}
+
+/// Why a store into a mailbox did not happen.
+enum StoreFailure {
+    /// The Mail Storage limit would be exceeded.
+    Full,
+    /// The mailbox does not exist, or the name is not usable.
+    NoMailbox(String),
+    /// A file system or store failure: try again later.
+    Io(String),
+}
+
+/// What one delivery works with.
+struct Delivery<'a> {
+    job: &'a Job<'a>,
+    domain: &'a str,
+    account: &'a str,
+    boxes: AccountMailboxes,
+    settings: Dict,
+    date: String,
 }
 
 impl LocalDelivery {
     /// A channel storing into `store`'s accounts through the server's one `mailboxes` manager;
     /// `host` is the name the `Received:` field gives for this server. Applies the stored
-    /// `LogLevel` to `logger`.
+    /// `LogLevel` to `logger`. Rules that send mail need [`set_submitter`](Self::set_submitter).
     pub fn new(
         store: Store,
         mailboxes: Arc<MailboxManager>,
@@ -191,7 +230,15 @@ impl LocalDelivery {
             mailboxes,
             logger,
             host: host.into(),
+            clock: SystemClock::shared(),
+            submitter: OnceLock::new(),
         }
+    }
+
+    /// The Enqueuer that Rules hand their redirects, forwards, mirrors and replies to (set once,
+    /// when the queue exists; later calls are ignored).
+    pub fn set_submitter(&self, submitter: Arc<dyn Submit>) {
+        let _ = self.submitter.set(submitter);
     }
 
     /// The `Processes` setting: how many delivery threads the Dequeuer should run for LOCAL.
@@ -228,24 +275,290 @@ impl LocalDelivery {
         {
             return Outcome::Failed(MAIL_DISABLED.into());
         }
+        let d = Delivery {
+            job,
+            domain,
+            account,
+            boxes,
+            settings,
+            date: chrono::Utc::now().to_rfc2822(),
+        };
         let wanted = match (mailbox, detail) {
             (Some(m), _) if config.direct_mailbox => Some(m),
-            (None, Some(d)) if config.detail_mailbox => Some(d),
+            (None, Some(x)) if config.detail_mailbox => Some(x),
             _ => None,
         };
         // guide.txt:12226-12248: a named mailbox that does not exist falls back to INBOX.
-        let target = wanted
-            .and_then(|m| boxes.find(m).ok().flatten().map(|_| m))
-            .unwrap_or(INBOX);
-        let message = with_trace_fields(
+        let direct = wanted.filter(|m| d.boxes.find(m).ok().flatten().is_some());
+        // guide.txt:12230, 12286-12289: direct mailbox addressing bypasses the account Rules.
+        if let Some(m) = direct {
+            return self.final_store(&d, m, Flags::RECENT, "");
+        }
+        if mailbox.is_some() {
+            return self.final_store(&d, INBOX, Flags::RECENT, "");
+        }
+        self.apply_rules(&d)
+    }
+
+    /// The account Rules (guide.txt:12204-12224), then the store in INBOX unless they discarded
+    /// or rejected the message.
+    fn apply_rules(&self, d: &Delivery<'_>) -> Outcome {
+        let job = d.job;
+        let rules = match self
+            .store
+            .account_rules(d.domain, d.account)
+            .map_err(|e| e.to_string())
+            .and_then(|v| rules::parse_rules(&v).map_err(|e| e.to_string()))
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // A broken rule set must not lose mail: store as if there were no rules.
+                self.logger.log(
+                    Level::Problems,
+                    NAME,
+                    format_args!(
+                        "{}: the Rules of {}@{} are not usable: {e}",
+                        job.id, d.account, d.domain
+                    ),
+                );
+                Vec::new()
+            }
+        };
+        if rules.is_empty() {
+            return self.final_store(d, INBOX, Flags::RECENT, "");
+        }
+        let mut view = MessageView::new(
             job.message,
             job.return_path,
-            job.recipient,
-            &self.host,
-            job.id,
-            &chrono::Utc::now().to_rfc2822(),
+            vec![EnvelopeRecipient::new(job.recipient)],
+            job.source.clone(),
         );
-        let limit = setting_text(&settings, "MaxAccountSize");
+        view.queue_id = Some(job.id);
+        let data = StoreData::new(self.store.clone(), d.domain, d.account);
+        let env = Env {
+            scope: Scope::Account(format!("{}@{}", d.account, d.domain)),
+            clock: &*self.clock,
+            data: &data,
+            allow_exec: setting_text(&d.settings, "RulesAllowed").eq_ignore_ascii_case("Any"),
+            host: self.host.clone(),
+        };
+        let out = rules::evaluate(&rules, &view, &env);
+        for name in &out.applied {
+            self.logger.log(
+                Level::LowLevel,
+                NAME,
+                format_args!("{}: rule '{name}' applied", job.id),
+            );
+        }
+        for note in &out.notes {
+            self.logger
+                .log(Level::Problems, NAME, format_args!("{}: {note}", job.id));
+        }
+        for effect in &out.effects {
+            if let Some(stop) = self.perform(d, effect) {
+                return stop;
+            }
+        }
+        match &out.disposition {
+            Disposition::Deliver => {
+                self.final_store(d, INBOX, out.flags | Flags::RECENT, &out.headers)
+            }
+            Disposition::Discard => {
+                self.logger.log(
+                    Level::Major,
+                    NAME,
+                    format_args!(
+                        "{}: discarded by the Rules of {}@{}",
+                        job.id, d.account, d.domain
+                    ),
+                );
+                Outcome::Delivered
+            }
+            Disposition::Reject(text) => {
+                self.logger.log(
+                    Level::Major,
+                    NAME,
+                    format_args!(
+                        "{}: rejected by the Rules of {}@{}: {text}",
+                        job.id, d.account, d.domain
+                    ),
+                );
+                Outcome::Failed(text.clone())
+            }
+        }
+    }
+
+    /// Performs one rule effect; `Some` ends the delivery with that outcome.
+    fn perform(&self, d: &Delivery<'_>, effect: &Effect) -> Option<Outcome> {
+        let id = d.job.id;
+        match effect {
+            Effect::Store {
+                mailbox,
+                flags,
+                headers,
+            } => match self.rule_store(d, mailbox, *flags | Flags::RECENT, headers) {
+                Ok(()) => None,
+                Err(StoreFailure::Full) => Some(Outcome::Failed(ACCOUNT_FULL.into())),
+                Err(StoreFailure::NoMailbox(why) | StoreFailure::Io(why)) => {
+                    self.logger.log(
+                        Level::Problems,
+                        NAME,
+                        format_args!("{id}: 'Store in' {mailbox} failed: {why}"),
+                    );
+                    None
+                }
+            },
+            Effect::Submit {
+                action,
+                submission,
+                message,
+            } => {
+                let result = match self.submitter.get() {
+                    Some(s) => s
+                        .submit(submission.clone(), message)
+                        .map(|qid| format!("queued as {qid}"))
+                        .map_err(|e| e.to_string()),
+                    None => Err("no Enqueuer is connected".to_string()),
+                };
+                let (level, text) = match result {
+                    Ok(t) => (Level::Major, t),
+                    Err(e) => (Level::Failures, format!("not sent: {e}")),
+                };
+                self.logger
+                    .log(level, NAME, format_args!("{id}: rule '{action}' {text}"));
+                None
+            }
+            Effect::Execute(spec) => {
+                match exec::run(
+                    spec,
+                    d.job.message,
+                    d.job.return_path,
+                    self.store.base(),
+                    id,
+                    exec::TIMEOUT,
+                ) {
+                    Ok(out) => {
+                        self.logger.log(
+                            Level::LowLevel,
+                            NAME,
+                            format_args!("{id}: Execute {:?} done: {out}", spec.command),
+                        );
+                        None
+                    }
+                    Err(f) => {
+                        self.logger
+                            .log(Level::Problems, NAME, format_args!("{id}: {}", f.log));
+                        Some(Outcome::Failed(f.reject))
+                    }
+                }
+            }
+            Effect::Log(text) => {
+                self.logger
+                    .log(Level::Major, NAME, format_args!("{id}: {text}"));
+                None
+            }
+            Effect::FingerNotify(_) | Effect::ExternalFilter => {
+                self.logger.log(
+                    Level::Problems,
+                    NAME,
+                    format_args!("{id}: {effect:?} is not available in account Rules; skipped"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `Store in` (guide.txt:10856-10870): an existing mailbox of the account, or `~user/box` of
+    /// another account where this account has the Insert right.
+    fn rule_store(
+        &self,
+        d: &Delivery<'_>,
+        mailbox: &str,
+        flags: Flags,
+        headers: &str,
+    ) -> Result<(), StoreFailure> {
+        let Some(foreign) = mailbox.strip_prefix('~') else {
+            return self.store_in(d, &d.boxes, &d.settings, mailbox, flags, headers, false);
+        };
+        let (user, name) = foreign
+            .split_once('/')
+            .ok_or_else(|| StoreFailure::NoMailbox("no mailbox name after the account".into()))?;
+        let (user, domain) = match user.rsplit_once('@') {
+            Some((u, dom)) => (
+                u,
+                self.store
+                    .resolve_domain(dom)
+                    .ok_or_else(|| StoreFailure::NoMailbox("unknown domain".into()))?,
+            ),
+            None => (user, d.domain.to_string()),
+        };
+        let owner = match self.store.lookup(&domain, user) {
+            Some(Object::Account(n)) | Some(Object::Alias { account: n }) => n,
+            _ => return Err(StoreFailure::NoMailbox("unknown account".into())),
+        };
+        let boxes = AccountMailboxes::open(&self.store, &domain, &owner)
+            .map_err(|e| StoreFailure::NoMailbox(e.to_string()))?;
+        let name = names::validate(name).map_err(|e| StoreFailure::NoMailbox(e.to_string()))?;
+        if !(domain == d.domain && owner == d.account) {
+            let stored = self
+                .store
+                .account_info(&domain, &owner, acl::INFO_KEY)
+                .map_err(|e| StoreFailure::Io(e.to_string()))?;
+            let rights = acl::effective(
+                &acl::get(stored.as_ref(), &name),
+                &domain,
+                d.account,
+                d.domain,
+            );
+            if !rights.contains(acl::right('i')) {
+                return Err(StoreFailure::NoMailbox(
+                    "no Insert right for that mailbox".into(),
+                ));
+            }
+        }
+        let settings = self
+            .store
+            .account_effective_settings(&domain, &owner)
+            .map_err(|e| StoreFailure::Io(e.to_string()))?;
+        self.store_in(d, &boxes, &settings, &name, flags, headers, false)
+    }
+
+    /// The last store of a delivery, and its outcome.
+    fn final_store(&self, d: &Delivery<'_>, mailbox: &str, flags: Flags, headers: &str) -> Outcome {
+        match self.store_in(d, &d.boxes, &d.settings, mailbox, flags, headers, true) {
+            Ok(()) => Outcome::Delivered,
+            Err(StoreFailure::Full) => Outcome::Failed(ACCOUNT_FULL.into()),
+            Err(StoreFailure::NoMailbox(e)) => Outcome::Failed(e),
+            Err(StoreFailure::Io(e)) => Outcome::Deferred(e),
+        }
+    }
+
+    /// Appends the message, with its trace fields and `headers`, to `mailbox` of `boxes` after
+    /// the Mail Storage check; INBOX is created when missing (`create_inbox`, first delivery).
+    #[allow(clippy::too_many_arguments)]
+    fn store_in(
+        &self,
+        d: &Delivery<'_>,
+        boxes: &AccountMailboxes,
+        settings: &Dict,
+        mailbox: &str,
+        flags: Flags,
+        headers: &str,
+        create_inbox: bool,
+    ) -> Result<(), StoreFailure> {
+        let job = d.job;
+        let message = with_trace_fields(
+            job.message,
+            &TraceFields {
+                return_path: job.return_path,
+                added: headers,
+                recipient: job.recipient,
+                host: &self.host,
+                id: job.id,
+                date: &d.date,
+            },
+        );
+        let limit = setting_text(settings, "MaxAccountSize");
         match parse_limit(&limit) {
             Some(Limit::Bytes(max)) => {
                 let used = boxes.total_size();
@@ -254,26 +567,27 @@ impl LocalDelivery {
                         Level::Problems,
                         NAME,
                         format_args!(
-                            "{}: {account}@{domain} is full ({used} of {max} bytes used)",
+                            "{}: mailbox {mailbox} is in a full account ({used} of {max} bytes used)",
                             job.id
                         ),
                     );
-                    return Outcome::Failed(ACCOUNT_FULL.into());
+                    return Err(StoreFailure::Full);
                 }
             }
             Some(Limit::Unlimited) => {}
             None => {
-                return Outcome::Deferred(format!("MaxAccountSize: {limit:?} is not a size"));
+                return Err(StoreFailure::Io(format!(
+                    "MaxAccountSize: {limit:?} is not a size"
+                )))
             }
         }
-        let format = new_mailbox_format(&settings);
-        let opened = if target == INBOX {
-            boxes.open_inbox(&self.mailboxes, format)
+        let opened = if mailbox == INBOX && create_inbox {
+            boxes.open_inbox(&self.mailboxes, new_mailbox_format(settings))
         } else {
-            boxes.open_mailbox(&self.mailboxes, target)
+            boxes.open_mailbox(&self.mailboxes, mailbox)
         };
         let stored = opened.and_then(|mb| {
-            mb.append(&message, Flags::RECENT, chrono::Utc::now().timestamp())
+            mb.append(&message, flags, chrono::Utc::now().timestamp())
                 .map_err(AccountBoxError::from)
         });
         match stored {
@@ -282,21 +596,25 @@ impl LocalDelivery {
                     Level::Major,
                     NAME,
                     format_args!(
-                        "{}: stored for {account}@{domain} in {target} (UID {uid}, {} bytes)",
+                        "{}: stored for {}@{} in {mailbox} (UID {uid}, {} bytes)",
                         job.id,
+                        d.account,
+                        d.domain,
                         message.len()
                     ),
                 );
-                Outcome::Delivered
+                Ok(())
             }
-            Err(AccountBoxError::Mailbox(MailboxError::Name(e))) => Outcome::Failed(e.to_string()),
+            Err(e @ AccountBoxError::Mailbox(MailboxError::Name(_) | MailboxError::NotFound)) => {
+                Err(StoreFailure::NoMailbox(e.to_string()))
+            }
             Err(e) => {
                 self.logger.log(
                     Level::Failures,
                     NAME,
-                    format_args!("{}: cannot store for {account}@{domain}: {e}", job.id),
+                    format_args!("{}: cannot store in {mailbox}: {e}", job.id),
                 );
-                Outcome::Deferred(e.to_string())
+                Err(StoreFailure::Io(e.to_string()))
             }
         }
     }
@@ -372,27 +690,44 @@ fn parse_limit(s: &str) -> Option<Limit> {
     n.checked_mul(mult).map(Limit::Bytes)
 }
 
-/// The message as stored: `Return-Path:` and `Received:` first (RFC 5321 §4.4), any
-/// `Return-Path:` fields of the original header dropped, in the message's own line ending.
-fn with_trace_fields(
-    message: &[u8],
-    return_path: &str,
-    recipient: &str,
-    host: &str,
+/// The trace fields a stored message gets.
+struct TraceFields<'a> {
+    return_path: &'a str,
+    /// Header fields added by Rules (CRLF-terminated lines), placed after `Return-Path:`.
+    added: &'a str,
+    recipient: &'a str,
+    host: &'a str,
     id: u64,
-    date: &str,
-) -> Vec<u8> {
+    date: &'a str,
+}
+
+/// The message as stored: `Return-Path:`, the fields Rules added (guide.txt:10849-10851) and
+/// `Received:` first (RFC 5321 §4.4), any `Return-Path:` fields of the original header dropped,
+/// in the message's own line ending.
+fn with_trace_fields(message: &[u8], t: &TraceFields<'_>) -> Vec<u8> {
     let eol: &[u8] = match message.iter().position(|&b| b == b'\n') {
         Some(i) if i > 0 && message[i - 1] == b'\r' => b"\r\n",
         _ => b"\n",
     };
     let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
     let mut out = Vec::with_capacity(message.len() + 256);
-    out.extend_from_slice(format!("Return-Path: <{}>", clean(return_path)).as_bytes());
+    out.extend_from_slice(format!("Return-Path: <{}>", clean(t.return_path)).as_bytes());
     out.extend_from_slice(eol);
-    out.extend_from_slice(format!("Received: by {} (Gatehouse LOCAL)", clean(host)).as_bytes());
+    for line in t.added.lines().filter(|l| !l.is_empty()) {
+        out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(eol);
+    }
+    out.extend_from_slice(format!("Received: by {} (Gatehouse LOCAL)", clean(t.host)).as_bytes());
     out.extend_from_slice(eol);
-    out.extend_from_slice(format!("\tid {id} for <{}>; {date}", clean(recipient)).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "\tid {} for <{}>; {}",
+            t.id,
+            clean(t.recipient),
+            clean(t.date)
+        )
+        .as_bytes(),
+    );
     out.extend_from_slice(eol);
     let mut pos = 0;
     let mut dropping = false;

@@ -15,6 +15,7 @@ struct Fixture {
     store: Store,
     mgr: Arc<MailboxManager>,
     local: LocalDelivery,
+    logger: Logger,
 }
 
 fn fixture() -> Fixture {
@@ -30,12 +31,18 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let mgr = Arc::new(MailboxManager::new());
-    let local = LocalDelivery::new(store.clone(), mgr.clone(), logger, "mail.example.com");
+    let local = LocalDelivery::new(
+        store.clone(),
+        mgr.clone(),
+        logger.clone(),
+        "mail.example.com",
+    );
     Fixture {
         _dir: dir,
         store,
         mgr,
         local,
+        logger,
     }
 }
 
@@ -251,11 +258,18 @@ fn mbox_is_readable_by_python_mailbox() {
 #[test]
 fn trace_fields_keep_lf_messages_lf_and_drop_folded_return_path() {
     let m = b"Return-Path:\n <x@y>\nSubject: s\n\nReturn-Path: body\n";
-    let out = with_trace_fields(m, "", "r@x", "h", 1, "date");
-    let text = String::from_utf8(out).unwrap();
+    let t = TraceFields {
+        return_path: "",
+        added: "X-A: 1\r\nX-B: 2\r\n",
+        recipient: "r@x",
+        host: "h",
+        id: 1,
+        date: "date",
+    };
+    let text = String::from_utf8(with_trace_fields(m, &t)).unwrap();
     assert_eq!(
         text,
-        "Return-Path: <>\nReceived: by h (Gatehouse LOCAL)\n\tid 1 for <r@x>; date\n\
+        "Return-Path: <>\nX-A: 1\nX-B: 2\nReceived: by h (Gatehouse LOCAL)\n\tid 1 for <r@x>; date\n\
          Subject: s\n\nReturn-Path: body\n"
     );
 }
@@ -273,4 +287,290 @@ fn limits_and_settings_parse() {
     let mut bad = Dict::new();
     bad.insert(b"AccountDetail".to_vec(), Value::str("maybe"));
     assert!(Config::from(&bad).is_err());
+}
+
+// ------------------------------------------------------------------ account Rules
+
+fn set_rules(f: &Fixture, account: &str, rules: &str) {
+    let v = crate::format::parse(rules.as_bytes()).unwrap();
+    rules::parse_rules(&v).unwrap();
+    f.store
+        .set_account_rules("example.com", account, v)
+        .unwrap();
+}
+
+fn flags_of(f: &Fixture, account: &str, mailbox: &str) -> Vec<Flags> {
+    let boxes = AccountMailboxes::open(&f.store, "example.com", account).unwrap();
+    let mb = boxes.open_mailbox(&f.mgr, mailbox).unwrap();
+    mb.list().iter().map(|m| m.flags).collect()
+}
+
+#[derive(Default)]
+struct FakeQueue(std::sync::Mutex<Vec<(crate::kernel::mail::Submission, Vec<u8>)>>);
+
+impl Submit for FakeQueue {
+    fn submit(
+        &self,
+        s: crate::kernel::mail::Submission,
+        m: &[u8],
+    ) -> Result<u64, crate::kernel::mail::EnqueueError> {
+        let mut q = self.0.lock().unwrap();
+        q.push((s, m.to_vec()));
+        Ok(q.len() as u64)
+    }
+}
+
+#[test]
+fn rules_store_mark_add_headers_and_stop() {
+    let f = fixture();
+    let boxes = AccountMailboxes::open(&f.store, "example.com", "joe").unwrap();
+    boxes.create(&f.mgr, "Sales", Format::Mbox).unwrap();
+    set_rules(
+        &f,
+        "joe",
+        r#"((5, A, ((Subject, is, "*hi*")), ((Mark, Flagged), ("Add Headers", "X-Tag: yes"), ("Store in", Sales), ("Stop Processing"))), (3, B, (), ((Discard))))"#,
+    );
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Delivered
+    );
+    let sales = messages(&f, "joe", "Sales");
+    assert_eq!(sales.len(), 1);
+    let text = String::from_utf8(sales[0].clone()).unwrap();
+    assert!(
+        text.starts_with("Return-Path: <sender@remote.test>\r\nX-Tag: yes\r\nReceived: "),
+        "{text}"
+    );
+    assert_eq!(
+        flags_of(&f, "joe", "Sales"),
+        [Flags::FLAGGED | Flags::RECENT]
+    );
+    // Stop Processing: rule B's Discard never runs, so INBOX gets it too, flagged.
+    assert_eq!(messages(&f, "joe", "INBOX").len(), 1);
+    assert_eq!(
+        flags_of(&f, "joe", "INBOX"),
+        [Flags::FLAGGED | Flags::RECENT]
+    );
+    // Not matching rule A: rule B discards.
+    assert_eq!(
+        deliver(
+            &f,
+            &local("joe", None, None),
+            b"Subject: other\r\n\r\nx\r\n"
+        ),
+        Outcome::Delivered
+    );
+    assert_eq!(messages(&f, "joe", "INBOX").len(), 1);
+    // A missing mailbox is skipped; the message still reaches INBOX.
+    set_rules(&f, "joe", r#"((5, A, (), (("Store in", Nope))))"#);
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Delivered
+    );
+    assert_eq!(messages(&f, "joe", "INBOX").len(), 2);
+}
+
+#[test]
+fn rules_reject_discard_and_direct_mailbox_bypass() {
+    let f = fixture();
+    set_rules(&f, "joe", r#"((5, R, (), ((Reject, "go away"))))"#);
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Failed("go away".into())
+    );
+    // guide.txt:12230: mailbox#account bypasses the Rules.
+    assert_eq!(
+        deliver(&f, &local("joe", Some("INBOX"), None), MSG),
+        Outcome::Delivered
+    );
+    assert_eq!(messages(&f, "joe", "INBOX").len(), 1);
+    set_rules(&f, "joe", "((5, D, (), ((Discard))))");
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Delivered
+    );
+    assert_eq!(messages(&f, "joe", "INBOX").len(), 1);
+    // A broken rule set does not lose mail.
+    f.store
+        .set_account_rules(
+            "example.com",
+            "joe",
+            crate::format::parse(b"((x))").unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Delivered
+    );
+    assert_eq!(messages(&f, "joe", "INBOX").len(), 2);
+}
+
+#[test]
+fn rules_redirect_and_reply_go_to_the_enqueuer() {
+    let f = fixture();
+    let queue = Arc::new(FakeQueue::default());
+    set_rules(
+        &f,
+        "joe",
+        r#"((5, R, (), (("Redirect to", "boss@remote.test"), ("Reply with", "Away"))))"#,
+    );
+    f.local.set_submitter(queue.clone());
+    let msg = b"From: a@b.test\r\nTo: joe@example.com\r\nSubject: hi\r\n\r\nbody\r\n";
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), msg),
+        Outcome::Delivered
+    );
+    let sent = queue.0.lock().unwrap();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].0.recipients[0].address, "boss@remote.test");
+    assert_eq!(
+        sent[0].0.source,
+        crate::kernel::mail::Source::Rules("joe@example.com".into())
+    );
+    assert!(sent[1]
+        .0
+        .recipients
+        .iter()
+        .any(|r| r.address == "sender@remote.test" || r.address == "a@b.test"));
+    // Without an Enqueuer the message is still stored; the sends are logged as failed.
+    let g = fixture();
+    set_rules(
+        &g,
+        "joe",
+        r#"((5, R, (), (("Redirect to", "boss@remote.test"))))"#,
+    );
+    assert_eq!(
+        deliver(&g, &local("joe", None, None), msg),
+        Outcome::Delivered
+    );
+    assert_eq!(messages(&g, "joe", "INBOX").len(), 1);
+}
+
+#[test]
+fn rules_execute_only_when_allowed() {
+    let f = fixture();
+    let base = f.store.base().to_path_buf();
+    set_rules(&f, "joe", r#"((5, X, (), ((Execute, "cat > exec-out"))))"#);
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Delivered
+    );
+    assert!(
+        !base.join("exec-out").exists(),
+        "RulesAllowed=No must not run programs"
+    );
+    let mut s = Dict::new();
+    s.insert(b"RulesAllowed".to_vec(), Value::str("Any"));
+    f.store
+        .update_account_settings("example.com", "joe", s)
+        .unwrap();
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Delivered
+    );
+    assert_eq!(std::fs::read(base.join("exec-out")).unwrap(), MSG);
+    set_rules(
+        &f,
+        "joe",
+        r#"((5, X, (), ((Execute, "[STDERR] [RETPATH] sh -c 'echo \"no $2\" >&2; exit 3' sh"))))"#,
+    );
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Failed("no sender@remote.test".into())
+    );
+    set_rules(&f, "joe", r#"((5, X, (), ((Execute, "exit 1"))))"#);
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Failed(exec::FAILED.into())
+    );
+    assert_eq!(messages(&f, "joe", "INBOX").len(), 2);
+}
+
+#[test]
+fn exec_times_out() {
+    let spec = crate::kernel::rules::ExecSpec {
+        file: false,
+        retpath: false,
+        rcpt: false,
+        stderr: false,
+        command: "sleep 5".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let r = exec::run(
+        &spec,
+        b"",
+        "",
+        dir.path(),
+        1,
+        std::time::Duration::from_millis(200),
+    );
+    assert!(r.is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+}
+
+#[test]
+fn rules_write_to_log() {
+    let f = fixture();
+    let mut records = f.logger.subscribe();
+    set_rules(&f, "joe", r#"((5, L, (), (("Write To Log", "seen it"))))"#);
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Delivered
+    );
+    f.logger.flush();
+    let mut texts = Vec::new();
+    while let Ok(r) = records.try_recv() {
+        texts.push(format!("{} {}", r.tag, r.text));
+    }
+    assert!(texts.iter().any(|t| t == "LOCAL 42: seen it"), "{texts:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("LOCAL 42: stored for joe@example.com in INBOX")),
+        "{texts:?}"
+    );
+}
+
+#[test]
+fn rules_store_in_foreign_mailbox_needs_insert_right() {
+    let f = fixture();
+    f.store
+        .create_account(
+            "example.com",
+            "postmaster",
+            AccountType::MultiMailbox,
+            Dict::new(),
+        )
+        .unwrap();
+    let pm = AccountMailboxes::open(&f.store, "example.com", "postmaster").unwrap();
+    pm.create(&f.mgr, "abuse", Format::Mbox).unwrap();
+    set_rules(
+        &f,
+        "joe",
+        r#"((5, A, (), (("Store in", "~postmaster/abuse"))))"#,
+    );
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Delivered
+    );
+    assert_eq!(messages(&f, "postmaster", "abuse").len(), 0);
+    let mut changes = Dict::new();
+    changes.insert(b"joe".to_vec(), Value::str("i"));
+    let mut list = acl::Acl::new();
+    acl::modify(&mut list, &changes).unwrap();
+    f.store
+        .set_account_info(
+            "example.com",
+            "postmaster",
+            acl::INFO_KEY,
+            acl::put(None, "abuse", &list),
+        )
+        .unwrap();
+    assert_eq!(
+        deliver(&f, &local("joe", None, None), MSG),
+        Outcome::Delivered
+    );
+    assert_eq!(messages(&f, "postmaster", "abuse").len(), 1);
+    assert_eq!(messages(&f, "joe", "INBOX").len(), 2);
 }
