@@ -25,7 +25,7 @@ APT_PACKAGES=(
     build-essential pkg-config
     libwebkit2gtk-4.1-dev libayatana-appindicator3-dev
     xvfb xauth imagemagick webkit2gtk-driver
-    python3
+    python3 tmux openssl swaks
 )
 
 declare -a SUMMARY=()

@@ -324,10 +324,13 @@ def test_server_settings(server, gatehouse_bin):
     assert pm.ok("GetBanned") == {"Lines": ["Subject: win money"]}
 
     # Router Table.
-    assert pm.ok("GetRouterTable") == ""
-    table = "<*@old.test> = *@new.test\npostmaster@x.test = postmaster"
+    assert pm.ok("GetRouterTable").startswith("<root> = postmaster\n"), "the default records"
+    table = "<*@old.test> = *@new.test\n<postmaster@x.test> = postmaster"
     pm.ok("SetRouterTable", table)
     assert pm.ok("GetRouterTable") == table
+    pm.fail("SetRouterTable", "a.test = b.test\n*.x*.test = c.test", expect="line 2")
+    assert pm.ok("GetRouterTable") == table
+    assert pm.ok("Route", "joe@old.test") == ["SMTP", "new.test", "joe@new.test"]
 
     # TCP Activity Schedule.
     assert pm.ok("GetDialupSchedule") == []
@@ -538,7 +541,8 @@ def test_monitor_account(server, gatehouse_bin):
     mon.ok("WriteLog", "3", "monitor wrote this")
     assert isinstance(mon.ok("ReadLog", "LIMIT", "10"), list)
     for cmd in (("CreateAccount", "x"), ("ListAccounts",), ("GetModule", "PWD"),
-                ("SetRouterTable", "a = b"), ("ListDomains",), ("GetAccountSettings", "postmaster")):
+                ("SetRouterTable", "a = b"), ("ListDomains",), ("GetAccountSettings", "postmaster"),
+                ("Route", "x@y.test")):
         mon.fail(*cmd, expect=DENIED)
     assert "x" not in pm.ok("ListAccounts")
     # Server rights are for main-domain accounts only.

@@ -8,7 +8,8 @@
 //!
 //! IP lists are checked with `net::iplist` (guide.txt:4697-4712) and stored as written.
 //!
-//! todo: the Router Table is stored unchecked until the Router exists.
+//! The Router Table is checked with `kernel::router::table::validate` before it is stored; a bad
+//! table keeps the old one and the error names the line.
 
 use super::args::Args;
 use super::{CliContext, CliError, CmdResult, LogQuery, LogRecord, Session};
@@ -181,17 +182,42 @@ pub(super) fn get_banned(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResu
 pub(super) fn set_banned(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
     set_dict(ctx, "Banned", a)
 }
-/// `GetRouterTable` — Settings.
+/// `GetRouterTable` — Settings. A table never set shows the default records the Router uses.
 pub(super) fn get_router_table(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
-    get_text(ctx, "RouterTable", a)
+    a.end()?;
+    Ok(Some(match ctx.store.server_settings("RouterTable")? {
+        v @ Value::Str(_) => v,
+        _ => Value::str(crate::kernel::router::table::DEFAULT_TABLE),
+    }))
 }
 /// `SetRouterTable newTable` — Settings (lines separated with `\e`, guide.txt:7181).
 pub(super) fn set_router_table(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
     let text = a.text("newTable")?;
     a.end()?;
+    crate::kernel::router::table::validate(&text).map_err(CliError::new)?;
     ctx.store
         .set_server_settings("RouterTable", &Value::from(text))?;
     Ok(None)
+}
+
+/// `Route address` — Server Settings or Account Settings (guide.txt:7196-7219): the Router's
+/// (module, host/queue, address) for `address`.
+pub(super) fn route(ctx: &CliContext, session: &Session, a: &mut Args) -> CmdResult {
+    if !session.server(super::rights::SETTINGS) && !session.all_domains() {
+        return Err(super::rights::denied());
+    }
+    let address = a.text("address")?;
+    a.end()?;
+    let router = ctx
+        .router
+        .as_ref()
+        .ok_or_else(|| CliError::new("The Router is not available"))?;
+    let routed = router
+        .route(&address)
+        .map_err(|e| CliError::new(e.to_string()))?;
+    Ok(Some(Value::Array(
+        routed.cli_triple().into_iter().map(Value::from).collect(),
+    )))
 }
 
 // ---------------------------------------------------------------- monitoring, misc
@@ -254,11 +280,12 @@ pub(super) fn read_log(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult
             "TAG" => q.tag.replace(v).map_or(Ok(()), |_| Err(dup()))?,
             "TEXT" => q.text.replace(v).map_or(Ok(()), |_| Err(dup()))?,
             "AFTER" => q.after.replace(v).map_or(Ok(()), |_| Err(dup()))?,
-            "LIMIT" => {
+            "LIMIT" | "LAST" => {
                 let n = usize::try_from(num(&v)?).unwrap_or(usize::MAX);
-                q.limit
-                    .replace(n.min(READLOG_MAX))
-                    .map_or(Ok(()), |_| Err(dup()))?
+                q.last |= kw == "LAST";
+                q.limit.replace(n.min(READLOG_MAX)).map_or(Ok(()), |_| {
+                    Err(CliError::new("LIMIT and LAST are given together or twice"))
+                })?
             }
             _ => return Err(CliError::new(format!("Unknown ReadLog keyword: {kw}"))),
         }

@@ -26,6 +26,7 @@ pub(crate) mod tests;
 use std::sync::{Arc, RwLock};
 
 use crate::format::{self, Dict, Value};
+use crate::kernel::mail::Route;
 use crate::mailbox::MailboxManager;
 use crate::net::sasl;
 use crate::store::settings::SettingDecl;
@@ -88,6 +89,8 @@ pub struct LogQuery {
     pub after: Option<String>,
     /// At most this many records (the oldest first).
     pub limit: Option<usize>,
+    /// Return the newest `limit` matching records rather than the oldest (`LAST n`).
+    pub last: bool,
 }
 
 /// The system log as the CLI sees it; the server glue implements it over the logger.
@@ -173,6 +176,8 @@ pub struct CliContext {
     /// The server's one Mailbox Manager (Mailbox Administration commands; shared with delivery
     /// and the access modules so open mailboxes stay synchronised).
     pub mailboxes: Arc<MailboxManager>,
+    /// The Router (`Route`), once the server has one.
+    pub router: Option<Arc<dyn Route>>,
 }
 
 impl CliContext {
@@ -188,6 +193,7 @@ impl CliContext {
             shutdown: None,
             failed_logins: sasl::FailedLogins::new(),
             mailboxes: Arc::new(MailboxManager::new()),
+            router: None,
         }
     }
 
@@ -293,6 +299,79 @@ impl CliContext {
             _ => return None,
         };
         Some(sasl::AccountId { name, domain })
+    }
+}
+
+/// Pause before answering a failed login (guide.txt:3956-3964: slows password guessing).
+pub const FAILURE_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Maps a credential check to a login result.
+pub fn checked(
+    login: &str,
+    check: impl FnOnce() -> Result<Option<sasl::AccountId>, sasl::AuthError>,
+) -> Result<sasl::AccountId, sasl::Failure> {
+    match check() {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(sasl::Failure::BadCredentials(login.to_string())),
+        Err(e) => Err(sasl::Failure::Server(e)),
+    }
+}
+
+impl CliContext {
+    /// Checks a clear-text password login (USER/PASS, LOGIN, HTTP Basic) off the async threads.
+    pub async fn password_login(
+        self: &Arc<Self>,
+        login: &str,
+        password: &[u8],
+    ) -> Result<sasl::AccountId, sasl::Failure> {
+        let ctx = Arc::clone(self);
+        let login = login.to_string();
+        let password = sasl::Secret::new(password);
+        tokio::task::spawn_blocking(move || {
+            checked(&login, || {
+                sasl::Credentials::check_password(&*ctx, &login, &password)
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(sasl::Failure::Server(sasl::AuthError(e.to_string()))))
+    }
+
+    /// The login policy every module applies after checking credentials: a suspended account
+    /// cannot log in even with the right password (guide.txt:3956-3964); a service disabled for
+    /// the account or domain looks like a failed login (guide.txt:7773-7787; `None` for
+    /// WebAdmin, which the guide does not list as a service); failures are counted for the
+    /// lockout and answered only after [`FAILURE_DELAY`].
+    pub async fn finish_login(
+        &self,
+        login: &str,
+        service: Option<&str>,
+        result: Result<sasl::AccountId, sasl::Failure>,
+    ) -> Result<sasl::AccountId, sasl::Failure> {
+        let (limit, period) = self.login_limits();
+        let now = std::time::Instant::now();
+        let result = result.and_then(|id| {
+            let key = id.to_string();
+            if self.failed_logins.is_locked(&key, limit, period, now)
+                || service.is_some_and(|s| !self.service_enabled(&id, s))
+            {
+                Err(sasl::Failure::BadCredentials(key))
+            } else {
+                Ok(id)
+            }
+        });
+        match &result {
+            Ok(id) => self.failed_logins.clear(&id.to_string()),
+            Err(sasl::Failure::BadCredentials(name)) => {
+                let name = if name.is_empty() { login } else { name };
+                let key = self
+                    .login_account(name)
+                    .map_or_else(|| name.to_ascii_lowercase(), |id| id.to_string());
+                self.failed_logins.record_failure(&key, limit, period, now);
+                tokio::time::sleep(FAILURE_DELAY).await;
+            }
+            Err(_) => {}
+        }
+        result
     }
 }
 

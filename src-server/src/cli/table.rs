@@ -377,8 +377,8 @@ pub static SECTIONS: &[Section] = &[
         plan!("SetClusterRouterTable", [], "SetClusterRouterTable newTable", Settings, "Replaces the cluster-wide Router Table.", CLUSTER),
         plan!("RefreshOSData", [], "RefreshOSData", Settings,
               "Re-reads the local IP addresses and DNS servers from the OS.", "the DNS resolver (kernel issue)"),
-        plan!("Route", [], "Route address", User,
-              "Returns how the Router routes an address: (module, host or queue, address); Server Settings or Account Settings.", "the Router (kernel router issue)"),
+        cmd!("Route", [], [], "Route address", User,
+             "Returns how the Router routes an address: (module, host or queue, address); Server Settings or Account Settings.", s::route),
     ]},
     Section { title: "Monitoring", commands: &[
         plan!("GetSNMPElement", [], "GetSNMPElement ObjectID", Monitor, "Returns the value of an SNMP element.", "the SNMP module (SNMP issue)"),
@@ -419,8 +419,8 @@ pub static SECTIONS: &[Section] = &[
     Section { title: "Extensions (not in the guide)", commands: &[
         cmd!("GetServerStatus", [], [], "GetServerStatus", Monitor,
              "Returns a dictionary: Version, MainDomain, Uptime (seconds), Listeners (per module: Connections and Sockets with Port, TLS, State, Address), Connections, QueueSize.", s::get_server_status),
-        cmd!("ReadLog", [], [], "ReadLog [ DAY yyyy-mm-dd ] [ LEVEL n ] [ TAG prefix ] [ TEXT substring ] [ AFTER id ] [ LIMIT n ]", Monitor,
-             "Returns an array of log records {Id=..;Time=..;Level=..;Tag=..;Text=..;} matching every filter given.", s::read_log),
+        cmd!("ReadLog", [], [], "ReadLog [ DAY yyyy-mm-dd ] [ LEVEL n ] [ TAG prefix ] [ TEXT substring ] [ AFTER id ] [ LIMIT n | LAST n ]", Monitor,
+             "Returns an array of log records {Id=..;Time=..;Level=..;Tag=..;Text=..;} matching every filter given, oldest first; LIMIT n takes the first n (default 1000), LAST n the newest n.", s::read_log),
         cmd!("GetDialupSchedule", [], [], "GetDialupSchedule", Settings,
              "Returns the TCP Activity Schedule: an array of {Days=...; When=\"HH:MM-HH:MM\"; Pause=seconds;}; () = no restriction.", s::get_dialup_schedule),
         cmd!("SetDialupSchedule", [], [], "SetDialupSchedule newSchedule", Settings,

@@ -132,7 +132,6 @@ fn unknown_planned_and_bad_input_are_501() {
         "NoSuchCommand",
         "GetAccountRPOP *",
         "GetClusterRules",
-        "Route user@example.com",
         "\u{fffd}\u{1}",
     ] {
         assert_eq!(run(&ctx, &pm, line), "501 Unknown command", "{line}");
@@ -362,6 +361,47 @@ impl LogAccess for Log {
             text: format!("limit {}", q.limit.unwrap_or(0)),
         }])
     }
+}
+
+#[test]
+fn route_and_router_table_check() {
+    let (_d, mut ctx) = fixture();
+    let pm = session(&ctx, "postmaster", "example.com");
+    let joe = session(&ctx, "joe", "client1.com");
+    assert_eq!(
+        run(&ctx, &pm, "Route joe@client1.com"),
+        "501 The Router is not available"
+    );
+    let router = crate::kernel::router::Router::new(ctx.store.clone(), None);
+    ctx.router = Some(Arc::new(router));
+    assert_eq!(
+        run(&ctx, &pm, r#"SetRouterTable "<sales> = joe@client1.com\e""#),
+        "200 OK"
+    );
+    assert_eq!(
+        run(&ctx, &pm, "Route sales@example.com"),
+        "200 data follow\r\n(LOCAL,\"joe@client1.com\",INBOX)"
+    );
+    assert_eq!(
+        run(&ctx, &pm, "Route x@other.org"),
+        "200 data follow\r\n(SMTP,\"other.org\",\"x@other.org\")"
+    );
+    assert_eq!(
+        run(&ctx, &pm, "Route nobody@client1.com"),
+        "501 unknown user account: nobody@client1.com"
+    );
+    assert_eq!(
+        run(&ctx, &joe, "Route x@other.org"),
+        "501 Not enough access rights"
+    );
+    assert_eq!(
+        run(&ctx, &pm, r#"SetRouterTable "a.com = b.com\e*.x*.com = y""#),
+        "501 line 2: only one '*' is allowed in a record"
+    );
+    assert_eq!(
+        run(&ctx, &pm, "GetRouterTable"),
+        "200 data follow\r\n\"<sales> = joe@client1.com\\e\""
+    );
 }
 
 #[test]

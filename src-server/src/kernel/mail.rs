@@ -171,7 +171,8 @@ pub enum Target {
         /// The address handed to it.
         address: String,
     },
-    /// The LIST module: a group (resubmitted to its members) in a domain.
+    /// The LIST module: a group (resubmitted to its members) in a domain. The group `all` is the
+    /// domain's virtual all-accounts list when its `MailToAllAction` allows it (guide.txt:7992-8051).
     List {
         /// The group's domain.
         domain: String,

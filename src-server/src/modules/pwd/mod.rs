@@ -19,7 +19,7 @@
 //!
 //! Security: everything before login is untrusted; lines are capped at 4 KB before login, 64 KB
 //! for logged-in users, 1 MB for users with the Server Settings right; a longer line gets
-//! `500 line too long` and is skipped. A failed login is answered after [`FAILURE_DELAY`], is
+//! `500 line too long` and is skipped. A failed login is answered after [`cli::FAILURE_DELAY`], is
 //! counted per login name, and suspends the name after the `LoginSecurity` limit; unknown names
 //! and bad passwords get the same text. Passwords never reach a log.
 //!
@@ -27,14 +27,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::cli::rights::SETTINGS;
 use crate::cli::{self, CliContext, CliError, Session};
 use crate::format::Value;
-use crate::net::sasl::{self, AccountId, Credentials, Exchange, Failure, Secret, Step};
+use crate::net::sasl::{self, AccountId, Exchange, Failure, Secret, Step};
 
 #[cfg(test)]
 mod tests;
@@ -45,8 +45,6 @@ pub const MAX_LINE_ANONYMOUS: usize = 4 * 1024;
 pub const MAX_LINE_USER: usize = 64 * 1024;
 /// Longest line for a user with the Server Settings right (guide.txt:23887-23888).
 pub const MAX_LINE_SETTINGS: usize = 1024 * 1024;
-/// Pause before answering a failed login.
-pub const FAILURE_DELAY: Duration = Duration::from_secs(1);
 /// A connection silent this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Most AUTH round trips before the exchange is abandoned.
@@ -204,7 +202,7 @@ where
                 State::Authenticated(session)
             }
             State::User(name) if verb == "PASS" => {
-                let login = password_login(&ctx, &name, rest).await;
+                let login = ctx.password_login(&name, rest).await;
                 finish_login(&mut stream, &ctx, &name, login).await?
             }
             _ if verb == "USER" => match std::str::from_utf8(rest) {
@@ -221,7 +219,7 @@ where
                 let text = String::from_utf8_lossy(rest).into_owned();
                 let (name, digest) = text.split_once(' ').unwrap_or((&text, ""));
                 let name = name.to_string();
-                let login = checked(&name, || {
+                let login = cli::checked(&name, || {
                     sasl::apop_check(&*ctx, &name, &token, digest.trim())
                 });
                 finish_login(&mut stream, &ctx, &name, login).await?
@@ -240,37 +238,6 @@ where
             }
         };
     }
-}
-
-/// Maps a credential check to a login result.
-fn checked(
-    login: &str,
-    check: impl FnOnce() -> Result<Option<AccountId>, sasl::AuthError>,
-) -> Result<AccountId, Failure> {
-    match check() {
-        Ok(Some(id)) => Ok(id),
-        Ok(None) => Err(Failure::BadCredentials(login.to_string())),
-        Err(e) => Err(Failure::Server(e)),
-    }
-}
-
-/// The failed-login counter's key: the real account when the name resolves, else the name.
-fn lockout_key(ctx: &CliContext, login: &str) -> String {
-    ctx.login_account(login)
-        .map_or_else(|| login.to_ascii_lowercase(), |id| id.to_string())
-}
-
-async fn password_login(
-    ctx: &Arc<CliContext>,
-    name: &str,
-    pw: &[u8],
-) -> Result<AccountId, Failure> {
-    let ctx2 = Arc::clone(ctx);
-    let name = name.to_string();
-    let pw = Secret::new(pw);
-    tokio::task::spawn_blocking(move || checked(&name, || ctx2.check_password(&name, &pw)))
-        .await
-        .unwrap_or_else(|e| Err(Failure::Server(sasl::AuthError(e.to_string()))))
 }
 
 /// The AUTH exchange: `+ base64` challenges, base64 answers, `*` cancels.
@@ -315,47 +282,25 @@ async fn auth<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(Err(Failure::Malformed))
 }
 
-/// Answers a login attempt and returns the next state.
+/// Applies the shared login policy and answers: `200 login OK` or `500 <reason>`.
 async fn finish_login<S: AsyncWrite + Unpin>(
     stream: &mut S,
     ctx: &Arc<CliContext>,
     login: &str,
     result: Result<AccountId, Failure>,
 ) -> std::io::Result<State> {
-    let (limit, period) = ctx.login_limits();
-    let now = Instant::now();
-    let result = result.and_then(|id| {
-        // guide.txt:3956-3964: a suspended account cannot log in even with the right password;
-        // Enabled Services (guide.txt:7773-7787): a disabled PWD looks like a failed login too.
-        let key = id.to_string();
-        if ctx.failed_logins.is_locked(&key, limit, period, now) || !ctx.service_enabled(&id, "PWD")
-        {
-            Err(Failure::BadCredentials(key))
-        } else {
-            Ok(id)
-        }
-    });
-    match result {
-        Ok(id) => {
-            ctx.failed_logins.clear(&id.to_string());
-            match Session::load(&ctx.store, &id.name, &id.domain) {
-                Ok(session) => {
-                    send(stream, b"200 login OK").await?;
-                    Ok(State::Authenticated(session))
-                }
-                Err(e) => {
-                    send(stream, format!("500 {e}").as_bytes()).await?;
-                    Ok(State::Anonymous)
-                }
+    match ctx.finish_login(login, Some("PWD"), result).await {
+        Ok(id) => match Session::load(&ctx.store, &id.name, &id.domain) {
+            Ok(session) => {
+                send(stream, b"200 login OK").await?;
+                Ok(State::Authenticated(session))
             }
-        }
+            Err(e) => {
+                send(stream, format!("500 {e}").as_bytes()).await?;
+                Ok(State::Anonymous)
+            }
+        },
         Err(f) => {
-            if let Failure::BadCredentials(name) = &f {
-                let name = if name.is_empty() { login } else { name };
-                ctx.failed_logins
-                    .record_failure(&lockout_key(ctx, name), limit, period, now);
-                tokio::time::sleep(FAILURE_DELAY).await;
-            }
             send(stream, format!("500 {f}").as_bytes()).await?;
             Ok(State::Anonymous)
         }

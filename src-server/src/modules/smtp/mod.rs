@@ -1,0 +1,414 @@
+//! The SMTP module, receiving side: the ESMTP server on ports 25, 465 (TLS on connect) and 587
+//! (submission), with the Protection rules that keep it from being an open relay.
+//!
+//! Standards: RFC 5321, RFC 1870 SIZE, RFC 2920 PIPELINING, RFC 6152 8BITMIME, RFC 3461 DSN,
+//! RFC 2034 ENHANCEDSTATUSCODES, RFC 3207 STARTTLS, RFC 4954 AUTH (PLAIN, LOGIN, CRAM-MD5 through
+//! `net::sasl`), RFC 6409 submission (AUTH before MAIL on 587), RFC 3848 (`with ESMTPSA`).
+//! Guide: receiving guide.txt:11511-11609, relaying 11748-11786, routing 11887-11954,
+//! Protection 3141-3607 (Client IP Addresses, relaying, Return-Path verification, Blacklisted IP
+//! Addresses, spam traps, Banned lines).
+//!
+//! Parts: [`proto`] is the pure codec; [`session`] runs one connection against an
+//! `Arc<dyn Submit>` (the Enqueuer) and an `Arc<dyn Route>` (the Router).
+//!
+//! Settings: the module's own (`Settings/SMTP.settings`, declared in [`module_decl`]) and the
+//! server-wide Protection files `ClientIPs`, `BlacklistedIPs` (IP list text) and `Banned`
+//! (`{Header = (lines); Body = (lines);}`). They are read once per connection ([`Policy`]), so a
+//! change applies to the next connection.
+//!
+//! Security: the session never opens files; it calls the Router, the Enqueuer and the credential
+//! check, each off the async threads. Relaying (a recipient routed to SMTP or PIPE) needs a
+//! Client IP Address, an authenticated session or a `Relay:` route — there is no setting that
+//! opens the relay.
+//!
+//! todo: ETRN/ATRN service (issue 5 item 4; answered 502 now, and not advertised); the DNS parts
+//! of Return-Path and HELO verification, RBL, Blacklist/Client by DNS name, Relay to Clients
+//! "simple addresses" and Relay to Hosts We Backup (they need the resolver); Read-then-Send
+//! temporary clients; "Reject all Logins from Non-Client IP Addresses"; the 591 blacklist flow
+//! through the Router (guide.txt:11799-11885); DIGEST-MD5 and NTLM; sending (issue 5 item 3).
+
+pub mod proto;
+pub mod session;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{self, CliContext, ModuleDecl};
+use crate::format::{Dict, Value};
+use crate::kernel::log::Logger;
+use crate::kernel::mail::{Route, Submit};
+use crate::net::{Connection, Handler, IpList, TlsSetup};
+use crate::store::settings::SettingDecl;
+use crate::store::Store;
+
+/// The module (and log component) name.
+pub const NAME: &str = "SMTP";
+
+/// The listener's default sockets (guide.txt:11537-11546, DESIGN.md §Default ports): 25, 465 with
+/// TLS on connect, 587 for submission (see `SubmissionPort`).
+pub const DEFAULT_LISTENER: &str = "{Sockets=({Port=25;Address=all;SSL=No;},{Port=465;Address=all;SSL=Yes;},{Port=587;Address=all;SSL=No;});MaxPerAddress=unlimited;}";
+
+/// Who an option applies to (guide.txt:11558-11609: "Non-Clients", "Nobody").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whom {
+    /// Every client.
+    Everybody,
+    /// Clients not in Client IP Addresses.
+    NonClients,
+    /// Nobody.
+    Nobody,
+}
+
+impl Whom {
+    fn parse(key: &str, v: &str) -> Result<Whom, String> {
+        match v.to_ascii_lowercase().as_str() {
+            "everybody" | "all" => Ok(Whom::Everybody),
+            "non-clients" | "nonclients" => Ok(Whom::NonClients),
+            "nobody" => Ok(Whom::Nobody),
+            _ => Err(format!(
+                "{key}: {v:?} is not Everybody, Non-Clients or Nobody"
+            )),
+        }
+    }
+
+    /// Whether the option applies to a peer that is (or is not) a client.
+    pub fn applies(self, client: bool) -> bool {
+        match self {
+            Whom::Everybody => true,
+            Whom::NonClients => !client,
+            Whom::Nobody => false,
+        }
+    }
+}
+
+/// The SMTP module's settings (see [`module_decl`] for keys and defaults).
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    /// `MessageSizeLimit`: bytes; `None` = unlimited.
+    pub size_limit: Option<u64>,
+    /// `MessageRecipientsLimit`.
+    pub recipients_limit: usize,
+    /// `AdvertiseAUTH`.
+    pub advertise_auth: Whom,
+    /// `Advertise8BITMIME`.
+    pub advertise_8bitmime: bool,
+    /// `VerifyReturnPath`.
+    pub verify_return_path: Whom,
+    /// `ForceAUTH`.
+    pub force_auth: Whom,
+    /// `ErrorsBeforeDisconnect`.
+    pub max_errors: u32,
+    /// `CommandTimeout`.
+    pub command_timeout: Duration,
+    /// `DataTimeout`.
+    pub data_timeout: Duration,
+    /// `SubmissionPort`: the port (before the offset) on which AUTH is required before MAIL.
+    pub submission_port: u16,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> SmtpSettings {
+        SmtpSettings {
+            size_limit: Some(10 << 20),
+            recipients_limit: 100,
+            advertise_auth: Whom::Everybody,
+            advertise_8bitmime: true,
+            verify_return_path: Whom::NonClients,
+            force_auth: Whom::Nobody,
+            max_errors: 10,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(600),
+            submission_port: 587,
+        }
+    }
+}
+
+/// The settings declaration for `GetModule SMTP` (guide.txt:11517-11609).
+pub fn module_decl() -> ModuleDecl {
+    let s = |key, default, doc| SettingDecl { key, default, doc };
+    ModuleDecl {
+        name: NAME.into(),
+        settings: vec![
+            s("LogLevel", "2", "Log: what the SMTP module records in the System Log (tag SMTP), 0-5"),
+            s("Channels", "20", "Channels: most simultaneous incoming SMTP connections; 0 closes the listener (guide.txt:11529-11534)"),
+            s("MessageSizeLimit", "10M", "Message Size Limit: larger messages are refused; bytes with K, M or G, or unlimited (guide.txt:11549-11551)"),
+            s("MessageRecipientsLimit", "100", "Message Recipients Limit: most recipients of one message (guide.txt:11553-11556)"),
+            s("AdvertiseAUTH", "Everybody", "Advertise AUTH capability to: Everybody, Non-Clients or Nobody; AUTH itself stays available (guide.txt:11572-11578)"),
+            s("Advertise8BITMIME", "Yes", "Advertise 8BITMIME: Yes or No; 8-bit messages pass unchanged either way (guide.txt:11590-11597)"),
+            s("VerifyReturnPath", "Non-Clients", "Verify HELO and Return-Path for: Everybody, Non-Clients or Nobody (guide.txt:11558-11570, 3406-3448)"),
+            s("ForceAUTH", "Nobody", "Force AUTH for: Everybody, Non-Clients or Nobody; a local Return-Path needs AUTH (guide.txt:11599-11609)"),
+            s("ErrorsBeforeDisconnect", "10", "protocol errors after which the connection is closed"),
+            s("CommandTimeout", "300", "seconds to wait for a command (RFC 5321 §4.5.3.2)"),
+            s("DataTimeout", "600", "seconds to wait for each block of message data (RFC 5321 §4.5.3.2)"),
+            s("SubmissionPort", "587", "the listener port (before the port offset) that requires AUTH before MAIL (RFC 6409)"),
+        ],
+        validate: Some(Arc::new(|eff: &Dict| settings_from(eff).map(|_| ()))),
+        changed: None,
+    }
+}
+
+/// Reads the module's effective settings.
+pub fn settings_from(eff: &Dict) -> Result<SmtpSettings, String> {
+    let text = |k: &str| {
+        eff.get(k.as_bytes())
+            .and_then(Value::as_text)
+            .map(|t| t.trim().to_string())
+    };
+    let d = SmtpSettings::default();
+    let num = |k: &str, def: u64| -> Result<u64, String> {
+        match text(k) {
+            None => Ok(def),
+            Some(t) => t
+                .parse::<u64>()
+                .map_err(|_| format!("{k}: {t:?} is not a number")),
+        }
+    };
+    let whom = |k: &str, def: Whom| text(k).map_or(Ok(def), |t| Whom::parse(k, &t));
+    let size_limit = match text("MessageSizeLimit") {
+        None => d.size_limit,
+        Some(t) if t.eq_ignore_ascii_case("unlimited") => None,
+        Some(t) => {
+            Some(parse_size(&t).ok_or_else(|| format!("MessageSizeLimit: {t:?} is not a size"))?)
+        }
+    };
+    let advertise_8bitmime = match text("Advertise8BITMIME") {
+        None => d.advertise_8bitmime,
+        Some(t) => match t.to_ascii_lowercase().as_str() {
+            "yes" => true,
+            "no" => false,
+            _ => return Err(format!("Advertise8BITMIME: {t:?} is not Yes or No")),
+        },
+    };
+    let port = num("SubmissionPort", 587)?;
+    Ok(SmtpSettings {
+        size_limit,
+        recipients_limit: usize::try_from(num("MessageRecipientsLimit", 100)?)
+            .unwrap_or(usize::MAX)
+            .max(1),
+        advertise_auth: whom("AdvertiseAUTH", d.advertise_auth)?,
+        advertise_8bitmime,
+        verify_return_path: whom("VerifyReturnPath", d.verify_return_path)?,
+        force_auth: whom("ForceAUTH", d.force_auth)?,
+        max_errors: u32::try_from(num("ErrorsBeforeDisconnect", 10)?)
+            .unwrap_or(u32::MAX)
+            .max(1),
+        command_timeout: Duration::from_secs(num("CommandTimeout", 300)?.max(1)),
+        data_timeout: Duration::from_secs(num("DataTimeout", 600)?.max(1)),
+        submission_port: u16::try_from(port)
+            .map_err(|_| format!("SubmissionPort: {port} is not a port"))?,
+    })
+}
+
+/// `123`, `64K`, `10M`, `1G` (the guide's size notation).
+fn parse_size(s: &str) -> Option<u64> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..split].parse().ok()?;
+    let mult: u64 = match s[split..].to_ascii_uppercase().as_str() {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Banned header and body lines (guide.txt:3580-3607): case-sensitive, `*` wildcards.
+#[derive(Debug, Clone, Default)]
+pub struct Banned {
+    /// Banned Header Lines; a folded field is matched whole, its line ends as `\n`.
+    pub header: Vec<String>,
+    /// Banned Body Lines.
+    pub body: Vec<String>,
+}
+
+impl Banned {
+    /// Reads the `Banned` server settings: `Header` and `Body`, each an array of strings or one
+    /// string with a line per pattern.
+    pub fn from_dict(d: &Dict) -> Banned {
+        let list = |k: &str| -> Vec<String> {
+            match d.get(k.as_bytes()) {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_text().map(|t| t.into_owned()))
+                    .filter(|t| !t.is_empty())
+                    .collect(),
+                Some(v) => v
+                    .as_text()
+                    .map(|t| {
+                        t.lines()
+                            .filter(|l| !l.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            }
+        };
+        Banned {
+            header: list("Header"),
+            body: list("Body"),
+        }
+    }
+
+    /// The first banned line the message contains, if any.
+    pub fn check(&self, message: &[u8]) -> Option<&str> {
+        if self.header.is_empty() && self.body.is_empty() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(message);
+        let (head, body) = match text.find("\r\n\r\n") {
+            Some(i) => (&text[..i + 2], &text[i + 4..]),
+            None => (&text[..], ""),
+        };
+        let mut fields: Vec<String> = Vec::new();
+        for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+            match fields.last_mut() {
+                Some(f) if line.starts_with([' ', '\t']) => {
+                    f.push('\n');
+                    f.push_str(line);
+                }
+                _ => fields.push(line.to_string()),
+            }
+        }
+        for f in &fields {
+            if let Some(p) = self.header.iter().find(|p| wildcard(p, f)) {
+                return Some(p);
+            }
+        }
+        for line in body.split("\r\n") {
+            if let Some(p) = self.body.iter().find(|p| wildcard(p, line)) {
+                return Some(p);
+            }
+        }
+        None
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself (case-sensitive).
+/// Linear backtracking on the last star: O(len(text) * len(pattern)) at worst.
+pub fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// What a connection is held to: the module settings and the Protection lists, read when it
+/// starts.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// The module's settings.
+    pub settings: SmtpSettings,
+    /// Client IP Addresses (guide.txt:3154-3189).
+    pub client_ips: IpList,
+    /// Blacklisted IP Addresses (guide.txt:3449-3479).
+    pub blacklisted: IpList,
+    /// UnBlacklistable (White Hole) IP Addresses (guide.txt:3515-3551).
+    pub white_holes: IpList,
+    /// Banned lines.
+    pub banned: Banned,
+}
+
+/// Reads the policy from the store; broken lists read as empty (they were checked when set).
+pub fn policy_from_store(ctx: &CliContext, store: &Store) -> Policy {
+    let eff = cli::effective_module_settings(ctx, &module_decl());
+    let list = |name: &str| match store.server_settings(name) {
+        Ok(v) => v
+            .as_text()
+            .and_then(|t| IpList::parse(&t).ok())
+            .unwrap_or_default(),
+        Err(_) => IpList::default(),
+    };
+    Policy {
+        settings: settings_from(&eff).unwrap_or_default(),
+        client_ips: list("ClientIPs"),
+        blacklisted: list("BlacklistedIPs"),
+        white_holes: list("WhiteHoleIPs"),
+        banned: match store.server_settings("Banned") {
+            Ok(Value::Dict(d)) => Banned::from_dict(&d),
+            _ => Banned::default(),
+        },
+    }
+}
+
+/// Gives a session its policy (read from the store in the server, fixed in tests).
+pub type PolicySource = Arc<dyn Fn() -> Policy + Send + Sync>;
+
+/// Everything the SMTP sessions share.
+pub struct Config {
+    /// The name in the greeting and Received headers (the main domain).
+    pub host: String,
+    /// The Enqueuer.
+    pub submit: Arc<dyn Submit>,
+    /// The Router.
+    pub route: Arc<dyn Route>,
+    /// Credentials, failed-login counter and login limits.
+    pub auth: Arc<CliContext>,
+    /// TLS for STARTTLS (and knowing 465 connections are already encrypted).
+    pub tls: Option<TlsSetup>,
+    /// The System Log.
+    pub logger: Logger,
+    /// The policy, read per connection (blocking).
+    pub policy: PolicySource,
+    /// The listener's port offset, to recognise the submission port.
+    pub port_offset: u16,
+}
+
+impl Config {
+    /// The configuration the server glue builds: policy from the store behind `auth`.
+    pub fn new(
+        auth: Arc<CliContext>,
+        submit: Arc<dyn Submit>,
+        route: Arc<dyn Route>,
+        tls: Option<TlsSetup>,
+        logger: Logger,
+        port_offset: u16,
+    ) -> Config {
+        let ctx = Arc::clone(&auth);
+        Config {
+            host: auth.host.clone(),
+            submit,
+            route,
+            tls,
+            logger,
+            policy: Arc::new(move || policy_from_store(&ctx, &ctx.store)),
+            port_offset,
+            auth,
+        }
+    }
+}
+
+/// The listener entry point: serves each accepted connection with [`session::serve`].
+pub fn handler(config: Arc<Config>) -> Handler {
+    Arc::new(move |conn: Connection| {
+        let config = Arc::clone(&config);
+        Box::pin(async move {
+            let endpoint = session::Endpoint {
+                peer: conn.peer,
+                local: conn.local,
+                tls: conn.tls,
+            };
+            // An I/O error ends the session; the session logged what it knew.
+            let _ = session::serve(conn.stream, endpoint, config).await;
+        })
+    })
+}
