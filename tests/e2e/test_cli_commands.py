@@ -135,6 +135,11 @@ def test_accounts(server, gatehouse_bin):
     assert rules[0][0] == "5" and rules[0][1] == "spam"
     pm.fail("SetAccountRules", "joe", '((5, "bad"))')
     assert pm.ok("GetAccountRules", "joe")[0][1] == "spam"
+    pm.fail("SetAccountRules", "joe", '((5, "r", (("Any Route", is, x)), ()))', expect="Server-Wide Rules only")
+    assert pm.ok("GetServerRules") == []
+    pm.ok("SetServerRules", '((9, "scan", (), ((ExternalFilter))))')
+    assert pm.ok("GetServerRules")[0][1] == "scan"
+    pm.fail("SetServerRules", '((9, "bad", ((Colour, is, red)), ()))', expect="unknown condition 'Colour'")
 
     # Rights.
     assert pm.ok("GetAccountRights", "postmaster") == ["Master"]

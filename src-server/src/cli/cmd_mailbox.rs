@@ -578,7 +578,7 @@ mod tests {
             data(&ctx, &pm, "LISTMAILBOXES postmaster FILTER %"),
             data(&ctx, &pm, "LISTMAILBOXES postmaster FILTER \"%\"")
         );
-        assert!(!data(&ctx, &pm, "LISTMAILBOXES postmaster FILTER %").contains("2024"));
+        assert!(!data(&ctx, &pm, "LISTMAILBOXES postmaster FILTER %").contains("Archive/2024"));
         assert_eq!(
             run(
                 &ctx,

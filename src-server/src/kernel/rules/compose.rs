@@ -23,7 +23,8 @@ use crate::kernel::mail::{NewRecipient, Source, Submission};
 pub enum Resend {
     /// `Redirect to`: `Resent-*` fields added; the original return-path kept.
     Redirect,
-    /// `Forward to`: From becomes the account's address, which is also the return-path.
+    /// `Forward to`: From becomes the account's address, which is also the return-path;
+    /// `Resent-From`/`Resent-Date` added.
     Forward,
     /// `Mirror to`: header unchanged but `Return-Receipt-To`/`Errors-To` removed and
     /// `X-Mirrored-by` added; the original return-path kept.
@@ -91,6 +92,30 @@ fn raw_fields(header: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Most `Resent-From`/`X-Mirrored-by` fields a message may carry and still be sent on.
+pub const MAX_RESENDS: usize = 10;
+
+/// Why sending this message on again would make a loop: it already went through this account's
+/// (or the server's) redirect, forward or mirror, or through too many of them.
+pub fn resend_loop(msg: &MessageView<'_>, scope: &Scope, host: &str) -> Option<&'static str> {
+    let me = format!("<{}>", own_address(scope, host)).to_ascii_lowercase();
+    let marks: Vec<&str> = msg
+        .fields()
+        .iter()
+        .filter(|(n, _)| {
+            n.eq_ignore_ascii_case("Resent-From") || n.eq_ignore_ascii_case("X-Mirrored-by")
+        })
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if marks.iter().any(|v| v.to_ascii_lowercase().contains(&me)) {
+        Some("the message was already sent on from here (mail loop)")
+    } else if marks.len() >= MAX_RESENDS {
+        Some("the message was sent on too many times (mail loop)")
+    } else {
+        None
+    }
+}
+
 /// A copy of the message for `Redirect to`, `Forward to` or `Mirror to`.
 pub fn resend(
     mode: Resend,
@@ -117,6 +142,14 @@ pub fn resend(
             fields.iter().for_each(|(_, f)| out.extend_from_slice(f));
         }
         Resend::Forward => {
+            // A resent block (RFC 5322 §3.6.6) also marks the copy for loop detection.
+            out.extend_from_slice(
+                format!(
+                    "Resent-From: <{me}>\r\nResent-Date: {}\r\n",
+                    now.to_rfc2822()
+                )
+                .as_bytes(),
+            );
             let mut replaced = false;
             for (name, f) in &fields {
                 if name.eq_ignore_ascii_case("From") {
@@ -170,6 +203,7 @@ pub fn reply_targets(msg: &MessageView<'_>, all: bool, scope: &Scope) -> Vec<Str
     for a in list {
         let addr = a.address.trim();
         if addr.contains('@')
+            && !addr.chars().any(|c| c.is_control() || c.is_whitespace())
             && addr.to_ascii_lowercase() != me
             && !out.iter().any(|o| o.eq_ignore_ascii_case(addr))
         {
@@ -194,7 +228,9 @@ pub fn expand_macros(text: &str, msg: &MessageView<'_>) -> String {
             };
             if let Some(v) = value {
                 chars.next();
-                out.push_str(v);
+                // Message data may carry line breaks (RFC 2047 words decode to anything): they
+                // must not start new header fields in a `+` text.
+                out.extend(v.chars().map(|c| if c.is_control() { ' ' } else { c }));
                 continue;
             }
         }
@@ -232,10 +268,18 @@ fn split_header_text(text: &str) -> (Vec<(String, String)>, String) {
         if line.starts_with([' ', '\t']) {
             if let Some((_, v)) = fields.last_mut() {
                 v.push(' ');
-                v.push_str(line.trim());
+                v.extend(
+                    line.trim()
+                        .chars()
+                        .map(|c| if c.is_control() { ' ' } else { c }),
+                );
             }
         } else if let Some((n, v)) = line.split_once(':') {
             let n = n.trim();
+            let v: String = v
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             // Only printable names without spaces, so no field can smuggle a line break.
             if !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic()) {
                 fields.push((n.to_string(), v.trim().to_string()));

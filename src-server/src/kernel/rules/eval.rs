@@ -420,6 +420,13 @@ fn run_action(
                 Action::ForwardTo(_) => compose::Resend::Forward,
                 _ => compose::Resend::Mirror,
             };
+            if let Some(why) = compose::resend_loop(msg, &env.scope, &env.host) {
+                st.out.notes.push(format!(
+                    "rule '{rule}': '{}' skipped: {why}",
+                    action.keyword()
+                ));
+                return false;
+            }
             let (submission, message) = compose::resend(mode, msg, &env.scope, to, now, &env.host);
             st.out.effects.push(Effect::Submit {
                 action: action.keyword(),

@@ -27,6 +27,17 @@
 //!   [`REPLY_PERIOD`] (RFC 3834 §2: "once per period", 7 days recommended); the built-in
 //!   Auto-Reply adds the guide's `RepliedAddresses` list on top (once per author until cleared).
 //!
+//! Use (Local Delivery, per account a message reaches; the Enqueuer with [`server_rules`]):
+//! ```text
+//! let msg = MessageView::new(bytes, return_path, recipients_routed_here, source);
+//! let out = account_rules(&store, &*clock, host, domain, account, &msg)?;
+//! for effect in out.effects { Store{..} → append a copy; Submit{..} → Submit::submit;
+//!     Execute(spec) → execute(..) and on failure stop, reject with its error;
+//!     FingerNotify / ExternalFilter / Log → as named }
+//! match out.disposition { Deliver → INBOX with out.flags, Return-Path + out.headers;
+//!     Discard → nothing (positive DSN if asked); Reject(text) → failure with text }
+//! ```
+//!
 //! Security: rules come from administrators and, within their rights, from users; the parser is
 //! bounded ([`MAX_RULES`], [`MAX_ELEMENTS`], [`MAX_PARAMETER`]) and never panics. Messages are
 //! untrusted: headers are read with caps (see [`message`]).
@@ -37,14 +48,19 @@ pub mod eval;
 pub mod message;
 mod parse;
 pub mod pattern;
+pub mod run;
 #[cfg(test)]
 mod tests;
 
 pub use eval::{evaluate, Disposition, Effect, Env, MemoryData, Outcome, RulesData, Scope};
-pub use message::{EnvelopeRecipient, MessageView};
-pub use parse::{parse_rules, rules_to_value, RuleError};
+pub use message::{EnvelopeRecipient, HeaderAddress, MessageView};
+pub use parse::{parse_rules, rules_to_value, validate_rules, RuleError};
+pub use run::{account_rules, execute, server_rules, ExecReport, RunError};
 
 use chrono::TimeDelta;
+
+/// The server settings file (`Settings/ServerRules.settings`) holding the Server-Wide Rules.
+pub const SERVER_RULES: &str = "ServerRules";
 
 /// Most rules in one set.
 pub const MAX_RULES: usize = 1000;
@@ -456,7 +472,11 @@ impl RulesRight {
             ("Any", RulesRight::Any),
         ]
         .into_iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(s.trim()))
+        .find(|(k, _)| {
+            // "AllButExec" and "All But Exec" alike.
+            let squeeze = |x: &str| x.replace(' ', "").to_ascii_lowercase();
+            squeeze(k) == squeeze(s)
+        })
         .map(|(_, r)| r)
     }
 

@@ -35,6 +35,37 @@ pub fn parse_rules(v: &Value) -> Result<Vec<Rule>, RuleError> {
         .collect()
 }
 
+/// Reads a rule set for Server-Wide (`server`) or Account Rules and refuses, in account rules,
+/// the elements the guide reserves for Server-Wide Rules (`Any Route`, `Each Route`,
+/// `ExternalFilter`, `Execute [FILE]`/`[RCPT]`; guide.txt:10735, 10979-10980, 11000, 11055-11057).
+pub fn validate_rules(v: &Value, server: bool) -> Result<Vec<Rule>, RuleError> {
+    let rules = parse_rules(v)?;
+    if !server {
+        for r in &rules {
+            for c in &r.conditions {
+                if let Condition::Text { field, .. } = c {
+                    if field.server_only() {
+                        return err(
+                            &r.name,
+                            format!("'{}' is for Server-Wide Rules only", field.keyword()),
+                        );
+                    }
+                }
+            }
+            if let Some(a) = r.actions.iter().find(|a| a.server_only()) {
+                return err(
+                    &r.name,
+                    format!(
+                        "'{}' (as written) is for Server-Wide Rules only",
+                        a.keyword()
+                    ),
+                );
+            }
+        }
+    }
+    Ok(rules)
+}
+
 /// Writes a rule set in the stored form.
 pub fn rules_to_value(rules: &[Rule]) -> Value {
     Value::Array(rules.iter().map(rule_to_value).collect())
@@ -475,6 +506,9 @@ fn parse_action(v: &Value) -> Result<Action, String> {
                 let named = line
                     .split_once(':')
                     .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic()));
+                if line.chars().any(|c| c.is_control() && c != '\t') {
+                    return Err("header fields cannot hold control characters".into());
+                }
                 if !folded && !named {
                     return Err(format!("bad header field '{line}'"));
                 }

@@ -2,6 +2,7 @@
 //! action, plus priorities, Stop, the reply memory, never-reply cases, parse errors, round trips.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, TimeDelta};
 
@@ -522,7 +523,8 @@ fn forward_changes_from() {
     let o = Case::new().run(r#"((5, F, (), (("Forward to", "a@x.org"))))"#, PLAIN);
     let (_, sub, text) = &submitted(&o)[0];
     assert_eq!(sub.return_path, ME);
-    assert!(text.starts_with("From: <me@example.com>\r\nTo: me@example.com"));
+    assert!(text.contains("\r\nFrom: <me@example.com>\r\nTo: me@example.com"));
+    assert!(text.starts_with("Resent-From: <me@example.com>\r\n"));
     assert!(!text.contains("bill@stalker.com"));
 }
 
@@ -594,10 +596,8 @@ fn reply_with_header_text() {
         PLAIN,
     );
     let text = &submitted(&o)[0].2;
-    assert!(
-        text.contains("From: Desk <desk@example.com>\r\nTo: bill@stalker.com\r\n")
-            || text.contains("Sender: <me@example.com>\r\n")
-    );
+    assert!(text.contains("From: Desk <desk@example.com>\r\n"));
+    assert!(!text.contains("From: <me@example.com>"));
     assert!(text.contains("Sender: <me@example.com>\r\n"));
 }
 
@@ -954,4 +954,305 @@ fn header_reader_is_bounded() {
     // No header at all.
     let m = MessageView::new(b"", "", vec![], Source::Pipe);
     assert!(m.fields().is_empty());
+}
+
+// ------------------------------------------------------------------ store-backed runs, Execute
+
+#[test]
+fn account_rules_from_the_store_remember_in_account_info() {
+    use crate::store::{AccountType, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), "example.com").unwrap();
+    store
+        .create_account(
+            "example.com",
+            "me",
+            AccountType::MultiMailbox,
+            format::Dict::new(),
+        )
+        .unwrap();
+    let set = rules_to_value(&[
+        builtin::auto_reply("away", true),
+        rules(r#"((5, X, (), ((Execute, "notify"))))"#).remove(0),
+    ]);
+    store.set_account_rules("example.com", "me", set).unwrap();
+    let clock = ManualClock::new(t0());
+    let msg = MessageView::new(PLAIN.as_bytes(), "bill@stalker.com", vec![], Source::Pipe);
+    let o = run::account_rules(
+        &store,
+        &*clock,
+        "mail.example.com",
+        "example.com",
+        "me",
+        &msg,
+    )
+    .unwrap();
+    assert_eq!(submitted(&o).len(), 1);
+    // RulesAllowed defaults to No: Execute is skipped.
+    assert!(!o.effects.iter().any(|e| matches!(e, Effect::Execute(_))));
+    let again = run::account_rules(
+        &store,
+        &*clock,
+        "mail.example.com",
+        "example.com",
+        "me",
+        &msg,
+    )
+    .unwrap();
+    assert!(submitted(&again).is_empty());
+    let data = eval::StoreData::new(store.clone(), "example.com", "me");
+    assert_eq!(
+        data.string_list(builtin::REPLIED_ADDRESSES),
+        vec!["bill@stalker.com"]
+    );
+    assert!(data.last_reply("bill@stalker.com").is_some());
+    // "Clear 'Replied Addresses' List" (guide.txt:11097-11100).
+    data.clear_string_list(builtin::REPLIED_ADDRESSES).unwrap();
+    assert!(data.string_list(builtin::REPLIED_ADDRESSES).is_empty());
+    // With RulesAllowed = Any, Execute runs.
+    let mut s = format::Dict::new();
+    s.insert(b"RulesAllowed".to_vec(), format::Value::str("Any"));
+    store
+        .update_account_settings("example.com", "me", s)
+        .unwrap();
+    let o = run::account_rules(
+        &store,
+        &*clock,
+        "mail.example.com",
+        "example.com",
+        "me",
+        &msg,
+    )
+    .unwrap();
+    assert!(o.effects.iter().any(|e| matches!(e, Effect::Execute(_))));
+    // Server-Wide Rules from Settings/ServerRules.settings; absent = none.
+    let o = run::server_rules(&store, &*clock, "mail.example.com", &msg).unwrap();
+    assert!(o.applied.is_empty());
+    store
+        .set_server_settings(
+            SERVER_RULES,
+            &rules_to_value(&rules("((5, S, (), ((Discard))))")),
+        )
+        .unwrap();
+    let o = run::server_rules(&store, &*clock, "mail.example.com", &msg).unwrap();
+    assert_eq!(o.disposition, Disposition::Discard);
+}
+
+fn script(dir: &std::path::Path, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("task.sh");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn exec_msg() -> MessageView<'static> {
+    let mut m = MessageView::new(
+        PLAIN.as_bytes(),
+        "bill@stalker.com",
+        vec![
+            EnvelopeRecipient::new("a@x.org"),
+            EnvelopeRecipient::new("b@y.org"),
+        ],
+        Source::Pipe,
+    );
+    m.queue_id = Some(12002345);
+    m
+}
+
+#[test]
+fn execute_passes_the_message_and_the_arguments_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let prog = script(
+        dir.path(),
+        "cat > in.txt; echo \"$@\" > args.txt; echo done",
+    );
+    let spec = ExecSpec {
+        file: false,
+        retpath: true,
+        rcpt: true,
+        stderr: false,
+        command: format!("{prog} parm1"),
+    };
+    let r = run::execute(&spec, &exec_msg(), dir.path(), Duration::from_secs(20));
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.log, "stdout: done");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("in.txt")).unwrap(),
+        PLAIN
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("args.txt")).unwrap(),
+        "parm1 -p bill@stalker.com -r a@x.org b@y.org\n"
+    );
+    // [FILE]: stdin closed, -f first (guide.txt:10996-11001).
+    let spec = ExecSpec {
+        file: true,
+        retpath: true,
+        ..spec
+    };
+    assert_eq!(
+        run::exec_argv(&spec, &exec_msg())[1..].join(" "),
+        "parm1 -f Queue/12002345.msg -p bill@stalker.com -r a@x.org b@y.org"
+    );
+}
+
+#[test]
+fn execute_failures_reject() {
+    let dir = tempfile::tempdir().unwrap();
+    let prog = script(
+        dir.path(),
+        "cat > /dev/null; echo 'no such user' >&2; exit 3",
+    );
+    let mut spec = ExecSpec {
+        command: prog,
+        ..ExecSpec::default()
+    };
+    let r = run::execute(&spec, &exec_msg(), dir.path(), Duration::from_secs(20));
+    assert!(!r.ok);
+    assert_eq!(r.code, Some(3));
+    assert_eq!(r.error.as_deref(), Some(run::EXEC_FAILED));
+    assert!(r.log.contains("exit code 3") && r.log.contains("no such user"));
+    spec.stderr = true;
+    let r = run::execute(&spec, &exec_msg(), dir.path(), Duration::from_secs(20));
+    assert_eq!(r.error.as_deref(), Some("no such user"));
+    // Killed when it runs too long.
+    spec.command = script(dir.path(), "cat > /dev/null; sleep 30");
+    let r = run::execute(&spec, &exec_msg(), dir.path(), Duration::from_millis(300));
+    assert!(!r.ok);
+    assert!(r.log.contains("killed after"), "{r:?}");
+    // A program that does not exist.
+    spec.command = "/nonexistent/program".into();
+    assert!(!run::execute(&spec, &exec_msg(), dir.path(), Duration::from_secs(5)).ok);
+}
+
+// ------------------------------------------------------------------ properties
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::super::pattern::matches;
+    use super::super::{parse_rules, rules_to_value};
+    use crate::format::{self, Value};
+
+    const CONDITIONS: [&str; 10] = [
+        r#"(From, is, "*@x*")"#,
+        r#"("Any To or Cc", "not in", "a,b ,c")"#,
+        r#"("Message Size", "greater than", 10K)"#,
+        r#"("Human Generated")"#,
+        r#"("Time Of Day", "less than", "9:15pm")"#,
+        r#"("Current Date", is, "01 Jan 2030 10:00:00 -0330")"#,
+        r#"("Current Day", in, "Sat,0")"#,
+        r##"(Sender, in, "#List")"##,
+        r#"("Header Field", "is not", "X-*: *")"#,
+        r#"("Each Route", is, "u*")"#,
+    ];
+    const ACTIONS: [&str; 10] = [
+        r#"(Mark, "Read,Unflagged")"#,
+        r#"("Add Headers", "X-A: 1\eX-B: 2")"#,
+        r#"("Store in", "a/b")"#,
+        r#"("Redirect to", "a@b,c@d")"#,
+        r#"("Reply with", "+Subject: x\e\ey")"#,
+        r#"(Execute, "[RCPT] [FILE] x -y")"#,
+        r#"(FingerNotify)"#,
+        r#"("Write To Log", "t")"#,
+        r#"("Remember 'From' in", L)"#,
+        r#"("Mirror to", "m@n")"#,
+    ];
+
+    fn arb_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            "[a-zA-Z0-9 '#*,:-]{0,12}".prop_map(Value::str),
+            Just(Value::str("is")),
+            Just(Value::str("From")),
+            Just(Value::str("Discard")),
+        ];
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            prop::collection::vec(inner, 0..5).prop_map(Value::Array)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_value_is_read_without_panic(v in arb_value()) {
+            let _ = parse_rules(&v);
+        }
+
+        #[test]
+        fn valid_sets_round_trip(
+            picks in prop::collection::vec(
+                (0u8..10, prop::sample::subsequence(CONDITIONS.to_vec(), 0..4),
+                 prop::sample::subsequence(ACTIONS.to_vec(), 0..4), any::<bool>()),
+                0..5)
+        ) {
+            let text = format!("({})", picks
+                .iter()
+                .enumerate()
+                .map(|(i, (p, c, a, stop))| format!(
+                    "({p}, \"r{i}\", ({}), ({}{}))",
+                    c.join(","),
+                    a.join(","),
+                    if *stop { if a.is_empty() { "(\"Stop Processing\")" } else { ",(\"Stop Processing\")" } } else { "" }
+                ))
+                .collect::<Vec<_>>()
+                .join(","));
+            let rules = parse_rules(&format::parse(text.as_bytes()).unwrap()).unwrap();
+            let v = rules_to_value(&rules);
+            prop_assert_eq!(parse_rules(&v).unwrap(), rules);
+        }
+
+        #[test]
+        fn starred_text_matches_itself(s in "[a-zA-Z0-9@.]{0,20}", mask in prop::collection::vec(any::<bool>(), 20)) {
+            let picture: String = s
+                .chars()
+                .zip(mask.iter().chain(std::iter::repeat(&false)))
+                .map(|(c, star)| if *star { '*' } else { c })
+                .collect();
+            prop_assert!(matches(&picture, &s));
+            prop_assert!(matches(&s.to_ascii_uppercase(), &s));
+            prop_assert!(matches("*", &s));
+        }
+    }
+}
+
+#[test]
+fn message_data_cannot_inject_header_fields() {
+    // An encoded Subject that decodes to a line break and a Bcc field.
+    let raw = PLAIN.replace(
+        "Subject: we urgently need your assistance",
+        "Subject: =?utf-8?q?hi=0D=0ABcc:_victim@x.org?=",
+    );
+    let o = Case::new().run(
+        "((5, R, (), ((\"Reply with\", \"+Subject: Re ^S\\e\\ebody\"))))",
+        &raw,
+    );
+    let (_, sub, text) = &submitted(&o)[0];
+    assert_eq!(sub.recipients.len(), 1);
+    assert!(!text.contains("\r\nBcc:"));
+    assert!(text.contains("Subject: Re hi  Bcc: victim@x.org\r\n"));
+    let v = format::parse(b"((5, B, (), ((\"Add Headers\", \"X-A: 1\\rBcc: x\"))))").unwrap();
+    assert!(parse_rules(&v)
+        .unwrap_err()
+        .0
+        .contains("control characters"));
+}
+
+#[test]
+fn sending_on_stops_at_loops() {
+    let r = r#"((5, R, (), (("Redirect to", "a@x.org"), ("Mirror to", "b@x.org"), ("Forward to", "c@x.org"))))"#;
+    let o = Case::new().run(r, PLAIN);
+    assert_eq!(submitted(&o).len(), 3);
+    // A copy that already went through this account is not sent on again.
+    let (_, _, redirected) = &submitted(&o)[0];
+    let o = Case::new().run(r, redirected);
+    assert!(submitted(&o).is_empty());
+    assert_eq!(o.notes.len(), 3);
+    let first = Case::new().run(r, PLAIN);
+    let (_, _, mirrored) = &submitted(&first)[1];
+    assert!(submitted(&Case::new().run(r, mirrored)).is_empty());
+    // Nor one that went through too many others.
+    let many: String = (0..compose::MAX_RESENDS)
+        .map(|i| format!("Resent-From: <u{i}@x.org>\r\n"))
+        .collect();
+    assert!(submitted(&Case::new().run(r, &format!("{many}{PLAIN}"))).is_empty());
 }

@@ -27,7 +27,7 @@
 //! Security: the message bytes are untrusted; only the header block is scanned (bounded by the
 //! message length) to drop `Return-Path:` fields a sender put there. Mailbox names from the
 //! envelope and from Rules go through `mailbox::names::validate` before they become paths.
-//! Programs run by `Execute`: see `exec`.
+//! Programs run by `Execute`: see `kernel::rules::run` (no shell, 2-minute limit).
 //!
 //! Implementation notes: a delivery that is deferred after some rule effects ran (a store failed
 //! on I/O) repeats them on the retry: at-least-once, as the queue promises.
@@ -36,7 +36,6 @@
 //! quota alerts (guide.txt:12031-12060); Message Flow Control (guide.txt:12062-12075); the
 //! `X-Real-To` field of Unified Domain-Wide Accounts (guide.txt:12152-12202); `FingerNotify`.
 
-mod exec;
 #[cfg(test)]
 mod tests;
 
@@ -47,8 +46,7 @@ use crate::format::{Dict, Value};
 use crate::kernel::clock::{SharedClock, SystemClock};
 use crate::kernel::log::{Level, Logger};
 use crate::kernel::mail::{Channel, Job, Outcome, Submit, Target};
-use crate::kernel::rules::eval::StoreData;
-use crate::kernel::rules::{self, Disposition, Effect, Env, EnvelopeRecipient, MessageView, Scope};
+use crate::kernel::rules::{run, Disposition, Effect, EnvelopeRecipient, MessageView};
 use crate::mailbox::account::{AccountBoxError, AccountMailboxes, INBOX};
 use crate::mailbox::{acl, names, Flags, Format, MailboxError, MailboxManager};
 use crate::store::settings::SettingDecl;
@@ -304,13 +302,22 @@ impl LocalDelivery {
     /// or rejected the message.
     fn apply_rules(&self, d: &Delivery<'_>) -> Outcome {
         let job = d.job;
-        let rules = match self
-            .store
-            .account_rules(d.domain, d.account)
-            .map_err(|e| e.to_string())
-            .and_then(|v| rules::parse_rules(&v).map_err(|e| e.to_string()))
-        {
-            Ok(r) => r,
+        let mut view = MessageView::new(
+            job.message,
+            job.return_path,
+            vec![EnvelopeRecipient::new(job.recipient)],
+            job.source.clone(),
+        );
+        view.queue_id = Some(job.id);
+        let out = match run::account_rules(
+            &self.store,
+            &*self.clock,
+            &self.host,
+            d.domain,
+            d.account,
+            &view,
+        ) {
+            Ok(out) => out,
             Err(e) => {
                 // A broken rule set must not lose mail: store as if there were no rules.
                 self.logger.log(
@@ -321,28 +328,9 @@ impl LocalDelivery {
                         job.id, d.account, d.domain
                     ),
                 );
-                Vec::new()
+                return self.final_store(d, INBOX, Flags::RECENT, "");
             }
         };
-        if rules.is_empty() {
-            return self.final_store(d, INBOX, Flags::RECENT, "");
-        }
-        let mut view = MessageView::new(
-            job.message,
-            job.return_path,
-            vec![EnvelopeRecipient::new(job.recipient)],
-            job.source.clone(),
-        );
-        view.queue_id = Some(job.id);
-        let data = StoreData::new(self.store.clone(), d.domain, d.account);
-        let env = Env {
-            scope: Scope::Account(format!("{}@{}", d.account, d.domain)),
-            clock: &*self.clock,
-            data: &data,
-            allow_exec: setting_text(&d.settings, "RulesAllowed").eq_ignore_ascii_case("Any"),
-            host: self.host.clone(),
-        };
-        let out = rules::evaluate(&rules, &view, &env);
         for name in &out.applied {
             self.logger.log(
                 Level::LowLevel,
@@ -355,7 +343,7 @@ impl LocalDelivery {
                 .log(Level::Problems, NAME, format_args!("{}: {note}", job.id));
         }
         for effect in &out.effects {
-            if let Some(stop) = self.perform(d, effect) {
+            if let Some(stop) = self.perform(d, &view, effect) {
                 return stop;
             }
         }
@@ -389,7 +377,12 @@ impl LocalDelivery {
     }
 
     /// Performs one rule effect; `Some` ends the delivery with that outcome.
-    fn perform(&self, d: &Delivery<'_>, effect: &Effect) -> Option<Outcome> {
+    fn perform(
+        &self,
+        d: &Delivery<'_>,
+        view: &MessageView<'_>,
+        effect: &Effect,
+    ) -> Option<Outcome> {
         let id = d.job.id;
         match effect {
             Effect::Store {
@@ -429,27 +422,23 @@ impl LocalDelivery {
                 None
             }
             Effect::Execute(spec) => {
-                match exec::run(
-                    spec,
-                    d.job.message,
-                    d.job.return_path,
-                    self.store.base(),
-                    id,
-                    exec::TIMEOUT,
-                ) {
-                    Ok(out) => {
-                        self.logger.log(
-                            Level::LowLevel,
-                            NAME,
-                            format_args!("{id}: Execute {:?} done: {out}", spec.command),
-                        );
-                        None
-                    }
-                    Err(f) => {
-                        self.logger
-                            .log(Level::Problems, NAME, format_args!("{id}: {}", f.log));
-                        Some(Outcome::Failed(f.reject))
-                    }
+                let report = run::execute(spec, view, self.store.base(), run::EXEC_TIMEOUT);
+                if report.ok {
+                    self.logger.log(
+                        Level::LowLevel,
+                        NAME,
+                        format_args!("{id}: Execute {:?} done: {}", spec.command, report.log),
+                    );
+                    None
+                } else {
+                    self.logger.log(
+                        Level::Problems,
+                        NAME,
+                        format_args!("{id}: Execute {:?} failed: {}", spec.command, report.log),
+                    );
+                    Some(Outcome::Failed(
+                        report.error.unwrap_or_else(|| run::EXEC_FAILED.into()),
+                    ))
                 }
             }
             Effect::Log(text) => {
