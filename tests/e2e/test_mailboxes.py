@@ -173,3 +173,15 @@ def test_subscription_and_aliases(server, gatehouse_bin):
     server.start()
     assert ann.ok("GETACCOUNTSUBSCRIPTION", "ann") == ["INBOX", "~bob/INBOX"]
     assert ann.ok("GETMAILBOXALIASES", "ann") == {"salesBox": "~sales/INBOX", "boss": "~chief"}
+
+
+def test_local_delivery_module_settings(server, gatehouse_bin):
+    """The LOCAL module (Local Delivery) is registered with its settings (guide.txt:11990-12060)."""
+    pm, _, _ = setup(gatehouse_bin, server)
+    got = pm.ok("GetModule", "LOCAL")
+    assert got["Processes"] == "1" and got["AccountDetail"] == "DirectMailbox", got
+    pm.ok("UpdateModule", "LOCAL", "{AccountDetail=Enabled;LogLevel=5;}")
+    assert pm.ok("GetModule", "LOCAL")["AccountDetail"] == "Enabled"
+    pm.fail("UpdateModule", "LOCAL", "{AccountDetail=maybe;}", expect="AccountDetail")
+    pm.fail("UpdateModule", "LOCAL", "{Processes=many;}", expect="Processes")
+    assert pm.ok("GetModule", "LOCAL")["AccountDetail"] == "Enabled"
