@@ -179,9 +179,10 @@ def test_local_delivery_module_settings(server, gatehouse_bin):
     """The LOCAL module (Local Delivery) is registered with its settings (guide.txt:11990-12060)."""
     pm, _, _ = setup(gatehouse_bin, server)
     got = pm.ok("GetModule", "LOCAL")
-    assert got["Processes"] == "1" and got["AccountDetail"] == "DirectMailbox", got
-    pm.ok("UpdateModule", "LOCAL", "{AccountDetail=Enabled;LogLevel=5;}")
-    assert pm.ok("GetModule", "LOCAL")["AccountDetail"] == "Enabled"
+    assert got["Processes"] == "1" and got["AccountDetail"] == "Enabled", got
+    assert got["DirectMailbox"] == "YES", got
+    pm.ok("UpdateModule", "LOCAL", '{AccountDetail="Direct Mailbox";LogLevel=5;}')
+    assert pm.ok("GetModule", "LOCAL")["AccountDetail"] == "Direct Mailbox"
     pm.fail("UpdateModule", "LOCAL", "{AccountDetail=maybe;}", expect="AccountDetail")
     pm.fail("UpdateModule", "LOCAL", "{Processes=many;}", expect="Processes")
-    assert pm.ok("GetModule", "LOCAL")["AccountDetail"] == "Enabled"
+    assert pm.ok("GetModule", "LOCAL")["AccountDetail"] == "Direct Mailbox"

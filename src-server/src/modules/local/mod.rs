@@ -9,8 +9,9 @@
 //!
 //! Flow for one recipient ([`LocalDelivery::deliver`], called by the Dequeuer on a worker thread):
 //! find the account's storage, refuse it if its Mail service is disabled, then:
-//! - `mailbox#account` (and, with `AccountDetail` = `DirectMailbox`, `account+detail`) naming an
-//!   existing mailbox: store there, no Rules (guide.txt:12230, 12286-12289); a missing one: INBOX;
+//! - `mailbox#account` (and `account+detail` when the Router's `AccountDetail` is `Direct
+//!   Mailbox`: both arrive as `Target::Local { mailbox }`): store in that mailbox when it exists,
+//!   else in INBOX, without Rules (guide.txt:12226-12248, 12286-12289);
 //! - otherwise run the account Rules (`kernel::rules`, guide.txt:12204-12224; the built-in
 //!   Auto-Reply and Redirect All are ordinary rules there) and perform their effects in order:
 //!   `Store in` (an existing mailbox, or `~user/box` with the Insert right), redirect / forward /
@@ -46,6 +47,7 @@ use crate::format::{Dict, Value};
 use crate::kernel::clock::{SharedClock, SystemClock};
 use crate::kernel::log::{Level, Logger};
 use crate::kernel::mail::{Channel, Job, Outcome, Submit, Target};
+use crate::kernel::router;
 use crate::kernel::rules::{run, Disposition, Effect, EnvelopeRecipient, MessageView};
 use crate::mailbox::account::{AccountBoxError, AccountMailboxes, INBOX};
 use crate::mailbox::{acl, names, Flags, Format, MailboxError, MailboxManager};
@@ -60,7 +62,10 @@ pub const ACCOUNT_FULL: &str = "account is full";
 /// The failure text when the account's or domain's Mail service is disabled (guide.txt:12041-12046).
 pub const MAIL_DISABLED: &str = "Mail service is disabled for this account";
 
-/// The LOCAL settings: each once, with the guide's name, our default and what it does.
+/// The LOCAL settings of delivery itself, each once with the guide's name, our default and what
+/// it does. The routing settings (`DirectMailbox`, `AccountDetail`) are the Router's
+/// ([`router::LOCAL_ROUTING_SETTINGS`]): it turns `mailbox#account` and, in Direct Mailbox mode,
+/// `account+detail` into `Target::Local { mailbox }`.
 pub const SETTINGS: &[SettingDecl] = &[
     SettingDecl {
         key: "LogLevel",
@@ -73,26 +78,17 @@ pub const SETTINGS: &[SettingDecl] = &[
         doc: "Processes: simultaneous delivery threads of the LOCAL queue, read by the Dequeuer \
               (guide.txt:12023-12028)",
     },
-    SettingDecl {
-        key: "DirectMailbox",
-        default: "Enabled",
-        doc:
-            "Direct Mailbox (mailbox#account): Enabled stores in the named mailbox when it exists \
-              (no Rules), Disabled stores in INBOX (guide.txt:12226-12267)",
-    },
-    SettingDecl {
-        key: "AccountDetail",
-        default: "DirectMailbox",
-        doc: "Account Detail (account+detail): DirectMailbox stores in the mailbox named by the \
-              detail when it exists, Enabled and Disabled store in INBOX (guide.txt:12269-12289)",
-    },
 ];
 
 /// The settings declaration for `GetModule LOCAL`; a change of `LogLevel` applies to `logger` at once.
 pub fn module_decl(logger: Logger) -> ModuleDecl {
     ModuleDecl {
         name: NAME.into(),
-        settings: SETTINGS.to_vec(),
+        settings: SETTINGS
+            .iter()
+            .chain(router::LOCAL_ROUTING_SETTINGS)
+            .copied()
+            .collect(),
         validate: Some(Arc::new(|eff: &Dict| Config::from(eff).map(|_| ()))),
         changed: Some(Arc::new(move |eff: &Dict| {
             if let Ok(c) = Config::from(eff) {
@@ -113,8 +109,6 @@ fn set_log_level(logger: &Logger, level: Level) {
 struct Config {
     log_level: Level,
     processes: usize,
-    direct_mailbox: bool,
-    detail_mailbox: bool,
 }
 
 impl Config {
@@ -129,25 +123,22 @@ impl Config {
         let processes = p
             .parse::<usize>()
             .map_err(|_| format!("Processes: {p:?} is not a number"))?;
-        let direct_mailbox = match text("DirectMailbox").to_ascii_lowercase().as_str() {
-            "enabled" => true,
-            "disabled" => false,
-            v => return Err(format!("DirectMailbox: {v:?} is not Enabled or Disabled")),
-        };
-        let detail_mailbox = match text("AccountDetail").to_ascii_lowercase().as_str() {
-            "directmailbox" | "direct mailbox" => true,
-            "enabled" | "disabled" => false,
-            v => {
-                return Err(format!(
-                    "AccountDetail: {v:?} is not Disabled, Enabled or DirectMailbox"
-                ))
-            }
-        };
+        let direct = text("DirectMailbox");
+        if !["YES", "NO"].iter().any(|v| direct.eq_ignore_ascii_case(v)) {
+            return Err(format!("DirectMailbox: {direct:?} is not YES or NO"));
+        }
+        let detail = text("AccountDetail");
+        if !["Disabled", "Enabled", "Direct Mailbox"]
+            .iter()
+            .any(|v| detail.eq_ignore_ascii_case(v))
+        {
+            return Err(format!(
+                "AccountDetail: {detail:?} is not Disabled, Enabled or Direct Mailbox"
+            ));
+        }
         Ok(Config {
             log_level,
             processes,
-            direct_mailbox,
-            detail_mailbox,
         })
     }
 
@@ -161,8 +152,6 @@ impl Config {
             Config::from(&Dict::new()).unwrap_or(Config {
                 log_level: Level::Major,
                 processes: 1,
-                direct_mailbox: true,
-                detail_mailbox: true,
             })
         })
     }
@@ -176,6 +165,7 @@ fn setting(eff: &Dict, key: &str) -> String {
         .or_else(|| {
             SETTINGS
                 .iter()
+                .chain(router::LOCAL_ROUTING_SETTINGS)
                 .find(|s| s.key == key)
                 .map(|s| s.default.to_string())
         })
@@ -250,9 +240,7 @@ impl LocalDelivery {
         domain: &str,
         account: &str,
         mailbox: Option<&str>,
-        detail: Option<&str>,
     ) -> Outcome {
-        let config = Config::load(&self.store);
         let boxes = match AccountMailboxes::open(&self.store, domain, account) {
             Ok(b) => b,
             Err(e @ (StoreError::UnknownAccount | StoreError::UnknownDomain)) => {
@@ -281,20 +269,14 @@ impl LocalDelivery {
             settings,
             date: chrono::Utc::now().to_rfc2822(),
         };
-        let wanted = match (mailbox, detail) {
-            (Some(m), _) if config.direct_mailbox => Some(m),
-            (None, Some(x)) if config.detail_mailbox => Some(x),
-            _ => None,
-        };
-        // guide.txt:12226-12248: a named mailbox that does not exist falls back to INBOX.
-        let direct = wanted.filter(|m| d.boxes.find(m).ok().flatten().is_some());
-        // guide.txt:12230, 12286-12289: direct mailbox addressing bypasses the account Rules.
-        if let Some(m) = direct {
-            return self.final_store(&d, m, Flags::RECENT, "");
+        // guide.txt:12230, 12286-12289: direct mailbox addressing bypasses the account Rules; a
+        // named mailbox that does not exist falls back to INBOX (guide.txt:12226-12248).
+        if let Some(m) = mailbox {
+            let exists = d.boxes.find(m).ok().flatten().is_some();
+            return self.final_store(&d, if exists { m } else { INBOX }, Flags::RECENT, "");
         }
-        if mailbox.is_some() {
-            return self.final_store(&d, INBOX, Flags::RECENT, "");
-        }
+        // `account+detail` in Enabled mode (guide.txt:12279-12285): INBOX, Rules applied (their
+        // Recipient conditions see the detail in the envelope recipient).
         self.apply_rules(&d)
     }
 
@@ -616,8 +598,8 @@ impl Channel for LocalDelivery {
                 domain,
                 account,
                 mailbox,
-                detail,
-            } => self.deliver_local(job, domain, account, mailbox.as_deref(), detail.as_deref()),
+                detail: _,
+            } => self.deliver_local(job, domain, account, mailbox.as_deref()),
             other => Outcome::Failed(format!("LOCAL cannot deliver to {other:?}")),
         }
     }

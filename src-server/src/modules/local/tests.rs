@@ -112,20 +112,20 @@ fn creates_inbox_on_first_delivery_in_default_format() {
 }
 
 #[test]
-fn direct_mailbox_and_detail_use_existing_mailbox_else_inbox() {
+fn direct_mailbox_uses_existing_mailbox_else_inbox_and_detail_goes_to_inbox() {
     let f = fixture();
     let boxes = AccountMailboxes::open(&f.store, "example.com", "joe").unwrap();
     boxes.create(&f.mgr, "sales", Format::Mbox).unwrap();
     boxes.create(&f.mgr, "lists/jokes", Format::Mbox).unwrap();
-    assert_eq!(
-        deliver(&f, &local("joe", Some("sales"), None), MSG),
-        Outcome::Delivered
-    );
-    assert_eq!(
-        deliver(&f, &local("joe", None, Some("lists/jokes")), MSG),
-        Outcome::Delivered
-    );
-    // Missing mailboxes (and a traversal attempt) fall back to INBOX.
+    set_rules(&f, "joe", "((5, D, (), ((Discard))))");
+    // mailbox#account (and Direct Mailbox mode +detail, which the Router turns into it): no Rules.
+    for m in ["sales", "lists/jokes"] {
+        assert_eq!(
+            deliver(&f, &local("joe", Some(m), None), MSG),
+            Outcome::Delivered
+        );
+    }
+    // Missing mailboxes (and a traversal attempt) fall back to INBOX, still without Rules.
     for m in ["nosuch", "../../x", "Sales"] {
         assert_eq!(
             deliver(&f, &local("joe", Some(m), None), MSG),
@@ -135,22 +135,13 @@ fn direct_mailbox_and_detail_use_existing_mailbox_else_inbox() {
     assert_eq!(messages(&f, "joe", "sales").len(), 1);
     assert_eq!(messages(&f, "joe", "lists/jokes").len(), 1);
     assert_eq!(messages(&f, "joe", "INBOX").len(), 3);
-}
-
-#[test]
-fn detail_goes_to_inbox_when_account_detail_is_enabled() {
-    let f = fixture();
-    let boxes = AccountMailboxes::open(&f.store, "example.com", "joe").unwrap();
-    boxes.create(&f.mgr, "jokes", Format::Mbox).unwrap();
-    let mut s = Dict::new();
-    s.insert(b"AccountDetail".to_vec(), Value::str("Enabled"));
-    f.store.set_server_settings(NAME, &Value::Dict(s)).unwrap();
+    // +detail in Enabled mode: the Rules run (here: discard), the detail names no mailbox.
     assert_eq!(
-        deliver(&f, &local("joe", None, Some("jokes")), MSG),
+        deliver(&f, &local("joe", None, Some("sales")), MSG),
         Outcome::Delivered
     );
-    assert_eq!(messages(&f, "joe", "jokes").len(), 0);
-    assert_eq!(messages(&f, "joe", "INBOX").len(), 1);
+    assert_eq!(messages(&f, "joe", "sales").len(), 1);
+    assert_eq!(messages(&f, "joe", "INBOX").len(), 3);
 }
 
 #[test]
@@ -287,6 +278,10 @@ fn limits_and_settings_parse() {
     let mut bad = Dict::new();
     bad.insert(b"AccountDetail".to_vec(), Value::str("maybe"));
     assert!(Config::from(&bad).is_err());
+    let mut good = Dict::new();
+    good.insert(b"AccountDetail".to_vec(), Value::str("Direct Mailbox"));
+    good.insert(b"DirectMailbox".to_vec(), Value::str("NO"));
+    assert!(Config::from(&good).is_ok());
 }
 
 // ------------------------------------------------------------------ account Rules
