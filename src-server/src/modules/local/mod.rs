@@ -449,7 +449,7 @@ impl LocalDelivery {
         headers: &str,
     ) -> Result<(), StoreFailure> {
         let Some(foreign) = mailbox.strip_prefix('~') else {
-            return self.store_in(d, &d.boxes, &d.settings, mailbox, flags, headers, false);
+            return self.store_in(d, &d.boxes, &d.settings, mailbox, flags, headers);
         };
         let (user, name) = foreign
             .split_once('/')
@@ -491,12 +491,12 @@ impl LocalDelivery {
             .store
             .account_effective_settings(&domain, &owner)
             .map_err(|e| StoreFailure::Io(e.to_string()))?;
-        self.store_in(d, &boxes, &settings, &name, flags, headers, false)
+        self.store_in(d, &boxes, &settings, &name, flags, headers)
     }
 
     /// The last store of a delivery, and its outcome.
     fn final_store(&self, d: &Delivery<'_>, mailbox: &str, flags: Flags, headers: &str) -> Outcome {
-        match self.store_in(d, &d.boxes, &d.settings, mailbox, flags, headers, true) {
+        match self.store_in(d, &d.boxes, &d.settings, mailbox, flags, headers) {
             Ok(()) => Outcome::Delivered,
             Err(StoreFailure::Full) => Outcome::Failed(ACCOUNT_FULL.into()),
             Err(StoreFailure::NoMailbox(e)) => Outcome::Failed(e),
@@ -505,8 +505,7 @@ impl LocalDelivery {
     }
 
     /// Appends the message, with its trace fields and `headers`, to `mailbox` of `boxes` after
-    /// the Mail Storage check; INBOX is created when missing (`create_inbox`, first delivery).
-    #[allow(clippy::too_many_arguments)]
+    /// the Mail Storage check; INBOX is created when missing (first delivery).
     fn store_in(
         &self,
         d: &Delivery<'_>,
@@ -515,7 +514,6 @@ impl LocalDelivery {
         mailbox: &str,
         flags: Flags,
         headers: &str,
-        create_inbox: bool,
     ) -> Result<(), StoreFailure> {
         let job = d.job;
         let message = with_trace_fields(
@@ -552,7 +550,7 @@ impl LocalDelivery {
                 )))
             }
         }
-        let opened = if mailbox == INBOX && create_inbox {
+        let opened = if mailbox == INBOX {
             boxes.open_inbox(&self.mailboxes, new_mailbox_format(settings))
         } else {
             boxes.open_mailbox(&self.mailboxes, mailbox)
