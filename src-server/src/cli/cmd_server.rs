@@ -202,26 +202,6 @@ pub(super) fn set_router_table(ctx: &CliContext, _: &Session, a: &mut Args) -> C
     Ok(None)
 }
 
-/// `GetServerRules` — Settings (guide.txt:7146-7149): the Server-Wide Rules array.
-pub(super) fn get_server_rules(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
-    a.end()?;
-    Ok(Some(match ctx.store.server_settings(SERVER_RULES)? {
-        v @ Value::Array(_) => v,
-        _ => Value::Array(Vec::new()),
-    }))
-}
-
-/// `SetServerRules newRules` — Settings (guide.txt:7150-7157): checked with the rules parser
-/// and stored in the canonical form.
-pub(super) fn set_server_rules(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
-    let rules = a.array("newRules")?;
-    a.end()?;
-    let rules = validate_rules(&Value::Array(rules), true).map_err(|e| CliError::new(e.0))?;
-    ctx.store
-        .set_server_settings(SERVER_RULES, &rules_to_value(&rules))?;
-    Ok(None)
-}
-
 /// `Route address` — Server Settings or Account Settings (guide.txt:7196-7219): the Router's
 /// (module, host/queue, address) for `address`.
 pub(super) fn route(ctx: &CliContext, session: &Session, a: &mut Args) -> CmdResult {
@@ -240,6 +220,26 @@ pub(super) fn route(ctx: &CliContext, session: &Session, a: &mut Args) -> CmdRes
     Ok(Some(Value::Array(
         routed.cli_triple().into_iter().map(Value::from).collect(),
     )))
+}
+
+/// `GetServerRules` — Settings (guide.txt:7146-7149): the Server-Wide Rules array.
+pub(super) fn get_server_rules(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    a.end()?;
+    Ok(Some(match ctx.store.server_settings(SERVER_RULES)? {
+        v @ Value::Array(_) => v,
+        _ => Value::Array(Vec::new()),
+    }))
+}
+
+/// `SetServerRules newRules` — Settings (guide.txt:7150-7157): checked with the rules parser
+/// and stored in the canonical form.
+pub(super) fn set_server_rules(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let rules = a.array("newRules")?;
+    a.end()?;
+    let rules = validate_rules(&Value::Array(rules), true).map_err(|e| CliError::new(e.0))?;
+    ctx.store
+        .set_server_settings(SERVER_RULES, &rules_to_value(&rules))?;
+    Ok(None)
 }
 
 // ---------------------------------------------------------------- monitoring, misc

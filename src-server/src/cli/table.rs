@@ -9,7 +9,7 @@
 
 use super::args::Args;
 use super::rights::Need;
-use super::{cmd_account as a, cmd_domain as d, cmd_queue as q, cmd_server as s};
+use super::{cmd_account as a, cmd_domain as d, cmd_mailbox as m, cmd_queue as q, cmd_server as s};
 use super::{CliContext, CmdResult, Session};
 
 /// A command handler.
@@ -63,7 +63,6 @@ macro_rules! plan {
     };
 }
 
-const MAILBOXES: &str = "the mailbox manager (store mailboxes, IMAP issue)";
 const CLUSTER: &str = "not planned: Dynamic Cluster is out of scope for a single server";
 const DIRECTORY: &str = "the Directory module (LDAP issue)";
 const ALERTS: &str = "alerts (WebUser issue)";
@@ -222,30 +221,30 @@ pub static SECTIONS: &[Section] = &[
              "Returns the account's file directory (or INBOX file) relative to its domain directory.", a::get_account_location),
     ]},
     Section { title: "Mailbox Administration", commands: &[
-        plan!("LISTMAILBOXES", ["lstmbx"], "LISTMAILBOXES accountName [ FILTER filter ] [ AUTH authAccountName ]", User,
-              "Lists the account's mailboxes with their information.", MAILBOXES),
-        plan!("CREATEMAILBOX", [], "CREATEMAILBOX accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
-              "Creates a mailbox.", MAILBOXES),
-        plan!("DELETEMAILBOX", [], "DELETEMAILBOX accountName MAILBOX[ES] mailboxName [ AUTH authAccountName ]", User,
-              "Removes a mailbox (with MAILBOXES, its submailboxes too).", MAILBOXES),
-        plan!("RENAMEMAILBOX", [], "RENAMEMAILBOX accountName MAILBOX[ES] mailboxName INTO newMailboxName [ AUTH authAccountName ]", User,
-              "Renames a mailbox (with MAILBOXES, its submailboxes too).", MAILBOXES),
-        plan!("GETMAILBOXINFO", [], "GETMAILBOXINFO accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
-              "Returns a mailbox's internal information.", MAILBOXES),
-        plan!("GETMAILBOXACL", [], "GETMAILBOXACL accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
-              "Returns a mailbox's access control list.", MAILBOXES),
-        plan!("SETMAILBOXACL", [], "SETMAILBOXACL accountName MAILBOX mailboxName [ AUTH authAccountName ] newACL", User,
-              "Modifies a mailbox's access control list.", MAILBOXES),
-        plan!("GETMAILBOXRIGHTS", [], "GETMAILBOXRIGHTS accountName MAILBOX mailboxName AUTH authAccountName", User,
-              "Returns the effective rights of an account on a mailbox.", MAILBOXES),
-        plan!("GETACCOUNTSUBSCRIPTION", [], "GETACCOUNTSUBSCRIPTION accountName", User,
-              "Returns the account's mailbox subscription list.", MAILBOXES),
-        plan!("SETACCOUNTSUBSCRIPTION", [], "SETACCOUNTSUBSCRIPTION accountName newSubscription", User,
-              "Replaces the account's mailbox subscription list.", MAILBOXES),
-        plan!("GETMAILBOXALIASES", [], "GETMAILBOXALIASES accountName", User,
-              "Returns the account's mailbox aliases.", MAILBOXES),
-        plan!("SETMAILBOXALIASES", [], "SETMAILBOXALIASES accountName newAliases", User,
-              "Replaces the account's mailbox aliases.", MAILBOXES),
+        cmd!("LISTMAILBOXES", ["lstmbx"], [], "LISTMAILBOXES accountName [ FILTER filter ] [ AUTH authAccountName ]", User,
+             "Lists the account's mailboxes (IMAP `*`/`%` filter): name to information dictionary, `()` for a folder only or without the Select right, `(info)` for a mailbox that is also a folder; with AUTH only mailboxes it may Lookup. Owner, All Accounts and Domains, or CanAccessMailboxes.", m::list_mailboxes),
+        cmd!("CREATEMAILBOX", [], [], "CREATEMAILBOX accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
+             "Creates a mailbox (`name/` creates only the folder, `name.mdir` chooses the format); a submailbox inherits its parent's ACL; AUTH needs Create on the outer mailbox.", m::create_mailbox),
+        cmd!("DELETEMAILBOX", [], [], "DELETEMAILBOX accountName MAILBOX[ES] mailboxName [ AUTH authAccountName ]", User,
+             "Removes a mailbox (with MAILBOXES, its submailboxes too); INBOX cannot be removed; AUTH needs Create on the outer mailbox and Delete on it.", m::delete_mailbox),
+        cmd!("RENAMEMAILBOX", [], [], "RENAMEMAILBOX accountName MAILBOX[ES] mailboxName INTO newMailboxName [ AUTH authAccountName ]", User,
+             "Renames a mailbox (with MAILBOXES, its submailboxes too); renaming INBOX leaves a new empty INBOX; AUTH needs the delete rights on the old name and the create rights on the new one.", m::rename_mailbox),
+        cmd!("GETMAILBOXINFO", [], [], "GETMAILBOXINFO accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
+             "Returns a mailbox's information: Format, Messages, Unseen, Size, UIDNext, UIDValidity; AUTH needs Select.", m::get_mailbox_info),
+        cmd!("GETMAILBOXACL", [], [], "GETMAILBOXACL accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
+             "Returns a mailbox's access control list: identifier (`anyone`, `name`, `name@domain`, `-name`) to rights letters `lrswdipca`; AUTH needs Administer.", m::get_mailbox_acl),
+        cmd!("SETMAILBOXACL", [], [], "SETMAILBOXACL accountName MAILBOX mailboxName [ AUTH authAccountName ] newACL", User,
+             "Modifies a mailbox's access control list: `+letters` adds, `-letters` removes, other letters replace; an element left empty is removed; AUTH needs Administer.", m::set_mailbox_acl),
+        cmd!("GETMAILBOXRIGHTS", [], [], "GETMAILBOXRIGHTS accountName MAILBOX mailboxName AUTH authAccountName", User,
+             "Returns the effective rights of authAccountName on the mailbox (all for the owner and administrators, else anyone + name - -name).", m::get_mailbox_rights),
+        cmd!("GETACCOUNTSUBSCRIPTION", [], [], "GETACCOUNTSUBSCRIPTION accountName", User,
+             "Returns the account's mailbox subscription list.", m::get_account_subscription),
+        cmd!("SETACCOUNTSUBSCRIPTION", [], [], "SETACCOUNTSUBSCRIPTION accountName newSubscription", User,
+             "Replaces the account's mailbox subscription list (an array of mailbox names, foreign ones allowed).", m::set_account_subscription),
+        cmd!("GETMAILBOXALIASES", [], [], "GETMAILBOXALIASES accountName", User,
+             "Returns the account's mailbox aliases.", m::get_mailbox_aliases),
+        cmd!("SETMAILBOXALIASES", [], [], "SETMAILBOXALIASES accountName newAliases", User,
+             "Replaces the account's mailbox aliases: a dictionary of top-level alias name to mailbox name (e.g. `~sales/INBOX`).", m::set_mailbox_aliases),
     ]},
     Section { title: "Alert Administration", commands: &[
         plan!("GetDomainAlerts", ["gtalrt"], "GetDomainAlerts [ domainName ]", DomainAdmin,

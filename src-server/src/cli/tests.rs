@@ -130,7 +130,7 @@ fn unknown_planned_and_bad_input_are_501() {
     let pm = session(&ctx, "postmaster", "example.com");
     for line in [
         "NoSuchCommand",
-        "LISTMAILBOXES *",
+        "GetAccountRPOP *",
         "GetClusterRules",
         "\u{fffd}\u{1}",
     ] {

@@ -31,7 +31,7 @@ use crate::kernel::queue::{self, ChannelKind, Dequeuer, Enqueuer, Queue, QueueSe
 use crate::kernel::router::Router;
 use crate::mailbox::MailboxManager;
 use crate::modules::pipe::{Pipe, PipeSettings};
-use crate::modules::{http, pop, pwd, smtp};
+use crate::modules::{http, local, pop, pwd, smtp};
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
 use crate::net::tls::TlsSetup;
 use crate::store::settings::SettingDecl;
@@ -53,7 +53,8 @@ pub struct Server {
     pub tls: TlsSetup,
     /// The CLI command layer's context (PWD, WebAdmin and the manager all go through it).
     pub cli: Arc<CliContext>,
-    /// The one mailbox manager: every session and delivery on a mailbox shares its handle.
+    /// The one Mailbox Manager: Local Delivery, the CLI and the access modules share it, so
+    /// sessions on one mailbox are synchronised (mailbox module header).
     pub mailboxes: Arc<MailboxManager>,
     /// The Enqueuer: every entry point submits messages through it.
     pub enqueuer: Arc<Enqueuer>,
@@ -63,6 +64,8 @@ pub struct Server {
     pub router: Arc<dyn Route>,
     /// The PIPE module: the `Submitted/` folder and delivery to programs.
     pub pipe: Arc<Pipe>,
+    /// The Local Delivery channel for `Target::Local` (the Dequeuer calls it).
+    pub local: Arc<local::LocalDelivery>,
     port_offset: u16,
     started: Instant,
     listeners: Mutex<Vec<(String, Arc<Listener>)>>,
@@ -170,8 +173,17 @@ impl Server {
             let pem = |k: &str| Some(settings.get(k.as_bytes())?.as_text()?.into_owned());
             Some((pem("SSLCertificate")?, pem("SSLPrivateKey")?))
         }));
+        let mailboxes = Arc::new(MailboxManager::new());
+        let local = Arc::new(local::LocalDelivery::new(
+            store.clone(),
+            mailboxes.clone(),
+            logger.clone(),
+            store.main_domain(),
+        ));
         let mut cli = CliContext::new(store.clone(), store.main_domain());
         cli.log = Some(Arc::new(logger.clone()));
+        cli.mailboxes = mailboxes.clone();
+        cli.modules.register(local::module_decl(logger.clone()));
         let router: Arc<dyn Route> = Arc::new(Router::new(store.clone(), Some(logger.clone())));
         cli.router = Some(router.clone());
         let queue_decl = queue::settings::module_decl();
@@ -215,6 +227,8 @@ impl Server {
             PipeSettings::default(),
         );
         dequeuer.set_channel(ChannelKind::Pipe, pipe.clone());
+        local.set_submitter(enqueuer.clone());
+        dequeuer.set_channel(ChannelKind::Local, local.clone());
         dequeuer.set_channel(
             ChannelKind::Smtp,
             Arc::new(smtp::client::SmtpChannel::from_store(
@@ -240,7 +254,8 @@ impl Server {
                 logger,
                 tls,
                 cli: Arc::new(cli),
-                mailboxes: Arc::new(MailboxManager::new()),
+                mailboxes,
+                local,
                 enqueuer,
                 dequeuer,
                 router,
