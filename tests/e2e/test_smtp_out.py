@@ -294,3 +294,43 @@ def test_a_5xx_makes_a_failure_report(server, gatehouse_bin):
         assert "someone@remote.test" in text
     finally:
         sink.close()
+
+
+def test_required_tls_never_sends_in_clear(server, gatehouse_bin):
+    cli(gatehouse_bin, server, "CreateAccount", "sender", check=True)
+    sink = Sink()
+    try:
+        # guide.txt:11494-11496: no STARTTLS from the server, so the message is rejected.
+        smtp_settings(gatehouse_bin, server, ForwardTo=f"127.0.0.1:{sink.port}", SendTLS="Required")
+        marker = uuid.uuid4().hex
+        send_out(server, marker)
+        reports = [m for m in messages_with(server, "sender", "", timeout=WAIT)
+                   if "report" in (m.get_content_type() or "")]
+        assert reports, "no failure report in the sender's INBOX"
+        assert "STARTTLS" in reports[0].as_string()
+        assert not any(c.startswith("MAIL") for c in sink.commands), sink.commands
+    finally:
+        sink.close()
+
+
+def test_router_forms_skip_the_relay(server, gatehouse_bin):
+    sink = Sink()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()
+    try:
+        # guide.txt:11955-11969: `[ip:port]` and `host.port.smtp` Router records; an address
+        # literal goes straight there even with Forward to set (guide.txt:11397-11399).
+        cli(gatehouse_bin, server, "SetRouterTable",
+            f"literal.test = [127.0.0.1:{sink.port}]\nported.test = 127.0.0.1.{sink.port}.smtp",
+            check=True)
+        smtp_settings(gatehouse_bin, server, ForwardTo=f"127.0.0.1:{dead_port}")
+        m1, m2 = uuid.uuid4().hex, uuid.uuid4().hex
+        send_out(server, m1, to="someone@literal.test")
+        assert sink.wait(got(sink, m1)), f"not delivered to the literal: {sink.commands}"
+        smtp_settings(gatehouse_bin, server, ForwardTo="")
+        send_out(server, m2, to="someone@ported.test")
+        assert sink.wait(got(sink, m2)), f"not delivered to host.port.smtp: {sink.commands}"
+    finally:
+        sink.close()
