@@ -38,7 +38,7 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
         f = self.request.makefile("rb")
         tls = False
         mail, rcpts = None, []
-        self.w("220 sink.remote.test ESMTP")
+        self.w(sink.greeting)
         while True:
             line = f.readline(4096)
             if not line:
@@ -97,8 +97,10 @@ class _Server(socketserver.ThreadingTCPServer):
 class Sink:
     """An SMTP sink on (host, port); port 0 picks a free one."""
 
-    def __init__(self, host="127.0.0.1", port=0, rcpt_reply="250 ok", tls_ctx=None):
+    def __init__(self, host="127.0.0.1", port=0, rcpt_reply="250 ok", tls_ctx=None,
+                 greeting="220 sink.remote.test ESMTP"):
         self.lock = threading.Lock()
+        self.greeting = greeting
         self.messages, self.commands, self.connections = [], [], 0
         self.rcpt_reply, self.tls_ctx = rcpt_reply, tls_ctx
         self.server = _Server((host, port), _SmtpHandler)
@@ -163,12 +165,14 @@ class _DnsHandler(socketserver.BaseRequestHandler):
 
 
 class DnsStub:
-    """Answers A (type 1) and MX (type 15) queries from a small zone, on 127.0.0.1 UDP."""
+    """Answers A (type 1) and MX (type 15) queries from a small zone, on 127.0.0.1 UDP.
+    mx: {domain: [(preference, host)]}; a: {host: ip}."""
 
     def __init__(self, mx=None, a=None):
         zone = {}
-        for name, (pref, host) in (mx or {}).items():
-            zone.setdefault((name, 15), []).append(struct.pack("!H", pref) + _name(host))
+        for name, records in (mx or {}).items():
+            for pref, host in records:
+                zone.setdefault((name, 15), []).append(struct.pack("!H", pref) + _name(host))
         for name, ip in (a or {}).items():
             zone.setdefault((name, 1), []).append(socket.inet_aton(ip))
         self.server = socketserver.ThreadingUDPServer(("127.0.0.1", 0), _DnsHandler)
@@ -219,7 +223,7 @@ def test_through_the_mx_record(server, gatehouse_bin):
         sink = Sink(host=ip, port=25)
     except OSError as e:
         pytest.skip(f"cannot listen on {ip}:25 ({e})")
-    dns = DnsStub(mx={"remote.test": (10, "mx.remote.test")}, a={"mx.remote.test": ip})
+    dns = DnsStub(mx={"remote.test": [(10, "mx.remote.test")]}, a={"mx.remote.test": ip})
     try:
         smtp_settings(gatehouse_bin, server, DNSServers=f"127.0.0.1:{dns.port}", SendTLS="Never")
         marker = uuid.uuid4().hex
@@ -231,6 +235,35 @@ def test_through_the_mx_record(server, gatehouse_bin):
         assert ".a line starting with a dot" in m["data"]
         assert not m["tls"]
     finally:
+        sink.close()
+        dns.close()
+
+
+def loopback_ip():
+    return "127.0.%d.%d" % (uuid.uuid4().int % 200 + 20, uuid.uuid4().int % 200 + 20)
+
+
+def test_mx_preference_and_the_implicit_mx(server, gatehouse_bin):
+    ip, busy_ip = loopback_ip(), loopback_ip()
+    try:
+        sink = Sink(host=ip, port=25)
+        busy = Sink(host=busy_ip, port=25, greeting="421 4.3.2 busy")
+    except OSError as e:
+        pytest.skip(f"cannot listen on port 25 ({e})")
+    # RFC 5321 §5.1: the lowest preference first (it is busy, so the next one);
+    # a domain without MX records is its own mail server.
+    dns = DnsStub(mx={"pref.test": [(20, "good.pref.test"), (5, "bad.pref.test")]},
+                  a={"good.pref.test": ip, "bad.pref.test": busy_ip, "nomx.test": ip})
+    try:
+        smtp_settings(gatehouse_bin, server, DNSServers=f"127.0.0.1:{dns.port}")
+        m1, m2 = uuid.uuid4().hex, uuid.uuid4().hex
+        send_out(server, m1, to="someone@pref.test")
+        send_out(server, m2, to="someone@nomx.test")
+        assert sink.wait(got(sink, m1)), f"not delivered through the second MX: {sink.commands}"
+        assert sink.wait(got(sink, m2)), f"not delivered to the implicit MX: {sink.commands}"
+        assert busy.connections >= 1, "the preferred MX was not tried first"
+    finally:
+        busy.close()
         sink.close()
         dns.close()
 
