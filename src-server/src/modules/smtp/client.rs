@@ -527,10 +527,13 @@ impl SmtpChannel {
         } else {
             s.tls
         };
-        if let Some(mut conn) = self.take_pooled(queue, s.idle_timeout) {
+        // A pooled connection is reused only for the same route and TLS policy, so a settings
+        // change (a new relay, TLS now required) never rides on an old connection.
+        let key = format!("{queue} {route:?} {tls:?}");
+        if let Some(mut conn) = self.take_pooled(&key, s.idle_timeout) {
             if conn.rset(s.reply_timeout).await.is_ok() {
                 let out = transaction(&mut conn, job, address, s).await;
-                self.finish(queue, conn, &out, s).await;
+                self.finish(&key, conn, &out, s).await;
                 return out;
             }
         }
@@ -554,7 +557,7 @@ impl SmtpChannel {
                         ),
                     );
                     let out = transaction(&mut conn, job, address, s).await;
-                    self.finish(queue, conn, &out, s).await;
+                    self.finish(&key, conn, &out, s).await;
                     return out;
                 }
                 Err(Open::Fatal(e)) => return Outcome::Failed(e),
