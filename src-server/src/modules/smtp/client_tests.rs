@@ -13,6 +13,7 @@ struct Script {
     after_data: Option<&'static str>,
     starttls: Option<crate::net::TlsSetup>,
     auth: bool,
+    no_ehlo: bool,
 }
 
 /// Runs a fake server for `conns` connections; returns its address and the transcript of
@@ -54,7 +55,11 @@ async fn serve(
         let cmd = line.trim_end().to_string();
         log.lock().unwrap().push(cmd.clone());
         let upper = cmd.to_ascii_uppercase();
-        let reply: String = if upper.starts_with("EHLO") {
+        let reply: String = if upper.starts_with("EHLO") && script.no_ehlo {
+            "500 what is EHLO".into()
+        } else if upper.starts_with("HELO") {
+            "250 fake".into()
+        } else if upper.starts_with("EHLO") {
             let mut r = String::from("250-fake\r\n250-SIZE 1000000\r\n");
             if script.starttls.is_some() && !tls_done {
                 r.push_str("250-STARTTLS\r\n");
@@ -264,6 +269,22 @@ async fn delivers_with_dot_stuffing_and_size() {
     );
     assert_eq!(log[2], "RCPT TO:<u@remote.test>");
     assert_eq!(log[4], "DATA:Subject: x\r\n\r\n..dot\r\nend\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helo_when_ehlo_is_refused() {
+    let script = Script {
+        no_ehlo: true,
+        ..Script::default()
+    };
+    let (addr, log) = fake(script, 1).await;
+    let ch = Arc::new(channel(quick()));
+    let out = send(ch, format!("[{addr}]"), "u@remote.test", b"x\n").await;
+    assert_eq!(out, Outcome::Delivered);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(&log[..2], &["EHLO gatehouse.test", "HELO gatehouse.test"]);
+    // No SIZE without the extension (RFC 1870).
+    assert_eq!(log[2], "MAIL FROM:<sender@gatehouse.test>");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
