@@ -367,3 +367,17 @@ def test_router_forms_skip_the_relay(server, gatehouse_bin):
         assert sink.wait(got(sink, m2)), f"not delivered to host.port.smtp: {sink.commands}"
     finally:
         sink.close()
+
+
+def test_a_domain_that_does_not_exist_fails(server, gatehouse_bin):
+    cli(gatehouse_bin, server, "CreateAccount", "sender", check=True)
+    dns = DnsStub(a={"other.test": "127.0.0.1"})
+    try:
+        smtp_settings(gatehouse_bin, server, DNSServers=f"127.0.0.1:{dns.port}")
+        send_out(server, uuid.uuid4().hex, to="someone@nowhere.test")
+        reports = [m for m in messages_with(server, "sender", "", timeout=WAIT)
+                   if "report" in (m.get_content_type() or "")]
+        assert reports, "no failure report for NXDOMAIN"
+        assert "does not exist" in reports[0].as_string()
+    finally:
+        dns.close()

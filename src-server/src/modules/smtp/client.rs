@@ -42,6 +42,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use hickory_resolver::config::{NameServerConfig, Protocol, ResolverConfig, ResolverOpts};
 use hickory_resolver::error::ResolveErrorKind;
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::TokioAsyncResolver;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -463,6 +464,15 @@ impl SmtpChannel {
                         })
                         .collect(),
                     Err(e) => match e.kind() {
+                        // NXDOMAIN: the domain does not exist; mail to it can never go.
+                        ResolveErrorKind::NoRecordsFound {
+                            response_code: ResponseCode::NXDomain,
+                            ..
+                        } => {
+                            return Err(Outcome::Failed(format!(
+                                "the domain {domain} does not exist"
+                            )))
+                        }
                         ResolveErrorKind::NoRecordsFound { .. } => Vec::new(),
                         _ => return Err(Outcome::Deferred(format!("MX lookup for {domain}: {e}"))),
                     },
@@ -491,11 +501,6 @@ impl SmtpChannel {
                     }
                 }
                 if out.is_empty() {
-                    if last.contains("no record") {
-                        return Err(Outcome::Failed(format!(
-                            "{domain}: no mail server ({last})"
-                        )));
-                    }
                     return Err(Outcome::Deferred(last));
                 }
                 Ok(out)
