@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from mail_helpers import drop
 from cli_helpers import cli, pwd_session
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
@@ -577,6 +578,18 @@ def test_queue_commands(server, gatehouse_bin):
                 ("RELEASESMTPQUEUE", "example.test")):
         pm.ok(*cmd)
     pm.fail("DeleteQueuedMessage", "12345", expect="Unknown message")
+    pm.fail("RetryQueue", "12345", expect="No queued message")
+    # A message that cannot be delivered yet (nothing listens on 127.0.0.1:9) waits in the queue.
+    pm.ok("SetRouterTable", "queue.test = [127.0.0.1:9]")
+    drop(server, "held", "From: postmaster@example.test\nTo: x@queue.test\nSubject: held\n\nwaits\n")
+    deadline = time.monotonic() + 20
+    while not (held := [m for m in pm.ok("ListQueue") if m["State"].startswith("Deferred")]):
+        assert time.monotonic() < deadline, pm.ok("ListQueue")
+        time.sleep(0.2)
+    assert held[0]["Recipients"] == ["x@queue.test"]
+    pm.ok("RetryQueue", held[0]["Id"])
+    pm.ok("DeleteQueuedMessage", held[0]["Id"])
+    assert pm.ok("ListQueue") == []
     pm.fail("DeleteQueuedMessage", "x", expect="Not a message id")
     queue = pm.ok("GetModule", "Queue")
     assert queue["Processors"] == "1" and queue["MaxHops"] == "30"

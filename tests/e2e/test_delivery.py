@@ -64,7 +64,7 @@ def test_mutt_reads_the_mailbox(server, gatehouse_bin):
     assert messages_with(server, "reader", marker)
     session = f"mutt{server.offset}"
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "30",
-                    f"mutt -n -R -F /dev/null -f {inbox(server, 'reader')}"], check=True)
+                    f"mutt -n -R -F /dev/null -e 'set folder={server.base}' -f {inbox(server, 'reader')}"], check=True)
     try:
         deadline = time.monotonic() + 10
         screen = ""

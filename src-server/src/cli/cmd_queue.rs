@@ -74,10 +74,21 @@ pub(super) fn release_queue(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdR
     Ok(None)
 }
 
-/// `RetryQueue` — Can Monitor: every deferred recipient is tried now.
+/// `RetryQueue [ id ]` — Can Monitor: every deferred recipient (of message `id`) is tried now.
 pub(super) fn retry_queue(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let id = if a.remaining() > 0 {
+        Some(a.text("id")?)
+    } else {
+        None
+    };
     a.end()?;
-    queue(ctx)?.release(None);
+    let q = queue(ctx)?;
+    if let Some(id) = &id {
+        if !q.list(None).iter().any(|m| m.id.to_string() == *id) {
+            return Err(CliError::new(format!("No queued message {id}")));
+        }
+    }
+    q.release(id.as_deref());
     Ok(None)
 }
 

@@ -208,7 +208,7 @@ impl Server {
         )
         .map_err(|e| format!("cannot open the queue: {e}"))?;
         queue.set_settings(queue_settings);
-        let enqueuer = Arc::new(Enqueuer::new(queue.clone()));
+        let enqueuer = Arc::new(Enqueuer::new(queue.clone()).with_server_rules(store.clone()));
         let dequeuer = Dequeuer::new(queue.clone(), enqueuer.clone());
         dequeuer.set_channel(
             ChannelKind::List,

@@ -21,14 +21,21 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use super::file::{self, Envelope};
 use super::{Queue, ENQUEUER};
+
+/// Log tag of the Server-Wide Rules (guide.txt:9927-9930).
+const ENQUEUER_RULES: &str = "ENQUEUERRULES";
 use crate::kernel::log::Level;
-use crate::kernel::mail::{EnqueueError, MessageId, Submission, Submit};
+use crate::kernel::mail::{EnqueueError, MessageId, Source, Submission, Submit};
+use crate::kernel::rules::{self, Disposition, Effect, EnvelopeRecipient, MessageView};
 use crate::store::fsutil::sync_dir;
+use crate::store::Store;
 
 /// Stores submitted messages in the queue (implements [`Submit`]).
 pub struct Enqueuer {
     queue: Arc<Queue>,
     dir_sync: GroupSync,
+    /// Where the Server-Wide Rules are read from; `None` runs no rules (tests, benchmarks).
+    rules: Option<Store>,
 }
 
 /// Directory fsyncs shared by concurrent callers.
@@ -80,6 +87,104 @@ impl Enqueuer {
         Enqueuer {
             queue,
             dir_sync: GroupSync::default(),
+            rules: None,
+        }
+    }
+
+    /// The same Enqueuer, applying the Server-Wide Rules stored in `store` to every message.
+    pub fn with_server_rules(self, store: Store) -> Enqueuer {
+        Enqueuer {
+            rules: Some(store),
+            ..self
+        }
+    }
+
+    /// guide.txt:9896-9932: the Enqueuer applies the Server-Wide Rules to every message. Their
+    /// copies (Redirect, Mirror, Reply ...) are submitted here; the message itself is refused,
+    /// dropped, or kept with the rules' added header fields. Messages the rules made themselves
+    /// (and delivery reports) are not run through them again, so rules cannot loop.
+    /// Returns `None` when the message is to be dropped.
+    fn server_rules(
+        &self,
+        sub: &Submission,
+        message: &[u8],
+    ) -> Result<Option<Vec<u8>>, EnqueueError> {
+        let Some(store) = &self.rules else {
+            return Ok(Some(message.to_vec()));
+        };
+        if matches!(sub.source, Source::Rules(_) | Source::Dsn) {
+            return Ok(Some(message.to_vec()));
+        }
+        let q = &self.queue;
+        let recipients = sub
+            .recipients
+            .iter()
+            .map(|r| EnvelopeRecipient {
+                orcpt: r.orcpt.clone(),
+                ..EnvelopeRecipient::new(r.address.clone())
+            })
+            .collect();
+        let view = MessageView::new(
+            message,
+            sub.return_path.clone(),
+            recipients,
+            sub.source.clone(),
+        );
+        let outcome = match rules::server_rules(store, q.clock().as_ref(), q.host(), &view) {
+            Ok(o) => o,
+            Err(e) => {
+                // Broken rules must not stop the mail: the message goes on unfiltered.
+                q.logger().log(
+                    Level::Failures,
+                    ENQUEUER_RULES,
+                    format_args!("Server-Wide Rules not applied: {e}"),
+                );
+                return Ok(Some(message.to_vec()));
+            }
+        };
+        for name in &outcome.applied {
+            q.logger().log(
+                Level::LowLevel,
+                ENQUEUER_RULES,
+                format_args!("rule {name} applied"),
+            );
+        }
+        for note in &outcome.notes {
+            q.logger().log(Level::LowLevel, ENQUEUER_RULES, note);
+        }
+        for effect in outcome.effects {
+            match effect {
+                Effect::Submit {
+                    action,
+                    submission,
+                    message,
+                } => {
+                    if let Err(e) = self.submit(submission, &message) {
+                        q.logger().log(
+                            Level::Problems,
+                            ENQUEUER_RULES,
+                            format_args!("{action}: copy not queued: {e}"),
+                        );
+                    }
+                }
+                Effect::Log(text) => q.logger().log(Level::Major, ENQUEUER_RULES, text),
+                // Storing, programs and the external filter act for an account or the content
+                // filter; Server-Wide Rules here only route, mark and refuse.
+                other => q.logger().log(
+                    Level::Problems,
+                    ENQUEUER_RULES,
+                    format_args!("not carried out in Server-Wide Rules: {other:?}"),
+                ),
+            }
+        }
+        match outcome.disposition {
+            Disposition::Reject(text) => Err(EnqueueError::Rejected(text)),
+            Disposition::Discard => Ok(None),
+            Disposition::Deliver => {
+                let mut out = outcome.headers.into_bytes();
+                out.extend_from_slice(message);
+                Ok(Some(out))
+            }
         }
     }
 
@@ -136,6 +241,19 @@ impl Submit for Enqueuer {
             );
             return Err(EnqueueError::TooManyHops);
         }
+        let Some(message) = self.server_rules(&sub, message)? else {
+            let id = q.new_id();
+            q.logger().log(
+                Level::LowLevel,
+                ENQUEUER_RULES,
+                format_args!(
+                    "{id} from <{}> discarded by the Server-Wide Rules",
+                    sub.return_path
+                ),
+            );
+            return Ok(id);
+        };
+        let message = message.as_slice();
         let env = Envelope {
             id: q.new_id(),
             arrived: q.now(),

@@ -567,6 +567,8 @@ impl Queue {
                 };
                 let matches = match target {
                     None => true,
+                    // A message's own id names it (RetryQueue id, from the queue monitor).
+                    Some(t) if t == id.to_string() => true,
                     Some(t) => {
                         e.targets
                             .get(i)
