@@ -330,7 +330,7 @@ fn selected(ctx: &ImapContext, a: &Authed, s: &mut Selected, c: Command, out: &m
                 .set_flags(&uids, want.without(Flags::RECENT), mode)?;
             for (u, f) in changed {
                 if let Ok(i) = s.msgs.binary_search_by_key(&u, |m| m.uid) {
-                    s.msgs[i].flags = f;
+                    s.msgs[i].flags = keep_recent(s.msgs[i].flags, f);
                 }
             }
             if !silent {
