@@ -103,6 +103,11 @@ pub fn module_decl() -> cli::ModuleDecl {
                 default: "100",
                 doc: "Channels: most simultaneous IMAP connections; 0 closes the listener",
             },
+            SettingDecl {
+                key: "MaxLiteralSize",
+                default: "33554432",
+                doc: "Largest literal (APPEND message) in bytes, read at start; larger ones get NO [TOOBIG]",
+            },
         ],
         validate: None,
         changed: None,
