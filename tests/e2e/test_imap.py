@@ -149,9 +149,9 @@ def test_select_fetch_search_store(imap):
     assert ok(m.search(None, "FLAGGED")) == [b""]
     uid = ok(m.fetch("2", "(UID)"))[0].split()[-1].rstrip(b")")
     ok(m.create("Copies"))
-    typ, data = m.uid("COPY", uid.decode(), "Copies")
-    assert typ == "OK"
-    assert b"COPYUID" in (m.untagged_responses.get("COPYUID") or [b""])[0] or True
+    # imaplib's uid() keeps only untagged data; the tagged line carries COPYUID (RFC 4315).
+    typ, data = m._simple_command("UID", "COPY", uid.decode(), "Copies")
+    assert typ == "OK" and data[0].startswith(b"[COPYUID "), data
     ok(m.expunge())
     assert ok(m.search(None, "ALL")) == [b"1"]
     ok(m.check())
@@ -264,3 +264,40 @@ def test_curl_fetches_a_message(imap):
     r = subprocess.run(["curl", "-s", "--max-time", "10", "-u", "bob:pw", url],
                        capture_output=True, check=True)
     assert r.stdout == MSG
+
+
+@pytest.mark.skipif(shutil.which("mutt") is None or shutil.which("tmux") is None,
+                    reason="mutt or tmux not installed")
+def test_mutt_opens_inbox_and_reads(imap, tmp_path):
+    m = login(imap)
+    ok(m.append("INBOX", None, None, MSG))
+    m.logout()
+    rc = tmp_path / "muttrc"
+    rc.write_text(
+        f'set spoolfile="imap://bob@127.0.0.1:{imap.port(143)}/INBOX"\n'
+        'set imap_pass="pw"\nset ssl_starttls=no\nset ssl_force_tls=no\n'
+        'set header_cache=""\nset message_cachedir=""\nset pager_stop=yes\n'
+        'set mail_check=60\nset imap_passive=yes\nset confirmappend=no\n'
+        f'set folder="{tmp_path}"\n')
+    session = f"gh-imap-{imap.port(143)}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30",
+                    f"TERM=xterm mutt -n -F {rc}"], check=True)
+    try:
+        def screen():
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                  capture_output=True, text=True).stdout
+
+        def wait_for(text):
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                s = screen()
+                if text in s:
+                    return s
+                time.sleep(0.2)
+            raise AssertionError(f"{text!r} not on screen:\n{screen()}")
+
+        wait_for("hello imap")
+        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        wait_for("first body line")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session])

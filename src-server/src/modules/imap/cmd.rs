@@ -287,6 +287,7 @@ fn selected(ctx: &ImapContext, a: &Authed, s: &mut Selected, c: Command, out: &m
             Ok("SEARCH completed".into())
         }
         Command::Fetch(uid, set, items) => {
+            let mut gone = false;
             for i in s.resolve(&set, uid) {
                 let m = s.msgs[i];
                 let mut loaded = Loaded::new(&s.mailbox, m.uid);
@@ -298,14 +299,24 @@ fn selected(ctx: &ImapContext, a: &Authed, s: &mut Selected, c: Command, out: &m
                     flags = flags | Flags::SEEN;
                     s.msgs[i].flags = flags;
                 }
-                let mut data =
-                    message::fetch(&items, &m, flags, &mut loaded).map_err(CmdError::Server)?;
+                let mut data = match message::fetch(&items, &m, flags, &mut loaded) {
+                    Ok(d) => d,
+                    // RFC 2180 §4.1.2: expunged by another session, not yet reported here.
+                    Err(_) if !s.mailbox.list().iter().any(|x| x.uid == m.uid) => {
+                        gone = true;
+                        continue;
+                    }
+                    Err(e) => return Err(CmdError::Server(e)),
+                };
                 if sets_seen && !items.contains(&super::proto::FetchAtt::Flags) {
                     data.extend_from_slice(format!(" FLAGS {}", flag_list(flags)).as_bytes());
                 }
                 out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
                 out.extend_from_slice(&data);
                 out.extend_from_slice(b")\r\n");
+            }
+            if gone {
+                return no("some messages were expunged by another session");
             }
             Ok("FETCH completed".into())
         }
