@@ -301,3 +301,38 @@ def test_mutt_opens_inbox_and_reads(imap, tmp_path):
         wait_for("first body line")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session])
+
+
+def test_acl_sharing_between_accounts(imap, gatehouse_bin):
+    cli(gatehouse_bin, imap, "CreateAccount", "dan", "{Password=dpw;}", check=True)
+    bob = login(imap)
+    ok(bob.append("INBOX", None, None, MSG))
+    assert "ACL" in bob.capabilities or "ACL" in ok(bob.capability())[0].decode()
+    cat = login(imap, "cat", "cpw")
+    dan = login(imap, "dan", "dpw")
+    # No rights yet: the mailbox looks absent.
+    assert cat.select("~bob/INBOX")[0] == "NO"
+    ok(bob.setacl("INBOX", "cat", "lrs"))
+    acl = ok(bob.getacl("INBOX"))[0]
+    assert b'"cat" "lrs"' in acl, acl
+    assert ok(bob.myrights("INBOX"))[0].endswith(b'"lrswipcda"')
+    assert ok(cat.select("~bob/INBOX")) == [b"1"]
+    assert ok(cat.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))[0][1].startswith(b"Subject: hello imap")
+    ok(cat.store("1", "+FLAGS", r"(\Seen)"))
+    assert cat.store("1", "+FLAGS", r"(\Deleted)")[0] == "NO"
+    assert cat.setacl("~bob/INBOX", "cat", "lrswipcda")[0] == "NO"
+    assert ok(cat.myrights("~bob/INBOX"))[0].endswith(b'"lrs"')
+    ok(cat.subscribe("~bob/INBOX"))
+    assert b"~bob/INBOX" in b"\n".join(ok(cat.lsub()))
+    ok(cat.close())
+    # The flag cat set is bob's too.
+    bob.select("INBOX")
+    assert ok(bob.search(None, "SEEN")) == [b"1"]
+    # An account without rights is refused.
+    assert dan.select("~bob/INBOX")[0] == "NO"
+    assert dan.status("~bob/INBOX", "(MESSAGES)")[0] == "NO"
+    assert dan.append("~bob/INBOX", None, None, MSG)[0] == "NO"
+    ok(bob.deleteacl("INBOX", "cat"))
+    assert cat.select("~bob/INBOX")[0] == "NO"
+    for m in (bob, cat, dan):
+        m.logout()

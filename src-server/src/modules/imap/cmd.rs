@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
+use super::acl::{self, Rights};
 use super::message::{self, Loaded};
 use super::proto::{Command, Flag, SearchKey, SeqSet, StatusItem, StoreMode};
 use super::ImapContext;
@@ -19,7 +20,8 @@ use crate::mailbox::{
 use crate::net::sasl::AccountId;
 use crate::store::AccountType;
 
-/// The logged-in account.
+/// The logged-in account (or, for `~account/...` names, the owner of a mailbox).
+#[derive(Clone)]
 pub(super) struct Authed {
     id: AccountId,
     kind: AccountType,
@@ -62,6 +64,7 @@ impl From<MessageMeta> for Msg {
 pub(super) struct Selected {
     mailbox: Arc<Mailbox>,
     read_only: bool,
+    rights: Rights,
     msgs: Vec<Msg>,
     pub(super) changes: broadcast::Receiver<Change>,
     /// Changes were lost: compare with a fresh listing at the next sync.
@@ -207,7 +210,7 @@ fn authenticated(
     match c {
         Command::Select(name, read_only) => {
             let s = cmd_select(ctx, a, &name, read_only, out)?;
-            let code = if read_only {
+            let code = if s.read_only {
                 "[READ-ONLY]"
             } else {
                 "[READ-WRITE]"
@@ -241,6 +244,48 @@ fn authenticated(
             quota(ctx, a, out)?;
             Ok("GETQUOTAROOT completed".into())
         }
+        Command::SetAcl(name, id, r) => cmd_setacl(ctx, a, &name, &id, Some(&r)),
+        Command::DeleteAcl(name, id) => cmd_setacl(ctx, a, &name, &id, None),
+        Command::GetAcl(name) => {
+            let (owner, local, rights) = resolve(ctx, a, &name)?;
+            if !rights.has('a') {
+                return no("[NOPERM] the 'a' right is needed");
+            }
+            let list = acl::entries(&ctx.cli.store, &owner.id, &local).map_err(CmdError::Server)?;
+            let mut line = format!(
+                "* ACL {} {} {}",
+                quote(&name),
+                quote(&owner.id.name),
+                acl::ALL
+            );
+            for (id, r) in list {
+                line.push_str(&format!(" {} \"{r}\"", quote(&id)));
+            }
+            out.extend_from_slice(format!("{line}\r\n").as_bytes());
+            Ok("GETACL completed".into())
+        }
+        Command::ListRights(name, id) => {
+            let (_, _, rights) = resolve(ctx, a, &name)?;
+            if !rights.has('a') {
+                return no("[NOPERM] the 'a' right is needed");
+            }
+            out.extend_from_slice(
+                format!(
+                    "* LISTRIGHTS {} {} \"\" l r s w i p c d a\r\n",
+                    quote(&name),
+                    quote(&id)
+                )
+                .as_bytes(),
+            );
+            Ok("LISTRIGHTS completed".into())
+        }
+        Command::MyRights(name) => {
+            let (_, _, rights) = resolve(ctx, a, &name)?;
+            out.extend_from_slice(
+                format!("* MYRIGHTS {} \"{rights}\"\r\n", quote(&name)).as_bytes(),
+            );
+            Ok("MYRIGHTS completed".into())
+        }
         Command::GetQuota(root) => {
             if !root.is_empty() {
                 return no("[NONEXISTENT] no such quota root");
@@ -267,6 +312,9 @@ fn selected(ctx: &ImapContext, a: &Authed, s: &mut Selected, c: Command, out: &m
         Command::Expunge(uids) => {
             if s.read_only {
                 return no("[READ-ONLY] the mailbox is read-only");
+            }
+            if !s.rights.has('d') {
+                return no("[NOPERM] the 'd' right is needed");
             }
             s.expunge(uids.as_ref(), out)?;
             Ok("EXPUNGE completed".into())
@@ -332,6 +380,19 @@ fn selected(ctx: &ImapContext, a: &Authed, s: &mut Selected, c: Command, out: &m
                 StoreMode::Replace => SetMode::Replace,
             };
             let mut want = system_flags(&flags);
+            // RFC 4314 §4: \Seen needs 's', \Deleted 'd', the other flags 'w'.
+            for (f, r) in [(Flags::SEEN, 's'), (Flags::DELETED, 'd')] {
+                if (want.contains(f) || mode == SetMode::Replace) && !s.rights.has(r) {
+                    return no(&format!("[NOPERM] the '{r}' right is needed"));
+                }
+            }
+            let others = want
+                .without(Flags::SEEN)
+                .without(Flags::DELETED)
+                .without(Flags::RECENT);
+            if (others != Flags::empty() || mode == SetMode::Replace) && !s.rights.has('w') {
+                return no("[NOPERM] the 'w' right is needed");
+            }
             if mode == SetMode::Replace {
                 // \Recent cannot be changed by the client (RFC 3501 §2.3.2).
                 want = want.without(Flags::RECENT);
@@ -365,12 +426,15 @@ fn selected(ctx: &ImapContext, a: &Authed, s: &mut Selected, c: Command, out: &m
             Ok("STORE completed".into())
         }
         Command::Copy(uid, set, target, mv) => {
-            if mv && s.read_only {
+            if mv && (s.read_only || !s.rights.has('d')) {
                 return no("[READ-ONLY] the mailbox is read-only");
             }
-            let (path, format) = locate(a, &target)?
-                .ok_or(CmdError::No("[TRYCREATE] Mailbox does not exist".into()))?;
-            let dest = ctx.mailboxes.open(&path, format)?;
+            let dest = match open(ctx, a, &target, 'i') {
+                Err(CmdError::No(t)) if t.starts_with("[NONEXISTENT]") => {
+                    return no("[TRYCREATE] Mailbox does not exist")
+                }
+                r => r?.0,
+            };
             let idx = s.resolve(&set, uid);
             let mut src = Vec::new();
             let mut dst = Vec::new();
@@ -500,13 +564,51 @@ fn locate(a: &Authed, name: &str) -> Result<Option<(PathBuf, Format)>, CmdError>
     Ok(candidates.into_iter().next().filter(|_| inbox))
 }
 
-fn open(ctx: &ImapContext, a: &Authed, name: &str) -> Result<Arc<Mailbox>, CmdError> {
-    let (path, format) =
-        locate(a, name)?.ok_or(CmdError::No("[NONEXISTENT] Mailbox does not exist".into()))?;
-    if name.eq_ignore_ascii_case("INBOX") {
-        return Ok(ctx.mailboxes.open_or_create(&path, format)?);
+/// Who owns mailbox `name`, its name in the owner's account, and the user's rights on it.
+/// `~account/mailbox` (guide.txt:14339-14381) names another account's mailbox; the account part
+/// is resolved like a login name (aliases, `@domain`). Without the lookup or read right the
+/// mailbox is reported as absent, so its existence is not revealed.
+fn resolve(
+    ctx: &ImapContext,
+    a: &Authed,
+    name: &str,
+) -> Result<(Authed, String, Rights), CmdError> {
+    let absent = || CmdError::No("[NONEXISTENT] Mailbox does not exist".into());
+    let Some(rest) = name.strip_prefix('~') else {
+        return Ok((a.clone(), name.to_string(), Rights::all()));
+    };
+    let (account, mailbox) = rest.split_once('/').ok_or_else(absent)?;
+    let id = ctx.cli.login_account(account).ok_or_else(absent)?;
+    let mailbox = names::validate(mailbox).map_err(|e| CmdError::No(e.to_string()))?;
+    if id == a.id {
+        return Ok((a.clone(), mailbox, Rights::all()));
     }
-    Ok(ctx.mailboxes.open(&path, format)?)
+    let owner = Authed::new(ctx, id).map_err(CmdError::Server)?;
+    let rights =
+        acl::rights(&ctx.cli.store, &owner.id, &mailbox, &a.id).map_err(CmdError::Server)?;
+    if !rights.has('l') && !rights.has('r') {
+        return Err(absent());
+    }
+    Ok((owner, mailbox, rights))
+}
+
+/// Opens mailbox `name` for a user who needs right `need`.
+fn open(
+    ctx: &ImapContext,
+    a: &Authed,
+    name: &str,
+    need: char,
+) -> Result<(Arc<Mailbox>, Rights), CmdError> {
+    let (owner, local, rights) = resolve(ctx, a, name)?;
+    if !rights.has(need) {
+        return no(&format!("[NOPERM] the '{need}' right is needed"));
+    }
+    let (path, format) = locate(&owner, &local)?
+        .ok_or(CmdError::No("[NONEXISTENT] Mailbox does not exist".into()))?;
+    if local == "INBOX" {
+        return Ok((ctx.mailboxes.open_or_create(&path, format)?, rights));
+    }
+    Ok((ctx.mailboxes.open(&path, format)?, rights))
 }
 
 /// SELECT / EXAMINE (RFC 3501 §6.3.1-2).
@@ -517,7 +619,9 @@ fn cmd_select(
     read_only: bool,
     out: &mut Vec<u8>,
 ) -> Result<Selected, CmdError> {
-    let mailbox = open(ctx, a, name)?;
+    let (mailbox, rights) = open(ctx, a, name, 'r')?;
+    // RFC 4314 §4: without a right that changes the mailbox, SELECT is read-only.
+    let read_only = read_only || !(rights.has('s') || rights.has('w') || rights.has('d'));
     let changes = mailbox.subscribe();
     let msgs: Vec<Msg> = mailbox.list().into_iter().map(Msg::from).collect();
     let validity = mailbox.uid_validity();
@@ -554,6 +658,7 @@ fn cmd_select(
     let mut sel = Selected {
         mailbox,
         read_only,
+        rights,
         msgs,
         changes,
         lagged: false,
@@ -888,7 +993,8 @@ fn cmd_list(
         subscribed
             .into_iter()
             .map(|n| {
-                let sel = boxes.iter().any(|(b, s)| *b == n && *s);
+                // Other accounts' mailboxes are not listed here; a subscribed one is shown selectable.
+                let sel = n.starts_with('~') || boxes.iter().any(|(b, s)| *b == n && *s);
                 (n, sel)
             })
             .collect()
@@ -931,6 +1037,22 @@ fn subscriptions(ctx: &ImapContext, a: &Authed) -> Result<Vec<String>, CmdError>
         d.insert(subscription::KEY.as_bytes().to_vec(), v);
     }
     Ok(subscription::list(&d))
+}
+
+/// SETACL / DELETEACL (RFC 4314 §3.1-2): needs the administer right.
+fn cmd_setacl(ctx: &ImapContext, a: &Authed, name: &str, id: &str, spec: Option<&str>) -> Res {
+    let (owner, local, rights) = resolve(ctx, a, name)?;
+    if !rights.has('a') {
+        return no("[NOPERM] the 'a' right is needed");
+    }
+    locate(&owner, &local)?.ok_or(CmdError::No("[NONEXISTENT] Mailbox does not exist".into()))?;
+    acl::set(&ctx.cli.store, &owner.id, &local, id, spec).map_err(CmdError::No)?;
+    Ok(if spec.is_some() {
+        "SETACL completed"
+    } else {
+        "DELETEACL completed"
+    }
+    .into())
 }
 
 /// SUBSCRIBE / UNSUBSCRIBE (RFC 3501 §6.3.6-7), kept in the account's `.info` (guide.txt:9464-9489).
@@ -1055,7 +1177,7 @@ fn cmd_status(
     items: &[StatusItem],
     out: &mut Vec<u8>,
 ) -> Res {
-    let mb = open(ctx, a, name)?;
+    let (mb, _) = open(ctx, a, name, 'r')?;
     let list = mb.list();
     let mut parts = Vec::new();
     for item in items {
@@ -1099,7 +1221,7 @@ fn cmd_append(
     date: Option<i64>,
     msg: &[u8],
 ) -> Res {
-    let mb = match open(ctx, a, name) {
+    let mb = match open(ctx, a, name, 'i').map(|(m, _)| m) {
         Err(CmdError::No(t)) if t.starts_with("[NONEXISTENT]") => {
             return no("[TRYCREATE] Mailbox does not exist")
         }

@@ -1,7 +1,7 @@
 //! FETCH data and SEARCH matching on message bytes (RFC 3501 §6.4.4-5, §7.4.2). MIME structure
 //! (ENVELOPE addresses, BODYSTRUCTURE, part numbers) comes from `mail-parser`; the header and text
-//! sections are cut from the raw bytes, so the octets a client gets are the stored ones (with bare
-//! LF turned into CRLF, RFC 3501 §2.3.1.1... §4.3: lines end in CRLF on the wire).
+//! sections are cut from the raw bytes, so the octets a client gets are the stored ones, with bare
+//! LF turned into CRLF (RFC 3501 §4.3: lines end in CRLF on the wire; RFC822.SIZE counts these).
 //!
 //! Security: message bytes are untrusted; every slice is bounds-checked and parts are walked to
 //! at most `proto::MAX_DEPTH` levels.

@@ -3,8 +3,8 @@
 //! Standards: RFC 3501 (IMAP4rev1), RFC 2177 (IDLE), RFC 4315 (UIDPLUS), RFC 2342 (NAMESPACE),
 //! RFC 3691 (UNSELECT), RFC 6851 (MOVE), RFC 3348 (CHILDREN), RFC 2971 (ID), RFC 5161 (ENABLE),
 //! RFC 7888 (LITERAL+), RFC 6154 (SPECIAL-USE), RFC 2087 (QUOTA), RFC 4959 (SASL-IR), RFC 4616 /
-//! RFC 2195 (PLAIN, CRAM-MD5) through `net::sasl`. Guide: IMAP module guide.txt:14700-14890
-//! (spec D §IMAP), Access to Accounts guide.txt:14071-14293 (spec D §6).
+//! RFC 2195 (PLAIN, CRAM-MD5) through `net::sasl`. Guide: IMAP module guide.txt:14686-14925
+//! (spec D §9; settings 14725-14747, multi-access 14752-14758, STATUS extensions 14872-14900), Access to Accounts guide.txt:14071-14293 (spec D §6).
 //!
 //! Layout: [`proto`] is the codec (framing with literal caps, the command parser); `session` is
 //! the I/O loop (framing, timeouts, STARTTLS, AUTHENTICATE, IDLE); `cmd` runs every other command
@@ -25,9 +25,13 @@
 //! never during FETCH, STORE, SEARCH) and immediately while IDLE. Keywords are accepted but not
 //! kept: the mailbox stores the system flags only (so PERMANENTFLAGS has no `\*`).
 //!
-//! todo: ACL (RFC 4314) and shared/public mailboxes (`~account/mailbox`, guide.txt:9490-9720);
-//! CONDSTORE; per-account connection limits; mailbox aliases.
+//! Other accounts' mailboxes are reached as `~account/mailbox` under the mailbox ACLs (`acl`:
+//! RFC 4314 commands with the guide's rights letters).
+//!
+//! todo: public mailboxes and the other-users namespace in NAMESPACE; listing other accounts'
+//! mailboxes in LIST; CONDSTORE; per-account connection limits; mailbox aliases; [ALERT].
 
+mod acl;
 mod cmd;
 mod message;
 pub mod proto;
@@ -46,7 +50,7 @@ use crate::kernel::log::Logger;
 use crate::mailbox::MailboxManager;
 use crate::net::tls::TlsSetup;
 
-/// Log tag (guide.txt:14800).
+/// Log tag (guide.txt:14738).
 pub const TAG: &str = "IMAP";
 /// RFC 3501 §5.4: the autologout timer is at least 30 minutes.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -87,7 +91,7 @@ impl ImapContext {
     }
 }
 
-/// The module's settings declaration for `GetModule IMAP` (guide.txt:14760-14790).
+/// The module's settings declaration for `GetModule IMAP` (guide.txt:14725-14747).
 pub fn module_decl() -> cli::ModuleDecl {
     use crate::store::settings::SettingDecl;
     cli::ModuleDecl {

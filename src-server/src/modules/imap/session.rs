@@ -268,6 +268,7 @@ fn capabilities(ctx: &ImapContext, conn: &Conn, authenticated: bool) -> String {
         "ENABLE",
         "SPECIAL-USE",
         "QUOTA",
+        "ACL",
     ] {
         caps.push(c.into());
     }

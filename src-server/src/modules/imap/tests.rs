@@ -253,3 +253,42 @@ async fn bounds_and_bad_input() {
     let mut rest = Vec::new();
     let _ = t.r.read_to_end(&mut rest).await;
 }
+
+#[test]
+fn acl_rights() {
+    use super::acl::{self, Rights};
+    let s = server();
+    let store = &s.ctx.cli.store;
+    let id = |n: &str| crate::net::sasl::AccountId {
+        name: n.into(),
+        domain: DOMAIN.into(),
+    };
+    let (joe, ann) = (id("joe"), id("ann"));
+    assert_eq!(
+        acl::rights(store, &joe, "INBOX", &joe).unwrap(),
+        Rights::all()
+    );
+    assert_eq!(
+        acl::rights(store, &joe, "INBOX", &ann).unwrap(),
+        Rights::parse("")
+    );
+    acl::set(store, &joe, "INBOX", "anyone", Some("lr")).unwrap();
+    acl::set(store, &joe, "INBOX", "ann", Some("+sw")).unwrap();
+    acl::set(store, &joe, "INBOX", "-ann", Some("w")).unwrap();
+    // Effective: anyone + ann - (-ann); a submailbox inherits.
+    assert_eq!(
+        acl::rights(store, &joe, "INBOX", &ann).unwrap().to_string(),
+        "lrs"
+    );
+    assert_eq!(
+        acl::rights(store, &joe, "INBOX/sub", &ann)
+            .unwrap()
+            .to_string(),
+        "lrs"
+    );
+    acl::set(store, &joe, "INBOX", "anyone", None).unwrap();
+    assert_eq!(
+        acl::rights(store, &joe, "INBOX", &ann).unwrap().to_string(),
+        "s"
+    );
+}

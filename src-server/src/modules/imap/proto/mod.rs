@@ -249,6 +249,16 @@ pub enum Command {
     GetQuotaRoot(String),
     /// `GETQUOTA root`
     GetQuota(String),
+    /// `SETACL mailbox identifier rights` (RFC 4314 §3.1; rights may start with `+` or `-`)
+    SetAcl(String, String, String),
+    /// `DELETEACL mailbox identifier`
+    DeleteAcl(String, String),
+    /// `GETACL mailbox`
+    GetAcl(String),
+    /// `LISTRIGHTS mailbox identifier`
+    ListRights(String, String),
+    /// `MYRIGHTS mailbox`
+    MyRights(String),
 }
 
 /// A command with its tag.
@@ -558,6 +568,34 @@ fn command(p: &mut P) -> R<Command> {
                 "SUBSCRIBE" => Command::Subscribe(m),
                 "UNSUBSCRIBE" => Command::Unsubscribe(m),
                 _ => Command::GetQuotaRoot(m),
+            }
+        }
+        "SETACL" => {
+            p.sp()?;
+            let m = p.mailbox()?;
+            p.sp()?;
+            let id = p.astring_text()?;
+            p.sp()?;
+            Command::SetAcl(m, id, p.astring_text()?)
+        }
+        "DELETEACL" | "LISTRIGHTS" => {
+            p.sp()?;
+            let m = p.mailbox()?;
+            p.sp()?;
+            let id = p.astring_text()?;
+            if verb == "DELETEACL" {
+                Command::DeleteAcl(m, id)
+            } else {
+                Command::ListRights(m, id)
+            }
+        }
+        "GETACL" | "MYRIGHTS" => {
+            p.sp()?;
+            let m = p.mailbox()?;
+            if verb == "GETACL" {
+                Command::GetAcl(m)
+            } else {
+                Command::MyRights(m)
             }
         }
         "GETQUOTA" => {
