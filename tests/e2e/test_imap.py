@@ -171,7 +171,7 @@ def test_move_namespace_quota_id_enable(imap):
     assert typ == "OK", data
     assert ok(m.search(None, "ALL")) == [b""]
     assert ok(m.status("Trash", "(MESSAGES)"))[0].endswith(b"(MESSAGES 1)")
-    assert b'(("" "/"))' in ok(m.namespace())[0]
+    assert ok(m.namespace())[0] == b'(("" "/")) (("~" "/")) NIL'
     typ, data = m.getquotaroot("INBOX")
     assert typ == "OK", data
     typ, data = m.xatom("ID", "NIL")
@@ -322,6 +322,8 @@ def test_acl_sharing_between_accounts(imap, gatehouse_bin):
     assert cat.store("1", "+FLAGS", r"(\Deleted)")[0] == "NO"
     assert cat.setacl("~bob/INBOX", "cat", "lrswipcda")[0] == "NO"
     assert ok(cat.myrights("~bob/INBOX"))[0].endswith(b'"lrs"')
+    assert b'"~bob/INBOX"' in b"\n".join(ok(cat.list('""', "~bob/*")))
+    assert ok(dan.list('""', "~bob/*")) == [None]
     ok(cat.subscribe("~bob/INBOX"))
     assert b"~bob/INBOX" in b"\n".join(ok(cat.lsub()))
     ok(cat.close())

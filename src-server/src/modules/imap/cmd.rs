@@ -229,8 +229,8 @@ fn authenticated(
         Command::Status(name, items) => cmd_status(ctx, a, &name, &items, out),
         Command::Append(name, flags, date, msg) => cmd_append(ctx, a, &name, &flags, date, &msg),
         Command::Namespace => {
-            // RFC 2342: one personal namespace; other users' and shared ones need the ACLs (todo).
-            out.extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+            // RFC 2342: the personal namespace and other users' (`~account/`, guide.txt:14339).
+            out.extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) ((\"~\" \"/\")) NIL\r\n");
             Ok("NAMESPACE completed".into())
         }
         Command::Enable(_) => {
@@ -971,6 +971,9 @@ fn cmd_list(
         return Ok("LIST completed".into());
     }
     let full = format!("{reference}{pattern}");
+    if let (Some(rest), false) = (full.strip_prefix('~'), lsub) {
+        return list_foreign(ctx, a, rest, out);
+    }
     let boxes = all_mailboxes(a);
     let subscribed = if lsub {
         subscriptions(ctx, a)?
@@ -1024,6 +1027,38 @@ fn cmd_list(
         );
     }
     Ok(format!("{verb} completed"))
+}
+
+/// LIST `~account/pattern`: the other account's mailboxes this user may look up ('l' right).
+fn list_foreign(ctx: &ImapContext, a: &Authed, rest: &str, out: &mut Vec<u8>) -> Res {
+    let done = Ok("LIST completed".to_string());
+    let Some((account, pattern)) = rest.split_once('/') else {
+        return done;
+    };
+    let Some(id) = ctx.cli.login_account(account) else {
+        return done;
+    };
+    let owner = Authed::new(ctx, id).map_err(CmdError::Server)?;
+    let boxes = all_mailboxes(&owner);
+    for (name, selectable) in &boxes {
+        if !wildcard(pattern.as_bytes(), name.as_bytes()) {
+            continue;
+        }
+        let rights =
+            acl::rights(&ctx.cli.store, &owner.id, name, &a.id).map_err(CmdError::Server)?;
+        if !rights.has('l') {
+            continue;
+        }
+        let mut attrs = vec![];
+        if !selectable || !rights.has('r') {
+            attrs.push("\\Noselect");
+        }
+        let shown = format!("~{account}/{name}");
+        out.extend_from_slice(
+            format!("* LIST ({}) \"/\" {}\r\n", attrs.join(" "), quote(&shown)).as_bytes(),
+        );
+    }
+    done
 }
 
 fn subscriptions(ctx: &ImapContext, a: &Authed) -> Result<Vec<String>, CmdError> {

@@ -28,8 +28,9 @@
 //! Other accounts' mailboxes are reached as `~account/mailbox` under the mailbox ACLs (`acl`:
 //! RFC 4314 commands with the guide's rights letters).
 //!
-//! todo: public mailboxes and the other-users namespace in NAMESPACE; listing other accounts'
-//! mailboxes in LIST; CONDSTORE; per-account connection limits; mailbox aliases; [ALERT].
+//! todo: the `public` account's shared namespace (guide.txt:14365-14374); LIST `*` reaching into
+//! other accounts (only `~account/pattern` does); CONDSTORE; per-account connection limits;
+//! mailbox aliases; [ALERT] notifications; RENAME of INBOX.
 
 mod acl;
 mod cmd;
