@@ -971,6 +971,10 @@ fn cmd_list(
         return Ok("LIST completed".into());
     }
     let full = format!("{reference}{pattern}");
+    if full.len() > names::MAX_NAME_LEN + 64 {
+        // Matching costs pattern length times name length per mailbox; no name is this long.
+        return Ok(format!("{verb} completed"));
+    }
     if let (Some(rest), false) = (full.strip_prefix('~'), lsub) {
         return list_foreign(ctx, a, rest, out);
     }

@@ -24,6 +24,8 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_RANGES: usize = 1024;
 /// Most search keys in one SEARCH.
 pub const MAX_KEYS: usize = 256;
+/// Longest SEARCH string: substring search costs its length times the message size.
+pub const MAX_SEARCH_STRING: usize = 1024;
 
 /// One end of a sequence range: a number or `*` (the largest in use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -926,6 +928,15 @@ fn section(p: &mut P) -> R<Section> {
     Ok(Section { part, text })
 }
 
+/// A SEARCH string argument, at most [`MAX_SEARCH_STRING`] octets.
+fn search_string(p: &mut P) -> R<Vec<u8>> {
+    let s = p.astring()?;
+    if s.len() > MAX_SEARCH_STRING {
+        return Err("search string too long".into());
+    }
+    Ok(s)
+}
+
 fn search_key(p: &mut P, depth: usize) -> R<SearchKey> {
     if depth > MAX_DEPTH {
         return Err("search keys nested too deep".into());
@@ -971,21 +982,24 @@ fn search_key(p: &mut P, depth: usize) -> R<SearchKey> {
         }
         "FROM" | "TO" | "CC" | "BCC" | "SUBJECT" => {
             p.sp()?;
-            Ok(SearchKey::Header(word.to_ascii_lowercase(), p.astring()?))
+            Ok(SearchKey::Header(
+                word.to_ascii_lowercase(),
+                search_string(p)?,
+            ))
         }
         "HEADER" => {
             p.sp()?;
             let field = p.astring_text()?.to_ascii_lowercase();
             p.sp()?;
-            Ok(SearchKey::Header(field, p.astring()?))
+            Ok(SearchKey::Header(field, search_string(p)?))
         }
         "BODY" => {
             p.sp()?;
-            Ok(SearchKey::Body(p.astring()?))
+            Ok(SearchKey::Body(search_string(p)?))
         }
         "TEXT" => {
             p.sp()?;
-            Ok(SearchKey::Text(p.astring()?))
+            Ok(SearchKey::Text(search_string(p)?))
         }
         "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
             p.sp()?;
