@@ -277,9 +277,17 @@ fn section_spec(s: &Section) -> String {
         SectionText::Text => parts.push("TEXT".into()),
         SectionText::Mime => parts.push("MIME".into()),
         SectionText::Fields(names, not) => {
+            // Echoed as atoms where possible: clients match the section text they sent.
             let quoted: Vec<String> = names
                 .iter()
-                .map(|n| format!("\"{}\"", n.to_ascii_uppercase()))
+                .map(|n| {
+                    let n = n.to_ascii_uppercase();
+                    if !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                        n
+                    } else {
+                        format!("\"{}\"", n.replace('\\', "\\\\").replace('"', "\\\""))
+                    }
+                })
                 .collect();
             let verb = if *not {
                 "HEADER.FIELDS.NOT"

@@ -209,6 +209,19 @@ async fn select_fetch_store_expunge() {
     assert_eq!(f[0], "* 2 FETCH (BODY[TEXT] {6}");
     assert_eq!(f[1], "body");
     assert_eq!(f[2], " FLAGS (\\Seen))");
+    let f = t
+        .ok("j FETCH 2 (ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS (Subject x.y)])")
+        .await;
+    let a = "((NIL NIL \"a\" \"example.com\"))";
+    assert_eq!(
+        f[0],
+        format!(
+            "* 2 FETCH (ENVELOPE (NIL \"hi\" {a} {a} {a} NIL NIL NIL NIL NIL) BODYSTRUCTURE \
+             (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 6 1 NIL NIL NIL) \
+             BODY[HEADER.FIELDS (SUBJECT \"X.Y\")] {{15}}"
+        )
+    );
+    assert_eq!(f[1], "Subject: hi");
 }
 
 #[tokio::test]
