@@ -107,6 +107,11 @@ def test_mailbox_commands(imap):
     ok(m.unsubscribe("Archive"))
     ok(m.delete("Archive"))
     assert m.delete("INBOX")[0] == "NO"
+    # RFC 3501 §6.3.5: renaming INBOX moves its messages and leaves it empty.
+    ok(m.append("INBOX", None, None, MSG))
+    ok(m.rename("INBOX", "Old"))
+    assert ok(m.status("INBOX", "(MESSAGES)"))[0].endswith(b"(MESSAGES 0)")
+    assert ok(m.status("Old", "(MESSAGES)"))[0].endswith(b"(MESSAGES 1)")
     assert m.select("Nope")[0] == "NO"
     ok(m.append("Work", r"(\Seen)", imaplib.Time2Internaldate(time.time()), MSG))
     st = ok(m.status("Work", "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY INTERNALSIZE OLDEST)"))[0]

@@ -1177,16 +1177,18 @@ fn cmd_delete(ctx: &ImapContext, a: &Authed, name: &str) -> Res {
     Ok("DELETE completed".into())
 }
 
-/// RENAME (RFC 3501 §6.3.5): the mailbox and its submailboxes. Renaming INBOX is refused (todo:
-/// the RFC's move-the-messages semantics).
+/// RENAME (RFC 3501 §6.3.5): the mailbox and its submailboxes; INBOX in [`rename_inbox`].
 fn cmd_rename(ctx: &ImapContext, a: &Authed, from: &str, to: &str) -> Res {
     let from = names::validate(from).map_err(|e| CmdError::No(e.to_string()))?;
     let to = names::validate(to).map_err(|e| CmdError::No(e.to_string()))?;
-    if from == "INBOX" || to == "INBOX" {
-        return no("[CANNOT] renaming INBOX is not supported");
+    if to == "INBOX" {
+        return no("[CANNOT] cannot rename to INBOX");
     }
     if locate(a, &to)?.is_some() {
         return no("[ALREADYEXISTS] Mailbox already exists");
+    }
+    if from == "INBOX" {
+        return rename_inbox(ctx, a, &to);
     }
     let (path, format) =
         locate(a, &from)?.ok_or(CmdError::No("[NONEXISTENT] Mailbox does not exist".into()))?;
@@ -1205,6 +1207,44 @@ fn cmd_rename(ctx: &ImapContext, a: &Authed, from: &str, to: &str) -> Res {
         std::fs::rename(&dir_from, &dir_to)
             .map_err(|e| CmdError::Server(format!("cannot rename {}: {e}", dir_from.display())))?;
     }
+    Ok("RENAME completed".into())
+}
+
+/// RENAME INBOX (RFC 3501 §6.3.5): the messages move to a new mailbox and INBOX stays, empty;
+/// its submailboxes stay where they are. Messages that arrive meanwhile remain in INBOX.
+fn rename_inbox(ctx: &ImapContext, a: &Authed, to: &str) -> Res {
+    cmd_create(ctx, a, to)?;
+    let (inbox, _) = open(ctx, a, "INBOX", 'r')?;
+    let (dest, _) = open(ctx, a, to, 'i')?;
+    let mut moved = Vec::new();
+    for m in inbox.list() {
+        let bytes = match inbox.read(m.uid) {
+            Ok(b) => b,
+            Err(MailboxError::NoSuchMessage(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        dest.append(&bytes, m.flags, m.internal_date)?;
+        moved.push(m.uid);
+    }
+    let moved_set = SeqSet(
+        moved
+            .iter()
+            .map(|&u| (super::proto::SeqNum::Num(u), super::proto::SeqNum::Num(u)))
+            .collect(),
+    );
+    // Only the moved messages go; others' \Deleted flags are spared as in UID EXPUNGE.
+    let last = moved.last().copied().unwrap_or(0);
+    let spare: Vec<u32> = inbox
+        .list()
+        .iter()
+        .filter(|m| m.flags.contains(Flags::DELETED) && !moved_set.contains(m.uid, last))
+        .map(|m| m.uid)
+        .collect();
+    inbox.set_flags(&spare, Flags::DELETED, SetMode::Remove)?;
+    inbox.set_flags(&moved, Flags::DELETED, SetMode::Add)?;
+    let r = inbox.expunge();
+    inbox.set_flags(&spare, Flags::DELETED, SetMode::Add)?;
+    r?;
     Ok("RENAME completed".into())
 }
 

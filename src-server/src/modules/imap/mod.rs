@@ -30,7 +30,7 @@
 //!
 //! todo: the `public` account's shared namespace (guide.txt:14365-14374); LIST `*` reaching into
 //! other accounts (only `~account/pattern` does); CONDSTORE; per-account connection limits;
-//! mailbox aliases; [ALERT] notifications; RENAME of INBOX.
+//! mailbox aliases; [ALERT] notifications.
 
 mod acl;
 mod cmd;
