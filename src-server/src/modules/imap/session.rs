@@ -305,7 +305,8 @@ async fn login(
                     );
                     "[UNAVAILABLE] "
                 }
-                Failure::Malformed | Failure::UnknownMechanism => {
+                // RFC 3501 §6.2.2: a cancelled exchange gets BAD, as does a broken one.
+                Failure::Malformed | Failure::UnknownMechanism | Failure::Cancelled => {
                     conn.send(format!("{tag} BAD {f}\r\n").as_bytes()).await?;
                     return Ok(State::NotAuthenticated);
                 }

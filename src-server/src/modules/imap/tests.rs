@@ -141,6 +141,11 @@ async fn login_refusals() {
         .await;
     t.cmd("b LOGIN noimap pw", "NO [AUTHENTICATIONFAILED]")
         .await;
+    t.send(b"x AUTHENTICATE LOGIN\r\n").await;
+    assert_eq!(t.line().await, "+ VXNlcm5hbWU6");
+    t.send(b"*\r\n").await;
+    assert!(t.line().await.starts_with("x BAD"));
+    t.cmd("y AUTHENTICATE PLAIN =", "BAD").await;
     t.cmd("c AUTHENTICATE PLAIN AGpvZQBwdw==", "OK").await;
     t.cmd("d LOGIN joe pw", "BAD").await;
 }
