@@ -167,7 +167,8 @@ def test_select_fetch_search_store(imap):
     m.logout()
 
 
-def test_move_namespace_quota_id_enable(imap):
+def test_move_namespace_quota_id_enable(imap, gatehouse_bin):
+    cli(gatehouse_bin, imap, "UpdateAccountSettings", "bob", "{MaxAccountSize=10M;}", check=True)
     m = login(imap)
     ok(m.append("INBOX", None, None, MSG))
     ok(m.create("Trash"))
@@ -179,6 +180,7 @@ def test_move_namespace_quota_id_enable(imap):
     assert ok(m.namespace())[0] == b'(("" "/")) (("~" "/")) NIL'
     typ, data = m.getquotaroot("INBOX")
     assert typ == "OK", data
+    assert data[1][0] == b'"" (STORAGE 0 10240)', data
     typ, data = m.xatom("ID", "NIL")
     assert typ == "OK"
     assert m.untagged_responses.pop("ID")[0].startswith(b'("name" "Gatehouse"')
