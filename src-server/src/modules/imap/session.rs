@@ -119,6 +119,9 @@ pub async fn serve(
                 let tag = String::from_utf8_lossy(&tag).into_owned();
                 conn.send(format!("{tag} NO [TOOBIG] literal too big\r\n").as_bytes())
                     .await?;
+                if errors >= MAX_ERRORS {
+                    return close_for_errors(&mut conn).await;
+                }
                 continue;
             }
             Event::Fatal => {
