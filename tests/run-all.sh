@@ -5,15 +5,17 @@
 # first, `apt-get update` only when something must be installed; pytest with pip only when missing), then runs:
 #   fmt       cargo fmt --all -- --check
 #   clippy    cargo clippy --workspace --all-targets -- -D warnings
-#   build     cargo build -p gatehouse-server --bins          (once; the e2e suite reuses these binaries)
+#   build     cargo build -p gatehouse-server --bins -p gatehouse-manager   (once; the e2e suite reuses them)
 #   test      cargo test --workspace
-#   e2e       python3 -m pytest -q tests/e2e                  (GATEHOUSED / GATEHOUSE point at the built binaries)
+#   e2e       python3 -m pytest -q tests/e2e                  (GATEHOUSED / GATEHOUSE / GATEHOUSE_MANAGER point at
+#             the built binaries; the installer test builds .debs and installs them with dpkg -i when root)
 # Every stage runs even when an earlier one failed, except e2e, which needs the build. Exits non-zero on any
 # failure and ends with a summary of each stage and its time. Honours CARGO_TARGET_DIR.
 #
 # The Rust toolchain (rustup with rustfmt and clippy) is expected on PATH: Debian's own rustc is too old.
-# The GUI crate's unit tests use Tauri's mock runtime and need no display; xvfb is installed for the
-# manager's end-to-end tests (tauri-driver under Xvfb, shared/notes/tauri-on-debian.md).
+# The GUI crate's unit tests use Tauri's mock runtime and need no display; xvfb, webkit2gtk-driver and
+# tauri-driver (cargo install, once) are for the manager's end-to-end tests (tauri-driver under Xvfb,
+# shared/notes/tauri-on-debian.md); dpkg-dev and desktop-file-utils for the installer's.
 
 set -uo pipefail
 
@@ -24,8 +26,9 @@ ROOT=$PWD
 APT_PACKAGES=(
     build-essential pkg-config
     libwebkit2gtk-4.1-dev libayatana-appindicator3-dev
-    xvfb xauth imagemagick webkit2gtk-driver
-    python3 tmux openssl swaks
+    xvfb xauth imagemagick webkit2gtk-driver trayer xdotool
+    dpkg-dev desktop-file-utils
+    python3 tmux openssl swaks curl chromium chromium-driver mutt
 )
 
 declare -a SUMMARY=()
@@ -142,8 +145,18 @@ check_toolchain() {
     return $missing
 }
 
+# tauri-driver, the WebDriver front of the manager's e2e tests: installed once with cargo.
+install_tauri_driver() {
+    if command -v tauri-driver >/dev/null || [[ -x $HOME/.cargo/bin/tauri-driver ]]; then
+        echo "tauri-driver present"
+        return 0
+    fi
+    echo "tauri-driver missing: cargo install tauri-driver --locked"
+    cargo install tauri-driver --locked
+}
+
 install_deps() {
-    install_apt_packages "${APT_PACKAGES[@]}" && setup_pytest && check_toolchain
+    install_apt_packages "${APT_PACKAGES[@]}" && setup_pytest && check_toolchain && install_tauri_driver
 }
 
 if ! run_stage deps install_deps; then
@@ -164,7 +177,7 @@ echo "target dir: $TARGET_DIR"
 
 run_stage fmt cargo fmt --all -- --check
 run_stage clippy cargo clippy --workspace --all-targets -- -D warnings
-if run_stage build cargo build -p gatehouse-server --bins; then
+if run_stage build cargo build -p gatehouse-server --bins -p gatehouse-manager; then
     BUILT=1
 else
     BUILT=0
@@ -172,6 +185,7 @@ fi
 run_stage test cargo test --workspace
 if ((BUILT)); then
     run_stage e2e env GATEHOUSED="$TARGET_DIR/debug/gatehoused" GATEHOUSE="$TARGET_DIR/debug/gatehouse" \
+        GATEHOUSE_MANAGER="$TARGET_DIR/debug/gatehouse-manager" PATH="$PATH:$HOME/.cargo/bin" \
         "$PYTHON" -m pytest -q -p no:cacheprovider tests/e2e
 else
     skip_stage e2e "build failed"

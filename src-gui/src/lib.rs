@@ -1,165 +1,138 @@
-//! Gatehouse Manager: the desktop manager's shell — one window (the static page in `ui/`) and a
-//! tray icon whose menu opens that window or quits.
+//! Gatehouse Manager: the office admin's desktop tool — one window (the static pages in `ui/`)
+//! with the Dashboard, Domains, Accounts, Dial-up, Logs and Queue views, and a tray icon showing
+//! the service's state (DESIGN.md; issue 10).
 //!
-//! Security: the window loads only the embedded `ui/` files; its capability (`capabilities/default.json`)
-//! grants Tauri's core defaults and nothing else. The manager never opens the base directory
-//! (DESIGN.md); the views that talk to `gatehoused` over the CLI channel come with the desktop-manager issue.
+//! It talks to `gatehoused` only over the CLI channel (docs/cli.md) through
+//! `gatehouse::cli::client`, on one shared connection ([`conn::Conn`]); the window's
+//! `#[tauri::command]`s ([`commands`]) are thin: each builds one CLI line and returns the data.
 //!
-//! Implementation notes: the window is shown at start and closing it quits the app, because a desktop
-//! without a tray host (plain X11 window managers, Xvfb) shows no tray icon, and a manager hidden
-//! there could be neither reopened nor quit. The tray menu is handled by [`handle_menu`], a plain
-//! function so that tests can drive it with Tauri's mock runtime.
+//! Security: the window loads only the embedded `ui/` files; its capability
+//! (`capabilities/default.json`) grants Tauri's core defaults, and the app's own commands are
+//! the CLI operations listed in [`commands`]. The manager never opens the base directory. The
+//! server checks every command against the login's rights, so the manager can do no more than
+//! the `gatehouse` client with the same login.
+//!
+//! Implementation notes: the window is shown at start and closing it quits the app, because a
+//! desktop without a tray host (plain X11 window managers, Xvfb) shows no tray icon, and a manager
+//! hidden there could be neither reopened nor quit.
 
-use tauri::menu::{Menu, MenuItem};
-use tauri::tray::TrayIconBuilder;
-use tauri::{App, AppHandle, Manager, Runtime};
+pub mod commands;
+pub mod conn;
+pub mod tray;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use conn::{Args, Conn, Saved, Target};
+use tray::{ServiceControl, TrayState};
+
+pub use tray::{handle_menu, MenuAction};
 
 /// Label of the manager's window (`tauri.conf.json`, `capabilities/default.json`).
 pub const MAIN_WINDOW: &str = "main";
-/// Menu id of the tray's "Open manager" item.
-pub const MENU_OPEN: &str = "open";
-/// Menu id of the tray's "Quit" item.
-pub const MENU_QUIT: &str = "quit";
 
-/// What a tray menu item does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MenuAction {
-    /// Show, unminimize and focus the manager's window.
-    OpenManager,
-    /// Exit the app.
-    Quit,
+/// Runs a program with arguments to its end; `Err` with what went wrong.
+pub type Launcher = Box<dyn Fn(&[&str]) -> Result<(), String> + Send + Sync>;
+
+/// The app's shared state: the connection, where it is saved, and what the tray shows.
+pub struct Shared {
+    /// The one connection to the service.
+    pub conn: Conn,
+    /// Where the connect dialog saves the connection (`None`: nowhere to save).
+    pub saved: Option<Saved>,
+    /// Whether the connection came from the command line.
+    pub from_args: bool,
+    /// What the tray shows.
+    pub tray: Mutex<TrayState>,
+    /// Whether Start/Stop service can work here.
+    pub service: ServiceControl,
+    /// Starts `systemctl` and `xdg-open` (replaced in tests).
+    pub launcher: Launcher,
 }
 
-impl MenuAction {
-    /// The action of the menu item with this id, if it is one of ours.
-    pub fn from_id(id: &str) -> Option<MenuAction> {
-        match id {
-            MENU_OPEN => Some(MenuAction::OpenManager),
-            MENU_QUIT => Some(MenuAction::Quit),
-            _ => None,
+impl Shared {
+    /// Shared state over a connection.
+    pub fn new(
+        conn: Conn,
+        saved: Option<Saved>,
+        service: ServiceControl,
+        launcher: Launcher,
+    ) -> Shared {
+        Shared {
+            conn,
+            saved,
+            from_args: false,
+            tray: Mutex::new(TrayState::default()),
+            service,
+            launcher,
         }
+    }
+
+    /// A copy of the tray state.
+    pub fn tray_state(&self) -> TrayState {
+        self.tray
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
-/// Runs the tray menu item `id`; returns the action taken (`None` for an id that is not ours).
-pub fn handle_menu<R: Runtime>(app: &AppHandle<R>, id: &str) -> tauri::Result<Option<MenuAction>> {
-    let action = MenuAction::from_id(id);
-    match action {
-        Some(MenuAction::OpenManager) => {
-            if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
-                window.unminimize()?;
-                window.show()?;
-                window.set_focus()?;
-            }
-        }
-        Some(MenuAction::Quit) => app.exit(0),
-        None => {}
+/// Runs a program and waits for it; a non-zero exit is an error carrying its stderr.
+fn run_program(argv: &[&str]) -> Result<(), String> {
+    let (program, args) = argv.split_first().ok_or("no program")?;
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(if err.is_empty() {
+            out.status.to_string()
+        } else {
+            err
+        })
     }
-    Ok(action)
 }
 
-/// Builds the tray icon and its menu. Without a tray host this succeeds and the icon is just not shown.
-fn build_tray<R: Runtime>(app: &App<R>) -> tauri::Result<()> {
-    let open = MenuItem::with_id(app, MENU_OPEN, "Open manager", true, None::<&str>)?;
-    let quit = MenuItem::with_id(app, MENU_QUIT, "Quit", true, None::<&str>)?;
-    let menu = Menu::with_items(app, &[&open, &quit])?;
-    let mut tray = TrayIconBuilder::with_id("gatehouse")
-        .tooltip("Gatehouse Manager")
-        .menu(&menu)
-        .show_menu_on_left_click(true)
-        .on_menu_event(|app, event| {
-            if let Err(err) = handle_menu(app, event.id().as_ref()) {
-                eprintln!(
-                    "gatehouse-manager: tray menu {:?}: {err}",
-                    event.id().as_ref()
-                );
-            }
+/// The connection to use: the command line's if it names one, else the saved one, else the default.
+fn initial_target(args: &Args, saved: Option<&Saved>) -> Result<Target, String> {
+    if args.given() {
+        let password = match &args.password_file {
+            Some(p) => Some(conn::read_password_file(p)?),
+            None => None,
+        };
+        let d = Target::default();
+        return Ok(Target {
+            server: args.server.clone().unwrap_or(d.server),
+            user: args.user.clone().unwrap_or(d.user),
+            password,
         });
-    if let Some(icon) = app.default_window_icon() {
-        tray = tray.icon(icon.clone());
     }
-    tray.build(app)?;
-    Ok(())
+    Ok(saved.and_then(Saved::load).unwrap_or_default())
 }
 
-/// Starts the manager and runs its event loop until the app exits.
-pub fn run() -> tauri::Result<()> {
+/// Starts the manager with these command-line arguments and runs its event loop until the app exits.
+pub fn run(argv: Vec<String>) -> Result<(), String> {
+    let args = Args::parse(argv)?;
+    let saved = Saved::user_default();
+    let target = initial_target(&args, saved.as_ref())?;
+    let mut shared = Shared::new(
+        Conn::new(target),
+        saved,
+        ServiceControl::detect(),
+        Box::new(run_program),
+    );
+    shared.from_args = args.given();
     tauri::Builder::default()
+        .manage(Arc::new(shared))
+        .invoke_handler(commands::handler())
         .setup(|app| {
-            build_tray(app)?;
+            tray::build_tray(app)?;
+            tray::spawn_poller(app.handle().clone());
             Ok(())
         })
         .run(tauri::generate_context!())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tauri::test::{mock_app, MockRuntime};
-    use tauri::{WebviewUrl, WebviewWindowBuilder};
-
-    fn app_with_main_window() -> tauri::App<MockRuntime> {
-        let app = mock_app();
-        WebviewWindowBuilder::new(&app, MAIN_WINDOW, WebviewUrl::default())
-            .visible(false)
-            .build()
-            .expect("mock window");
-        app
-    }
-
-    #[test]
-    fn menu_ids_map_to_actions() {
-        assert_eq!(MenuAction::from_id("open"), Some(MenuAction::OpenManager));
-        assert_eq!(MenuAction::from_id("quit"), Some(MenuAction::Quit));
-        assert_eq!(MenuAction::from_id("Quit"), None);
-        assert_eq!(MenuAction::from_id(""), None);
-    }
-
-    #[test]
-    fn open_shows_the_main_window() {
-        let app = app_with_main_window();
-        let done = handle_menu(app.handle(), MENU_OPEN).expect("open");
-        assert_eq!(done, Some(MenuAction::OpenManager));
-        let window = app.get_webview_window(MAIN_WINDOW).expect("window kept");
-        assert!(window.is_visible().expect("visibility"));
-    }
-
-    #[test]
-    fn open_without_a_window_does_nothing() {
-        let app = mock_app();
-        let done = handle_menu(app.handle(), MENU_OPEN).expect("open");
-        assert_eq!(done, Some(MenuAction::OpenManager));
-        assert!(app.webview_windows().is_empty());
-    }
-
-    #[test]
-    fn unknown_ids_are_ignored() {
-        let app = app_with_main_window();
-        assert_eq!(
-            handle_menu(app.handle(), "settings").expect("ignored"),
-            None
-        );
-        assert_eq!(app.webview_windows().len(), 1);
-    }
-
-    #[test]
-    fn quit_asks_the_runtime_to_exit() {
-        // The mock runtime has no event loop to stop: its `request_exit` is `unimplemented!()`.
-        // Reaching that panic is the proof that Quit asked the runtime to exit.
-        let app = app_with_main_window();
-        let handle = app.handle().clone();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handle_menu(&handle, MENU_QUIT)
-        }));
-        let payload = outcome.expect_err("Quit must reach the runtime's exit request");
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or_default();
-        assert!(
-            message.contains("not implemented"),
-            "unexpected panic: {message}"
-        );
-    }
+        .map_err(|e| e.to_string())
 }

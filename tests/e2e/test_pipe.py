@@ -6,45 +6,13 @@ Needs the whole mail path in gatehoused: PIPE wired in server/mod.rs with the En
 (router) and Local Delivery (local).
 """
 
-import mailbox
 import os
 import time
 import uuid
 
 from cli_helpers import cli
+from mail_helpers import WAIT, drop, messages_with
 
-WAIT = 20.0
-
-
-def drop(server, name, text):
-    """Compose under a .tmp name and rename to .sub, as the guide recommends (guide.txt:13887-13890)."""
-    sub = server.base / "Submitted"
-    sub.mkdir(exist_ok=True)
-    tmp = sub / f"{name}.tmp"
-    tmp.write_bytes(text.encode())
-    os.rename(tmp, sub / f"{name}.sub")
-
-
-def inbox(server, account):
-    return server.base / "Accounts" / f"{account}.macnt" / "INBOX.mbox"
-
-
-def messages_with(server, account, marker, timeout=WAIT):
-    """The messages in the account's INBOX whose Subject holds `marker`, waiting until one arrives."""
-    deadline = time.monotonic() + timeout
-    while True:
-        path = inbox(server, account)
-        if path.exists():
-            box = mailbox.mbox(str(path), create=False)
-            try:
-                found = [m for m in box if marker in (m["Subject"] or "")]
-            finally:
-                box.close()
-            if found:
-                return found
-        if time.monotonic() > deadline:
-            return []
-        time.sleep(0.1)
 
 
 def wait_gone(path, timeout=WAIT):

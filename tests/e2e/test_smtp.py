@@ -23,9 +23,11 @@ PASSWORD = "user1-secret"
 
 @pytest.fixture
 def smtp_server(server, gatehouse_bin):
-    """A server with the account user1 (password PASSWORD, stored clear so CRAM-MD5 works)."""
+    """A server with the account user1 (password PASSWORD, stored clear so CRAM-MD5 works, and
+    CRAM-MD5 advertised as an admin with clear passwords would set it)."""
     cli(gatehouse_bin, server, "CreateAccount", USER,
         f"{{PasswordEncryption=clear;Password={PASSWORD};}}", check=True)
+    cli(gatehouse_bin, server, "UpdateModule", "LoginSecurity", "{AdvertiseSecureSASL=YES;}", check=True)
     server.cli = lambda *args, **kw: cli(gatehouse_bin, server, *args, check=True, **kw)
     return server
 

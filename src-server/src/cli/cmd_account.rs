@@ -7,9 +7,10 @@
 use std::borrow::Cow;
 
 use super::args::Args;
-use super::rights::{denied, MASTER};
+use super::rights::{denied, MASTER, SETTINGS};
 use super::{CliContext, CliError, CmdResult, Session};
 use crate::format::{Dict, Value};
+use crate::kernel::rules::{rules_to_value, validate_rules, Action};
 use crate::store::{AccountType, StoreError};
 
 /// Splits `name[@domain]` (or `*`) into the real domain and the name.
@@ -259,23 +260,20 @@ pub(super) fn set_account_rules(ctx: &CliContext, s: &Session, a: &mut Args) -> 
     let rules = a.array("newRules")?;
     a.end()?;
     require_admin(ctx, s, &d, Some("CanModifyRules"))?;
-    // guide.txt:9058-9061: each rule is (priority, name, conditions, actions).
-    let well_formed = rules.iter().all(|r| {
-        r.as_array().is_some_and(|r| {
-            r.len() >= 4
-                && r[0].as_bytes().is_some()
-                && r[1].as_bytes().is_some()
-                && r[2].as_array().is_some()
-                && r[3].as_array().is_some()
-        })
-    });
-    if !well_formed {
-        return Err(CliError::new(
-            "Each rule must be (priority, name, (conditions), (actions))",
-        ));
+    // guide.txt:9058-9061, 10515-11066: checked and stored in the canonical form.
+    let rules = validate_rules(&Value::Array(rules), false).map_err(|e| CliError::new(e.0))?;
+    // guide.txt:11062-11064: Write To Log is the Server Administrator's.
+    let logs = rules
+        .iter()
+        .find(|r| r.actions.iter().any(|a| matches!(a, Action::WriteToLog(_))));
+    if let (Some(r), false) = (logs, s.server(SETTINGS)) {
+        return Err(CliError::new(format!(
+            "Rule '{}': only the Server Administrator may use 'Write To Log'",
+            r.name
+        )));
     }
     ctx.store
-        .set_account_rules(&d, &name, Value::Array(rules))?;
+        .set_account_rules(&d, &name, rules_to_value(&rules))?;
     Ok(None)
 }
 

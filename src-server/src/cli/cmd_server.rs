@@ -4,7 +4,8 @@
 //!
 //! Storage: server settings files `Settings/<Name>.settings` — one per module (its name), and
 //! `ClientIPs`, `BlacklistedIPs`, `WhiteHoleIPs`, `RouterTable` (strings), `Protection`, `Banned`
-//! (dictionaries), `Schedule` (the TCP Activity Schedule array).
+//! (dictionaries), `Schedule` (the TCP Activity Schedule array), `ServerRules` (the Server-Wide
+//! Rules array, `kernel::rules`).
 //!
 //! IP lists are checked with `net::iplist` (guide.txt:4697-4712) and stored as written.
 //!
@@ -14,6 +15,7 @@
 use super::args::Args;
 use super::{CliContext, CliError, CmdResult, LogQuery, LogRecord, Session};
 use crate::format::{Dict, Value};
+use crate::kernel::rules::{rules_to_value, validate_rules, SERVER_RULES};
 use crate::net::IpList;
 
 // ---------------------------------------------------------------- modules
@@ -218,6 +220,26 @@ pub(super) fn route(ctx: &CliContext, session: &Session, a: &mut Args) -> CmdRes
     Ok(Some(Value::Array(
         routed.cli_triple().into_iter().map(Value::from).collect(),
     )))
+}
+
+/// `GetServerRules` — Settings (guide.txt:7146-7149): the Server-Wide Rules array.
+pub(super) fn get_server_rules(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    a.end()?;
+    Ok(Some(match ctx.store.server_settings(SERVER_RULES)? {
+        v @ Value::Array(_) => v,
+        _ => Value::Array(Vec::new()),
+    }))
+}
+
+/// `SetServerRules newRules` — Settings (guide.txt:7150-7157): checked with the rules parser
+/// and stored in the canonical form.
+pub(super) fn set_server_rules(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let rules = a.array("newRules")?;
+    a.end()?;
+    let rules = validate_rules(&Value::Array(rules), true).map_err(|e| CliError::new(e.0))?;
+    ctx.store
+        .set_server_settings(SERVER_RULES, &rules_to_value(&rules))?;
+    Ok(None)
 }
 
 // ---------------------------------------------------------------- monitoring, misc

@@ -16,6 +16,8 @@ pub mod args;
 pub mod client;
 mod cmd_account;
 mod cmd_domain;
+mod cmd_mailbox;
+mod cmd_queue;
 mod cmd_server;
 pub mod rights;
 pub mod table;
@@ -26,6 +28,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::format::{self, Dict, Value};
 use crate::kernel::mail::Route;
+use crate::mailbox::MailboxManager;
 use crate::net::sasl;
 use crate::store::settings::SettingDecl;
 use crate::store::{Store, StoreError};
@@ -175,12 +178,18 @@ pub struct CliContext {
     pub shutdown: Option<ShutdownFn>,
     /// Failed logins per name, shared by every module that authenticates (guide.txt:3956-3964).
     pub failed_logins: sasl::FailedLogins,
+    /// The server's one Mailbox Manager (Mailbox Administration commands; shared with delivery
+    /// and the access modules so open mailboxes stay synchronised).
+    pub mailboxes: Arc<MailboxManager>,
     /// The Router (`Route`), once the server has one.
     pub router: Option<Arc<dyn Route>>,
+    /// The message queue (`ListQueue` and the other queue commands), in the running server.
+    pub queue: Option<Arc<crate::kernel::queue::Queue>>,
 }
 
 impl CliContext {
-    /// A context over `store` with no callbacks; its only module is `LoginSecurity`.
+    /// A context over `store` with no callbacks and its own Mailbox Manager (the server replaces
+    /// it with the shared one); its only module is `LoginSecurity`.
     pub fn new(store: Store, host: impl Into<String>) -> CliContext {
         let modules = ModuleRegistry::default();
         modules.register(login_security_decl());
@@ -192,7 +201,9 @@ impl CliContext {
             status: None,
             shutdown: None,
             failed_logins: sasl::FailedLogins::new(),
+            mailboxes: Arc::new(MailboxManager::new()),
             router: None,
+            queue: None,
         }
     }
 

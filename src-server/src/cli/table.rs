@@ -9,7 +9,7 @@
 
 use super::args::Args;
 use super::rights::Need;
-use super::{cmd_account as a, cmd_domain as d, cmd_server as s};
+use super::{cmd_account as a, cmd_domain as d, cmd_mailbox as m, cmd_queue as q, cmd_server as s};
 use super::{CliContext, CmdResult, Session};
 
 /// A command handler.
@@ -63,7 +63,6 @@ macro_rules! plan {
     };
 }
 
-const MAILBOXES: &str = "the mailbox manager (store mailboxes, IMAP issue)";
 const CLUSTER: &str = "not planned: Dynamic Cluster is out of scope for a single server";
 const DIRECTORY: &str = "the Directory module (LDAP issue)";
 const ALERTS: &str = "alerts (WebUser issue)";
@@ -99,9 +98,9 @@ pub static SECTIONS: &[Section] = &[
         cmd!("SetAccountAliases", ["stacntals"], [], "SetAccountAliases accountName newAliases", DomainAdmin,
              "Replaces the account's aliases with this array; needs CanCreateAliases for a domain administrator.", a::set_account_aliases),
         cmd!("GetAccountRules", ["gtacntrl"], [], "GetAccountRules accountName", DomainAdmin,
-             "Returns the account's Rules array (stored; applied once the Rules engine lands).", a::get_account_rules),
+             "Returns the account's Rules array: (priority, name, conditions, actions) per rule.", a::get_account_rules),
         cmd!("SetAccountRules", ["stacntrl"], [], "SetAccountRules accountName newRules", DomainAdmin,
-             "Replaces the account's Rules array; needs CanModifyRules for a domain administrator.", a::set_account_rules),
+             "Replaces the account's Rules, each checked (a bad one refuses the whole set, naming the rule and the element); needs CanModifyRules for a domain administrator, and Write To Log needs the Server Administrator.", a::set_account_rules),
         plan!("GetAccountRPOP", [], "GetAccountRPOP accountName", DomainAdmin,
               "Returns the account's RPOP records.", "the RPOP module (RPOP issue)"),
         plan!("SetAccountRPOP", [], "SetAccountRPOP accountName newRecords", DomainAdmin,
@@ -222,30 +221,30 @@ pub static SECTIONS: &[Section] = &[
              "Returns the account's file directory (or INBOX file) relative to its domain directory.", a::get_account_location),
     ]},
     Section { title: "Mailbox Administration", commands: &[
-        plan!("LISTMAILBOXES", ["lstmbx"], "LISTMAILBOXES accountName [ FILTER filter ] [ AUTH authAccountName ]", User,
-              "Lists the account's mailboxes with their information.", MAILBOXES),
-        plan!("CREATEMAILBOX", [], "CREATEMAILBOX accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
-              "Creates a mailbox.", MAILBOXES),
-        plan!("DELETEMAILBOX", [], "DELETEMAILBOX accountName MAILBOX[ES] mailboxName [ AUTH authAccountName ]", User,
-              "Removes a mailbox (with MAILBOXES, its submailboxes too).", MAILBOXES),
-        plan!("RENAMEMAILBOX", [], "RENAMEMAILBOX accountName MAILBOX[ES] mailboxName INTO newMailboxName [ AUTH authAccountName ]", User,
-              "Renames a mailbox (with MAILBOXES, its submailboxes too).", MAILBOXES),
-        plan!("GETMAILBOXINFO", [], "GETMAILBOXINFO accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
-              "Returns a mailbox's internal information.", MAILBOXES),
-        plan!("GETMAILBOXACL", [], "GETMAILBOXACL accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
-              "Returns a mailbox's access control list.", MAILBOXES),
-        plan!("SETMAILBOXACL", [], "SETMAILBOXACL accountName MAILBOX mailboxName [ AUTH authAccountName ] newACL", User,
-              "Modifies a mailbox's access control list.", MAILBOXES),
-        plan!("GETMAILBOXRIGHTS", [], "GETMAILBOXRIGHTS accountName MAILBOX mailboxName AUTH authAccountName", User,
-              "Returns the effective rights of an account on a mailbox.", MAILBOXES),
-        plan!("GETACCOUNTSUBSCRIPTION", [], "GETACCOUNTSUBSCRIPTION accountName", User,
-              "Returns the account's mailbox subscription list.", MAILBOXES),
-        plan!("SETACCOUNTSUBSCRIPTION", [], "SETACCOUNTSUBSCRIPTION accountName newSubscription", User,
-              "Replaces the account's mailbox subscription list.", MAILBOXES),
-        plan!("GETMAILBOXALIASES", [], "GETMAILBOXALIASES accountName", User,
-              "Returns the account's mailbox aliases.", MAILBOXES),
-        plan!("SETMAILBOXALIASES", [], "SETMAILBOXALIASES accountName newAliases", User,
-              "Replaces the account's mailbox aliases.", MAILBOXES),
+        cmd!("LISTMAILBOXES", ["lstmbx"], [], "LISTMAILBOXES accountName [ FILTER filter ] [ AUTH authAccountName ]", User,
+             "Lists the account's mailboxes (IMAP `*`/`%` filter): name to information dictionary, `()` for a folder only or without the Select right, `(info)` for a mailbox that is also a folder; with AUTH only mailboxes it may Lookup. Owner, All Accounts and Domains, or CanAccessMailboxes.", m::list_mailboxes),
+        cmd!("CREATEMAILBOX", [], [], "CREATEMAILBOX accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
+             "Creates a mailbox (`name/` creates only the folder, `name.mdir` chooses the format); a submailbox inherits its parent's ACL; AUTH needs Create on the outer mailbox.", m::create_mailbox),
+        cmd!("DELETEMAILBOX", [], [], "DELETEMAILBOX accountName MAILBOX[ES] mailboxName [ AUTH authAccountName ]", User,
+             "Removes a mailbox (with MAILBOXES, its submailboxes too); INBOX cannot be removed; AUTH needs Create on the outer mailbox and Delete on it.", m::delete_mailbox),
+        cmd!("RENAMEMAILBOX", [], [], "RENAMEMAILBOX accountName MAILBOX[ES] mailboxName INTO newMailboxName [ AUTH authAccountName ]", User,
+             "Renames a mailbox (with MAILBOXES, its submailboxes too); renaming INBOX leaves a new empty INBOX; AUTH needs the delete rights on the old name and the create rights on the new one.", m::rename_mailbox),
+        cmd!("GETMAILBOXINFO", [], [], "GETMAILBOXINFO accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
+             "Returns a mailbox's information: Format, Messages, Unseen, Size, UIDNext, UIDValidity; AUTH needs Select.", m::get_mailbox_info),
+        cmd!("GETMAILBOXACL", [], [], "GETMAILBOXACL accountName MAILBOX mailboxName [ AUTH authAccountName ]", User,
+             "Returns a mailbox's access control list: identifier (`anyone`, `name`, `name@domain`, `-name`) to rights letters `lrswdipca`; AUTH needs Administer.", m::get_mailbox_acl),
+        cmd!("SETMAILBOXACL", [], [], "SETMAILBOXACL accountName MAILBOX mailboxName [ AUTH authAccountName ] newACL", User,
+             "Modifies a mailbox's access control list: `+letters` adds, `-letters` removes, other letters replace; an element left empty is removed; AUTH needs Administer.", m::set_mailbox_acl),
+        cmd!("GETMAILBOXRIGHTS", [], [], "GETMAILBOXRIGHTS accountName MAILBOX mailboxName AUTH authAccountName", User,
+             "Returns the effective rights of authAccountName on the mailbox (all for the owner and administrators, else anyone + name - -name).", m::get_mailbox_rights),
+        cmd!("GETACCOUNTSUBSCRIPTION", [], [], "GETACCOUNTSUBSCRIPTION accountName", User,
+             "Returns the account's mailbox subscription list.", m::get_account_subscription),
+        cmd!("SETACCOUNTSUBSCRIPTION", [], [], "SETACCOUNTSUBSCRIPTION accountName newSubscription", User,
+             "Replaces the account's mailbox subscription list (an array of mailbox names, foreign ones allowed).", m::set_account_subscription),
+        cmd!("GETMAILBOXALIASES", [], [], "GETMAILBOXALIASES accountName", User,
+             "Returns the account's mailbox aliases.", m::get_mailbox_aliases),
+        cmd!("SETMAILBOXALIASES", [], [], "SETMAILBOXALIASES accountName newAliases", User,
+             "Replaces the account's mailbox aliases: a dictionary of top-level alias name to mailbox name (e.g. `~sales/INBOX`).", m::set_mailbox_aliases),
     ]},
     Section { title: "Alert Administration", commands: &[
         plan!("GetDomainAlerts", ["gtalrt"], "GetDomainAlerts [ domainName ]", DomainAdmin,
@@ -366,8 +365,10 @@ pub static SECTIONS: &[Section] = &[
         plan!("SetClusterClientIPs", [], "SetClusterClientIPs newAddresses", Settings, "Sets the cluster-wide Client IP Addresses.", CLUSTER),
         plan!("SetClusterWhiteHoleIPs", [], "SetClusterWhiteHoleIPs newAddresses", Settings, "Sets the cluster-wide WhiteHole IP Addresses.", CLUSTER),
         plan!("SetClusterProtection", [], "SetClusterProtection newSettings", Settings, "Sets the cluster-wide Protection settings.", CLUSTER),
-        plan!("GetServerRules", [], "GetServerRules", Settings, "Returns the Server-Wide Rules.", "server-wide Rules (kernel rules issue)"),
-        plan!("SetServerRules", [], "SetServerRules newRules", Settings, "Replaces the Server-Wide Rules.", "server-wide Rules (kernel rules issue)"),
+        cmd!("GetServerRules", [], [], "GetServerRules", Settings,
+             "Returns the Server-Wide Rules: an array of (priority, name, conditions, actions).", s::get_server_rules),
+        cmd!("SetServerRules", [], [], "SetServerRules newRules", Settings,
+             "Replaces the Server-Wide Rules; each rule is checked and a bad one refuses the whole set, naming the rule and the element.", s::set_server_rules),
         plan!("GetClusterRules", [], "GetClusterRules", Settings, "Returns the cluster-wide Rules.", CLUSTER),
         plan!("SetClusterRules", [], "SetClusterRules newRules", Settings, "Replaces the cluster-wide Rules.", CLUSTER),
         cmd!("GetRouterTable", [], [], "GetRouterTable", Settings,
@@ -402,8 +403,8 @@ pub static SECTIONS: &[Section] = &[
     Section { title: "Miscellaneous Commands", commands: &[
         cmd!("WRITELOG", [], [], "WRITELOG logLevel logRecord", Monitor,
              "Writes a record with the SYSTEM tag into the System Log.", s::write_log),
-        plan!("RELEASESMTPQUEUE", [], "RELEASESMTPQUEUE queueName", Monitor,
-              "Releases a held SMTP queue (delivers its messages now).", "the SMTP module and queue (SMTP issue)"),
+        cmd!("RELEASESMTPQUEUE", [], [], "RELEASESMTPQUEUE queueName", Monitor,
+             "Releases an SMTP queue: the deferred recipients of that domain (or relay) are tried now.", q::release_smtp_queue),
     ]},
     Section { title: "Web Interface Tuning (deprecated)", commands: &[
         plan!("GetWebUserInterface", [], "GetWebUserInterface domainName FILE path", DomainAdmin,
@@ -422,6 +423,14 @@ pub static SECTIONS: &[Section] = &[
              "Returns a dictionary: Version, MainDomain, Uptime (seconds), Listeners (per module: Connections and Sockets with Port, TLS, State, Address), Connections, QueueSize.", s::get_server_status),
         cmd!("ReadLog", [], [], "ReadLog [ DAY yyyy-mm-dd ] [ FROM hh:mm ] [ TO hh:mm ] [ LEVEL n ] [ TAG prefix ] [ TEXT substring ] [ AFTER id ] [ LIMIT n | LAST n ]", Monitor,
              "Returns an array of log records {Id=..;Time=..;Level=..;Tag=..;Text=..;} matching every filter given, oldest first; LIMIT n takes the first n (default 1000), LAST n the newest n.", s::read_log),
+        cmd!("ListQueue", [], [], "ListQueue [ domainName ]", Monitor,
+             "Returns the queued messages (only those with an open recipient in that domain or module queue): an array of {Id; From; Recipients (not yet done); Size; Arrived; State (Queued, Delivering, Deferred: last error, Reporting); NextTry; Source}.", q::list_queue),
+        cmd!("ReleaseQueue", [], [], "ReleaseQueue [ target ]", Monitor,
+             "Tries the deferred recipients now: all of them, or those of this domain or module queue.", q::release_queue),
+        cmd!("RetryQueue", [], [], "RetryQueue [ id ]", Monitor,
+             "Tries every deferred recipient now, or those of the queued message id.", q::retry_queue),
+        cmd!("DeleteQueuedMessage", [], [], "DeleteQueuedMessage id", Monitor,
+             "Removes a queued message (by its ListQueue Id) without delivering it or sending a report.", q::delete_queued_message),
         cmd!("GetDialupSchedule", [], [], "GetDialupSchedule", Settings,
              "Returns the TCP Activity Schedule: an array of {Days=...; When=\"HH:MM-HH:MM\"; Pause=seconds;}; () = no restriction.", s::get_dialup_schedule),
         cmd!("SetDialupSchedule", [], [], "SetDialupSchedule newSchedule", Settings,

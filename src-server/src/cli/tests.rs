@@ -130,7 +130,7 @@ fn unknown_planned_and_bad_input_are_501() {
     let pm = session(&ctx, "postmaster", "example.com");
     for line in [
         "NoSuchCommand",
-        "LISTMAILBOXES *",
+        "GetAccountRPOP *",
         "GetClusterRules",
         "\u{fffd}\u{1}",
     ] {
@@ -501,4 +501,38 @@ fn docs_match_table() {
             failed.display()
         );
     }
+}
+
+#[test]
+fn rules_commands_check_the_rules() {
+    let (_d, ctx) = fixture();
+    let pm = session(&ctx, "postmaster", "example.com");
+    assert_eq!(run(&ctx, &pm, "GetServerRules"), "200 data follow\r\n()");
+    let rules = r#"((5, Scan, (("Any Route", is, "*")), ((ExternalFilter))))"#;
+    assert_eq!(run(&ctx, &pm, &format!("SetServerRules {rules}")), "200 OK");
+    assert_eq!(
+        run(&ctx, &pm, "GetServerRules"),
+        "200 data follow\r\n((5,Scan,((\"Any Route\",is,\"*\")),((ExternalFilter))))"
+    );
+    assert_eq!(
+        run(
+            &ctx,
+            &pm,
+            "SetServerRules ((5, Bad, ((Colour, is, red)), ()))"
+        ),
+        "501 Rule 'Bad': condition 1: unknown condition 'Colour'"
+    );
+    // Server-only elements are refused in account rules.
+    assert_eq!(
+        run(&ctx, &pm, &format!("SetAccountRules * {rules}")),
+        "501 Rule 'Scan': 'Any Route' is for Server-Wide Rules only"
+    );
+    assert_eq!(
+        run(
+            &ctx,
+            &pm,
+            "SetAccountRules * ((5, L, (), ((\"Write To Log\", hi))))"
+        ),
+        "200 OK"
+    );
 }

@@ -128,6 +128,9 @@ pub enum EnqueueError {
     /// The message is larger than the server accepts.
     #[error("message too large")]
     TooLarge,
+    /// A Server-Wide Rule rejected it, with this text (guide.txt:9896-9932).
+    #[error("{0}")]
+    Rejected(String),
     /// The queue could not store it durably; the submitter must not report success.
     #[error("cannot store the message: {0}")]
     Io(#[from] std::io::Error),

@@ -1,7 +1,9 @@
-//! The server kernel: components shared by every module (logs, clock, router; later the queue,
-//! dequeuer, rules and resolver).
+//! The server kernel: components shared by every module (logs, clock, router, rules; later the
+//! queue, dequeuer and resolver).
 
 pub mod clock;
 pub mod log;
 pub mod mail;
+pub mod queue;
 pub mod router;
+pub mod rules;

@@ -25,6 +25,8 @@
 //! todo: the `.mdir` line count in file names of later versions (guide.txt:24554-24556); External
 //! INBOX locking; ACLs (stored by the account layer).
 
+pub mod account;
+pub mod acl;
 mod fsutil;
 mod index;
 mod mbox;

@@ -2,6 +2,7 @@
 
 pub mod http;
 pub mod imap;
+pub mod local;
 pub mod pipe;
 pub mod pop;
 pub mod pwd;

@@ -3,7 +3,8 @@
 //! Start-up order (DESIGN.md §Contracts, guide.txt:2334-2361, 2555-2579): create the base
 //! directory, take the `ProcessID` lock (a second server on the same base stops here), open the
 //! store (it creates the layout), open the System Log, create the postmaster on first start, load
-//! or make the TLS certificate, then start each module's listener from its settings. Shutdown
+//! or make the TLS certificate, open the queue (resubmitting every queued message) and start the
+//! Dequeuer, then start each module's listener from its settings. Shutdown
 //! (SIGTERM, SIGINT or the CLI `Shutdown`) stops the listeners, flushes the log and removes
 //! `ProcessID`.
 //!
@@ -24,9 +25,13 @@ use crate::cli::{self, CliContext, LogAccess, ModuleDecl};
 use crate::format::{dict, Dict, Value};
 use crate::kernel::clock::SystemClock;
 use crate::kernel::log::{Level, LogQuery, LogSettings, Logger, RecordId};
+use crate::kernel::mail::Route;
+use crate::kernel::queue::group::GroupChannel;
+use crate::kernel::queue::{self, ChannelKind, Dequeuer, Enqueuer, Queue, QueueSettings};
 use crate::kernel::router::Router;
 use crate::mailbox::MailboxManager;
-use crate::modules::{http, imap, pop, pwd};
+use crate::modules::pipe::{Pipe, PipeSettings};
+use crate::modules::{http, imap, local, pop, pwd, smtp};
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
 use crate::net::tls::TlsSetup;
 use crate::store::settings::SettingDecl;
@@ -48,8 +53,19 @@ pub struct Server {
     pub tls: TlsSetup,
     /// The CLI command layer's context (PWD, WebAdmin and the manager all go through it).
     pub cli: Arc<CliContext>,
-    /// The one mailbox manager: every session and delivery on a mailbox shares its handle.
+    /// The one Mailbox Manager: Local Delivery, the CLI and the access modules share it, so
+    /// sessions on one mailbox are synchronised (mailbox module header).
     pub mailboxes: Arc<MailboxManager>,
+    /// The Enqueuer: every entry point submits messages through it.
+    pub enqueuer: Arc<Enqueuer>,
+    /// The Dequeuer: plug the Router and the delivery channels in with `set_router`/`set_channel`.
+    pub dequeuer: Arc<Dequeuer>,
+    /// The Router, for the Dequeuer and for SMTP's RCPT checks.
+    pub router: Arc<dyn Route>,
+    /// The PIPE module: the `Submitted/` folder and delivery to programs.
+    pub pipe: Arc<Pipe>,
+    /// The Local Delivery channel for `Target::Local` (the Dequeuer calls it).
+    pub local: Arc<local::LocalDelivery>,
     port_offset: u16,
     started: Instant,
     listeners: Mutex<Vec<(String, Arc<Listener>)>>,
@@ -68,6 +84,20 @@ struct ListenerModule {
 
 /// Every module that listens.
 const LISTENER_MODULES: &[ListenerModule] = &[
+    ListenerModule {
+        decl: smtp::module_decl,
+        handler: |server| {
+            smtp::handler(Arc::new(smtp::Config::new(
+                server.cli.clone(),
+                server.enqueuer.clone(),
+                server.router.clone(),
+                Some(server.tls.clone()),
+                server.logger.clone(),
+                server.port_offset,
+            )))
+        },
+        default_listener: smtp::DEFAULT_LISTENER,
+    },
     ListenerModule {
         decl: pwd::module_decl,
         handler: |server| pwd::handler(server.cli.clone()),
@@ -157,9 +187,63 @@ impl Server {
             let pem = |k: &str| Some(settings.get(k.as_bytes())?.as_text()?.into_owned());
             Some((pem("SSLCertificate")?, pem("SSLPrivateKey")?))
         }));
+        let mailboxes = Arc::new(MailboxManager::new());
+        let local = Arc::new(local::LocalDelivery::new(
+            store.clone(),
+            mailboxes.clone(),
+            logger.clone(),
+            store.main_domain(),
+        ));
         let mut cli = CliContext::new(store.clone(), store.main_domain());
         cli.log = Some(Arc::new(logger.clone()));
-        cli.router = Some(Arc::new(Router::new(store.clone(), Some(logger.clone()))));
+        cli.mailboxes = mailboxes.clone();
+        cli.modules.register(local::module_decl(logger.clone()));
+        let router: Arc<dyn Route> = Arc::new(Router::new(store.clone(), Some(logger.clone())));
+        cli.router = Some(router.clone());
+        let queue_decl = queue::settings::module_decl();
+        let queue_settings =
+            QueueSettings::from_dict(&cli::effective_module_settings(&cli, &queue_decl))
+                .unwrap_or_else(|e| {
+                    logger.log(
+                        Level::Failures,
+                        queue::DEQUEUER,
+                        format_args!(
+                            "the stored Queue settings are not usable ({e}); using the defaults"
+                        ),
+                    );
+                    QueueSettings::default()
+                });
+        let queue = Queue::open(
+            &base,
+            &store.main_domain(),
+            SystemClock::shared(),
+            logger.clone(),
+            queue_settings.clone(),
+        )
+        .map_err(|e| format!("cannot open the queue: {e}"))?;
+        queue.set_settings(queue_settings);
+        let enqueuer = Arc::new(Enqueuer::new(queue.clone()).with_server_rules(store.clone()));
+        let dequeuer = Dequeuer::new(queue.clone(), enqueuer.clone());
+        dequeuer.set_channel(
+            ChannelKind::List,
+            Arc::new(GroupChannel::new(
+                store.clone(),
+                enqueuer.clone(),
+                &store.main_domain(),
+            )),
+        );
+        dequeuer.set_router(router.clone());
+        let pipe = Pipe::new(
+            &base,
+            store.main_domain(),
+            logger.clone(),
+            enqueuer.clone(),
+            PipeSettings::default(),
+        );
+        dequeuer.set_channel(ChannelKind::Pipe, pipe.clone());
+        local.set_submitter(enqueuer.clone());
+        dequeuer.set_channel(ChannelKind::Local, local.clone());
+        cli.queue = Some(queue);
         let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
             let status_of = weak.clone();
             cli.status = Some(Arc::new(move || {
@@ -176,7 +260,12 @@ impl Server {
                 logger,
                 tls,
                 cli: Arc::new(cli),
-                mailboxes: Arc::new(MailboxManager::new()),
+                mailboxes,
+                local,
+                enqueuer,
+                dequeuer,
+                router,
+                pipe,
                 port_offset: opts.port_offset,
                 started: Instant::now(),
                 listeners: Mutex::new(Vec::new()),
@@ -185,6 +274,9 @@ impl Server {
             }
         });
         server.register_log_module();
+        server.register_queue_module(queue_decl);
+        server.dequeuer.start();
+        server.pipe.start(&server.cli);
         for module in LISTENER_MODULES {
             server.start_module(module).await;
         }
@@ -233,6 +325,9 @@ impl Server {
         while listeners.iter().any(|(_, l)| l.connections() > 0) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        self.pipe.stop();
+        let dequeuer = self.dequeuer.clone();
+        let _ = tokio::task::spawn_blocking(move || dequeuer.stop()).await;
         self.logger.log(Level::Major, "SYSTEM", "stopped");
         self.logger.shutdown();
         // Sessions still hold the server, so the lock is released here rather than on drop.
@@ -281,8 +376,13 @@ impl Server {
                 ]),
             );
         }
+        // Messages, not files: each has a .msg beside its .sta (and .tmp while composed).
         let queued = std::fs::read_dir(self.store.base().join("Queue"))
-            .map(|d| d.count())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".msg"))
+                    .count()
+            })
             .unwrap_or(0);
         let mut out = Dict::new();
         out.insert(b"Version".to_vec(), Value::from(VERSION));
@@ -384,6 +484,20 @@ impl Server {
                 None
             }
         }
+    }
+
+    /// Registers the `Queue` module settings; a change applies at once (more Processors start).
+    fn register_queue_module(self: &Arc<Self>, mut decl: ModuleDecl) {
+        let weak = Arc::downgrade(self);
+        decl.changed = Some(Arc::new(move |eff: &Dict| {
+            let Some(server) = weak.upgrade() else { return };
+            if let Ok(s) = QueueSettings::from_dict(eff) {
+                server.dequeuer.queue().set_settings(s);
+                server.dequeuer.start();
+                server.pipe.start(&server.cli);
+            }
+        }));
+        self.cli.modules.register(decl);
     }
 
     /// Registers the Log Engine settings (module `Log`, guide.txt:3022-3140).

@@ -638,6 +638,7 @@ impl Session {
                     EnqueueError::NoRecipients => (554, "5.5.1", Level::LowLevel),
                     EnqueueError::TooManyHops => (554, "5.4.6", Level::Problems),
                     EnqueueError::TooLarge => (552, "5.3.4", Level::LowLevel),
+                    EnqueueError::Rejected(_) => (554, "5.7.1", Level::LowLevel),
                     EnqueueError::Io(_) => (451, "4.3.0", Level::Failures),
                 };
                 self.log(level, format_args!("message not queued: {e}"));
