@@ -345,3 +345,25 @@ def test_acl_sharing_between_accounts(imap, gatehouse_bin):
     assert cat.select("~bob/INBOX")[0] == "NO"
     for m in (bob, cat, dan):
         m.logout()
+
+
+def test_idle_sees_delivered_mail(imap):
+    """Mail delivered by the server (PIPE drop → queue → Local Delivery) while a client IDLEs
+    shows up as EXISTS: delivery and IMAP share the one mailbox manager."""
+    from mail_helpers import drop
+
+    watcher = socket.create_connection(("127.0.0.1", imap.port(143)), timeout=30)
+    f = watcher.makefile("rb")
+    f.readline()
+    for line in (b"a LOGIN bob pw\r\n", b"b SELECT INBOX\r\n"):
+        watcher.sendall(line)
+        tag = line[:1]
+        while not f.readline().startswith(tag + b" OK"):
+            pass
+    watcher.sendall(b"c IDLE\r\n")
+    assert f.readline().startswith(b"+")
+    drop(imap, "idle", "Return-Path: <s@example.test>\nFrom: s@example.test\n"
+                       "To: bob@example.test\nSubject: delivered\n\nhello\n")
+    assert f.readline() == b"* 1 EXISTS\r\n"
+    watcher.sendall(b"DONE\r\n")
+    watcher.close()
