@@ -31,7 +31,7 @@ use crate::kernel::queue::{self, ChannelKind, Dequeuer, Enqueuer, Queue, QueueSe
 use crate::kernel::router::Router;
 use crate::mailbox::MailboxManager;
 use crate::modules::pipe::{Pipe, PipeSettings};
-use crate::modules::{http, local, pop, pwd, smtp};
+use crate::modules::{http, imap, local, pop, pwd, smtp};
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
 use crate::net::tls::TlsSetup;
 use crate::store::settings::SettingDecl;
@@ -127,6 +127,20 @@ const LISTENER_MODULES: &[ListenerModule] = &[
         },
         // DESIGN.md §Default ports: 995 is on too (the guide leaves it off, guide.txt:14491-14492).
         default_listener: "{Sockets=({Port=110;Address=all;SSL=No;},{Port=995;Address=all;SSL=Yes;});MaxPerAddress=unlimited;}",
+    },
+    ListenerModule {
+        decl: imap::module_decl,
+        handler: |server| {
+            let mut ctx = imap::ImapContext::new(
+                server.cli.clone(),
+                server.mailboxes.clone(),
+                server.logger.clone(),
+            );
+            ctx.tls = Some(server.tls.clone());
+            imap::handler(Arc::new(ctx))
+        },
+        // guide.txt:14746-14747: 143 clear and 993 TLS, both on by default.
+        default_listener: "{Sockets=({Port=143;Address=all;SSL=No;},{Port=993;Address=all;SSL=Yes;});MaxPerAddress=unlimited;}",
     },
 ];
 
