@@ -3,6 +3,7 @@
 //! CLI client library used by `gatehouse` and the desktop manager.
 
 pub mod cli;
+pub mod dialup;
 pub mod format;
 pub mod kernel;
 pub mod mailbox;

@@ -14,6 +14,7 @@
 
 use super::args::Args;
 use super::{CliContext, CliError, CmdResult, LogQuery, LogRecord, Session};
+use crate::dialup::schedule::{Schedule, SETTINGS as SCHEDULE};
 use crate::format::{Dict, Value};
 use crate::kernel::rules::{rules_to_value, validate_rules, SERVER_RULES};
 use crate::net::IpList;
@@ -353,138 +354,22 @@ pub(super) fn get_server_status(ctx: &CliContext, _: &Session, a: &mut Args) -> 
 // ---------------------------------------------------------------- dial-up schedule
 
 /// `Days` values (guide.txt:5253-5306: "Day(s) of Week").
-const DAYS: &[&str] = &[
-    "Every Day",
-    "Mon-Fri",
-    "Sat-Sun",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-/// Longest schedule accepted.
-const MAX_SCHEDULE: usize = 100;
-
 /// `GetDialupSchedule` — Settings (extension).
 pub(super) fn get_dialup_schedule(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
     a.end()?;
-    Ok(Some(match ctx.store.server_settings("Schedule")? {
+    Ok(Some(match ctx.store.server_settings(SCHEDULE)? {
         v @ Value::Array(_) => v,
         _ => Value::Array(Vec::new()),
     }))
 }
 
-/// `SetDialupSchedule newSchedule` — Settings (extension).
+/// `SetDialupSchedule newSchedule` — Settings (extension): checked element by element and stored
+/// in the canonical form (`dialup::schedule`).
 pub(super) fn set_dialup_schedule(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
     let items = a.array("newSchedule")?;
     a.end()?;
-    if items.len() > MAX_SCHEDULE {
-        return Err(CliError::new("The schedule has too many elements"));
-    }
-    let clean = items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            schedule_element(v).map_err(|e| CliError::new(format!("element {}: {e}", i + 1)))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let schedule = Schedule::from_value(&Value::Array(items)).map_err(CliError::new)?;
     ctx.store
-        .set_server_settings("Schedule", &Value::Array(clean))?;
+        .set_server_settings(SCHEDULE, &schedule.to_value())?;
     Ok(None)
-}
-
-/// Checks one `{Days=...; When="HH:MM-HH:MM"; Pause=seconds;}` and returns its canonical form.
-fn schedule_element(v: &Value) -> Result<Value, String> {
-    let d = v.as_dict().ok_or("must be a dictionary")?;
-    if let Some(k) = d
-        .keys()
-        .find(|k| !matches!(k.as_slice(), b"Days" | b"When" | b"Pause"))
-    {
-        return Err(format!("unknown key {}", String::from_utf8_lossy(k)));
-    }
-    let text = |k: &str| {
-        v.get_text(k)
-            .ok_or(format!("{k} is missing or not a string"))
-    };
-    let days = text("Days")?;
-    let days = DAYS
-        .iter()
-        .find(|d| d.eq_ignore_ascii_case(days.trim()))
-        .ok_or(format!("Days must be one of {}", DAYS.join(", ")))?;
-    let when = text("When")?;
-    let (from, to) = when
-        .split_once('-')
-        .and_then(|(a, b)| Some((hhmm(a.trim(), false)?, hhmm(b.trim(), true)?)))
-        .ok_or("When must be HH:MM-HH:MM")?;
-    if from == to {
-        return Err("When is an empty period".into());
-    }
-    let pause = text("Pause")?;
-    let pause: u32 = pause
-        .parse()
-        .ok()
-        .filter(|p| *p <= 86_400)
-        .ok_or("Pause must be a number of seconds up to 86400")?;
-    Ok(crate::format::dict([
-        ("Days", Value::str(days)),
-        (
-            "When",
-            Value::from(format!(
-                "{:02}:{:02}-{:02}:{:02}",
-                from / 60,
-                from % 60,
-                to / 60,
-                to % 60
-            )),
-        ),
-        ("Pause", Value::from(pause.to_string())),
-    ]))
-}
-
-/// `HH:MM` as minutes since midnight; `24:00` only as an end time.
-fn hhmm(s: &str, end: bool) -> Option<u32> {
-    let (h, m) = s.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    match (h, m) {
-        (24, 0) if end => Some(24 * 60),
-        (0..=23, 0..=59) => Some(h * 60 + m),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedule_elements() {
-        let ok =
-            crate::format::parse(br#"{Days="mon-fri"; When="19:30-07:30"; Pause=600;}"#).unwrap();
-        assert_eq!(
-            crate::format::to_bytes(&schedule_element(&ok).unwrap()),
-            br#"{Days="Mon-Fri";When="19:30-07:30";Pause=600;}"#.to_vec()
-        );
-        for bad in [
-            r#"{Days=Never; When="01:00-02:00"; Pause=0;}"#,
-            r#"{Days=Monday; When="1:00-02:00"; Pause=0;}"#,
-            r#"{Days=Monday; When="01:00-24:01"; Pause=0;}"#,
-            r#"{Days=Monday; When="01:00-01:00"; Pause=0;}"#,
-            r#"{Days=Monday; When="01:00-02:00"; Pause=-1;}"#,
-            r#"{Days=Monday; When="01:00-02:00";}"#,
-            r#"{Days=Monday; When="01:00-02:00"; Pause=0; X=1;}"#,
-            r#"(Monday)"#,
-        ] {
-            let v = crate::format::parse(bad.as_bytes()).unwrap();
-            assert!(schedule_element(&v).is_err(), "{bad}");
-        }
-        let whole =
-            crate::format::parse(br#"{Days=Sunday; When="00:00-24:00"; Pause=0;}"#).unwrap();
-        assert!(schedule_element(&whole).is_ok());
-    }
 }

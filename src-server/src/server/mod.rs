@@ -22,6 +22,7 @@ use rand::Rng;
 use tokio::sync::Notify;
 
 use crate::cli::{self, CliContext, LogAccess, ModuleDecl};
+use crate::dialup::Link;
 use crate::format::{dict, Dict, Value};
 use crate::kernel::clock::SystemClock;
 use crate::kernel::log::{Level, LogQuery, LogSettings, Logger, RecordId};
@@ -39,6 +40,9 @@ use crate::store::{AccountType, Store};
 
 use lock::ProcessLock;
 use options::Options;
+
+/// How often the TCP Activity Schedule is looked at for a window opening or closing.
+const SCHEDULE_CHECK: Duration = Duration::from_secs(5);
 
 /// The version every greeting and `GetServerStatus` reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -64,6 +68,8 @@ pub struct Server {
     pub router: Arc<dyn Route>,
     /// The PIPE module: the `Submitted/` folder and delivery to programs.
     pub pipe: Arc<Pipe>,
+    /// The dial-up link and its TCP Activity Schedule.
+    pub link: Arc<Link>,
     /// The Local Delivery channel for `Target::Local` (the Dequeuer calls it).
     pub local: Arc<local::LocalDelivery>,
     port_offset: u16,
@@ -243,13 +249,17 @@ impl Server {
         dequeuer.set_channel(ChannelKind::Pipe, pipe.clone());
         local.set_submitter(enqueuer.clone());
         dequeuer.set_channel(ChannelKind::Local, local.clone());
+        let link = Arc::new(Link::new(store.clone(), SystemClock::shared()));
         dequeuer.set_channel(
             ChannelKind::Smtp,
-            Arc::new(smtp::client::SmtpChannel::from_store(
-                tokio::runtime::Handle::current(),
-                store.clone(),
-                logger.clone(),
-            )),
+            Arc::new(
+                smtp::client::SmtpChannel::from_store(
+                    tokio::runtime::Handle::current(),
+                    store.clone(),
+                    logger.clone(),
+                )
+                .with_link(link.clone()),
+            ),
         );
         cli.queue = Some(queue);
         let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
@@ -274,6 +284,7 @@ impl Server {
                 dequeuer,
                 router,
                 pipe,
+                link,
                 port_offset: opts.port_offset,
                 started: Instant::now(),
                 listeners: Mutex::new(Vec::new()),
@@ -285,6 +296,7 @@ impl Server {
         server.register_queue_module(queue_decl);
         server.dequeuer.start();
         server.pipe.start(&server.cli);
+        server.watch_schedule();
         for module in LISTENER_MODULES {
             server.start_module(module).await;
         }
@@ -408,11 +420,58 @@ impl Server {
         );
         out.insert(b"QueueSize".to_vec(), Value::from(queued.to_string()));
         out.insert(b"Listeners".to_vec(), Value::Dict(per_module));
+        let open = self.link.is_open();
+        out.insert(
+            b"DialupWindow".to_vec(),
+            Value::from(if open { "Open" } else { "Closed" }),
+        );
+        if let (false, Some(next)) = (open, self.link.next_open()) {
+            out.insert(
+                b"NextWindow".to_vec(),
+                Value::from(next.format("%Y-%m-%d %H:%M").to_string()),
+            );
+        }
         out
     }
 }
 
 impl Server {
+    /// Watches the TCP Activity Schedule: when a window opens, the queue is released so the
+    /// mail that waited goes out at once (guide.txt:5253-5303); openings and closings are logged
+    /// with the `TCP` tag.
+    fn watch_schedule(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut was_open = None;
+            loop {
+                let Some(server) = weak.upgrade() else { return };
+                let link = server.link.clone();
+                let open = tokio::task::spawn_blocking(move || link.is_open())
+                    .await
+                    .unwrap_or(true);
+                // A window opened, or mail waited for a closed link that is open again (a
+                // schedule change between two looks): the waiting recipients go now.
+                if open && (was_open == Some(false) || server.link.take_held()) {
+                    let released = server.dequeuer.queue().release(None);
+                    server.logger.log(
+                        Level::Major,
+                        "TCP",
+                        format_args!("the link is open; {released} waiting recipient(s) released"),
+                    );
+                } else if !open && was_open == Some(true) {
+                    server.logger.log(
+                        Level::Major,
+                        "TCP",
+                        "the link is closed by the TCP Activity Schedule",
+                    );
+                }
+                was_open = Some(open);
+                drop(server);
+                tokio::time::sleep(SCHEDULE_CHECK).await;
+            }
+        });
+    }
+
     /// Registers a listening module's settings, with `Listener` added, and starts its listener.
     async fn start_module(self: &Arc<Self>, module: &ListenerModule) {
         let mut decl = (module.decl)();
@@ -503,6 +562,7 @@ impl Server {
                 server.dequeuer.queue().set_settings(s);
                 server.dequeuer.start();
                 server.pipe.start(&server.cli);
+                server.watch_schedule();
             }
         }));
         self.cli.modules.register(decl);

@@ -54,6 +54,7 @@ use tokio::runtime::Handle;
 use tokio_rustls::TlsConnector;
 
 use super::wildcard;
+use crate::dialup::Link;
 use crate::format::{Dict, Value};
 use crate::kernel::log::{Level, Logger};
 use crate::kernel::mail::{Channel, Job, Outcome, Target};
@@ -310,6 +311,8 @@ pub struct SmtpChannel {
     pool: Mutex<HashMap<String, (Instant, Conn)>>,
     active: Mutex<usize>,
     freed: Condvar,
+    /// The dial-up link: no connection is made while the TCP Activity Schedule keeps it closed.
+    link: Option<Arc<Link>>,
 }
 
 impl SmtpChannel {
@@ -330,6 +333,15 @@ impl SmtpChannel {
             pool: Mutex::new(HashMap::new()),
             active: Mutex::new(0),
             freed: Condvar::new(),
+            link: None,
+        }
+    }
+
+    /// The same channel, gated by the TCP Activity Schedule of `link` (guide.txt:5253-5303).
+    pub fn with_link(self, link: Arc<Link>) -> SmtpChannel {
+        SmtpChannel {
+            link: Some(link),
+            ..self
         }
     }
 
@@ -594,6 +606,16 @@ impl Channel for SmtpChannel {
         let Target::Smtp { host, address } = job.target else {
             return Outcome::Failed("not an SMTP target".into());
         };
+        if let Some(link) = self.link.as_ref().filter(|l| !l.is_open()) {
+            link.hold();
+            let until = link.next_open().map_or_else(
+                || "further notice".to_string(),
+                |t| t.format("%a %H:%M").to_string(),
+            );
+            return Outcome::Deferred(format!(
+                "the TCP Activity Schedule keeps the link closed until {until}"
+            ));
+        }
         let s = (self.settings)();
         self.acquire(s.channels);
         let out = self
