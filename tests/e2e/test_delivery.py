@@ -79,3 +79,27 @@ def test_mutt_reads_the_mailbox(server, gatehouse_bin):
         assert f"body of {marker}" in screen, screen
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_flow_control_suspends_a_flooded_account(server, gatehouse_bin):
+    """guide.txt:12062-12075: more than N messages to one account within T suspend its queue
+    (mail-loop protection); the rest wait in the queue, nothing is lost."""
+    ok = lambda *a, **k: cli(gatehouse_bin, server, *a, check=True, **k)
+    ok("CreateAccount", "flooded")
+    ok("UpdateModule", "LOCAL", "{SuspendAfterMessages=3;SuspendWithin=600;}")
+    bad = cli(gatehouse_bin, server, "UpdateModule", "LOCAL", "{SuspendAfterMessages=none;}")
+    assert bad.returncode == 1 and "SuspendAfterMessages" in bad.stderr
+    marker = f"flood-{uuid.uuid4().hex[:6]}"
+    for i in range(5):
+        drop(server, f"flood{i}", sub("flooded@example.test", f"{marker}-{i}"))
+    deadline = time.monotonic() + 20
+    while len(messages_with(server, "flooded", marker, timeout=0.2)) < 3:
+        assert time.monotonic() < deadline
+    deadline = time.monotonic() + 20
+    while True:
+        held = [m for m in ok("ListQueue", json=True) if "Flow Control" in m["State"]]
+        if len(held) == 2:
+            break
+        assert time.monotonic() < deadline, ok("ListQueue", json=True)
+        time.sleep(0.2)
+    assert len(messages_with(server, "flooded", marker, timeout=0.2)) == 3

@@ -40,7 +40,9 @@
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, OnceLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::cli::ModuleDecl;
 use crate::format::{Dict, Value};
@@ -78,6 +80,17 @@ pub const SETTINGS: &[SettingDecl] = &[
         doc: "Processes: simultaneous delivery threads of the LOCAL queue, read by the Dequeuer \
               (guide.txt:12023-12028)",
     },
+    SettingDecl {
+        key: "SuspendAfterMessages",
+        default: "unlimited",
+        doc: "Flow Control: suspend an account's queue if it received this many messages \
+              (guide.txt:12062-12075; a number or unlimited)",
+    },
+    SettingDecl {
+        key: "SuspendWithin",
+        default: "60",
+        doc: "Flow Control: ... within this many seconds (mail-loop protection)",
+    },
 ];
 
 /// The settings declaration for `GetModule LOCAL`; a change of `LogLevel` applies to `logger` at once.
@@ -109,6 +122,9 @@ fn set_log_level(logger: &Logger, level: Level) {
 struct Config {
     log_level: Level,
     processes: usize,
+    /// Flow Control: at most this many messages per account within `flow_window`.
+    flow_limit: Option<usize>,
+    flow_window: Duration,
 }
 
 impl Config {
@@ -136,9 +152,25 @@ impl Config {
                 "AccountDetail: {detail:?} is not Disabled, Enabled or Direct Mailbox"
             ));
         }
+        let limit = text("SuspendAfterMessages");
+        let flow_limit = match limit.as_str() {
+            "unlimited" => None,
+            n => Some(n.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                format!("SuspendAfterMessages: {n:?} is not a number or unlimited")
+            })?),
+        };
+        let within = text("SuspendWithin");
+        let flow_window = within
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("SuspendWithin: {within:?} is not a number of seconds"))?;
         Ok(Config {
             log_level,
             processes,
+            flow_limit,
+            flow_window,
         })
     }
 
@@ -152,6 +184,8 @@ impl Config {
             Config::from(&Dict::new()).unwrap_or(Config {
                 log_level: Level::Major,
                 processes: 1,
+                flow_limit: None,
+                flow_window: Duration::from_secs(60),
             })
         })
     }
@@ -180,6 +214,8 @@ pub struct LocalDelivery {
     host: String,
     clock: SharedClock,
     submitter: OnceLock<Arc<dyn Submit>>,
+    /// Flow Control: when each account's recent messages came (guide.txt:12062-12075).
+    received: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 /// Why a store into a mailbox did not happen.
@@ -220,7 +256,33 @@ impl LocalDelivery {
             host: host.into(),
             clock: SystemClock::shared(),
             submitter: OnceLock::new(),
+            received: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Flow Control: counts a message for the account and says whether its queue is suspended
+    /// (more than the limit within the period). Every message counts, stored or not, as the
+    /// guide says; a suspended message waits in the queue (Deferred) rather than bouncing.
+    fn flow_suspended(&self, account: &str) -> Option<String> {
+        let config = Config::load(&self.store);
+        let limit = config.flow_limit?;
+        let now = Instant::now();
+        let mut received = self.received.lock().unwrap_or_else(|e| e.into_inner());
+        let times = received.entry(account.to_string()).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= config.flow_window)
+        {
+            times.pop_front();
+        }
+        if times.len() >= limit {
+            return Some(format!(
+                "the account queue is suspended: {limit} messages within {} s (Flow Control)",
+                config.flow_window.as_secs()
+            ));
+        }
+        times.push_back(now);
+        None
     }
 
     /// The Enqueuer that Rules hand their redirects, forwards, mirrors and replies to (set once,
@@ -597,7 +659,17 @@ impl Channel for LocalDelivery {
                 account,
                 mailbox,
                 detail: _,
-            } => self.deliver_local(job, domain, account, mailbox.as_deref()),
+            } => {
+                if let Some(why) = self.flow_suspended(&format!("{account}@{domain}")) {
+                    self.logger.log(
+                        Level::Problems,
+                        NAME,
+                        format_args!("{account}@{domain}: {why}"),
+                    );
+                    return Outcome::Deferred(why);
+                }
+                self.deliver_local(job, domain, account, mailbox.as_deref())
+            }
             other => Outcome::Failed(format!("LOCAL cannot deliver to {other:?}")),
         }
     }
