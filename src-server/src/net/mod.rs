@@ -5,6 +5,7 @@
 //! 4697-4712 (IP lists). SASL mechanisms and APOP for every login: `sasl`.
 
 pub mod iplist;
+pub mod lines;
 pub mod listener;
 pub mod sasl;
 pub mod tls;

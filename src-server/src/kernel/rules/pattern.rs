@@ -2,18 +2,24 @@
 //! itself, ASCII case-insensitively (our decision, see the parent module). `in` lists are split at
 //! every comma and keep the spaces around them, as the guide warns.
 
-/// Whether `text` matches `picture`. Linear in practice: the classic two-pointer wildcard match
-/// with one backtrack point, O(len(text) × len(picture)) at worst, no recursion.
+/// Whether `text` matches `picture`, ASCII case-insensitively.
 pub fn matches(picture: &str, text: &str) -> bool {
-    let p = picture.as_bytes();
-    let t = text.as_bytes();
+    wildcard(picture.as_bytes(), text.as_bytes(), |a, b| {
+        a.eq_ignore_ascii_case(&b)
+    })
+}
+
+/// The `*` wildcard match with the byte comparison `eq` (the SMTP module's banned lines are
+/// case-sensitive). Linear in practice: the classic two-pointer match with one backtrack point,
+/// O(len(text) × len(pattern)) at worst, no recursion.
+pub fn wildcard(p: &[u8], t: &[u8], eq: impl Fn(u8, u8) -> bool) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         if pi < p.len() && p[pi] == b'*' {
             star = Some((pi, ti));
             pi += 1;
-        } else if pi < p.len() && p[pi].eq_ignore_ascii_case(&t[ti]) {
+        } else if pi < p.len() && eq(p[pi], t[ti]) {
             pi += 1;
             ti += 1;
         } else if let Some((sp, st)) = star {

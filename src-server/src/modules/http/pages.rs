@@ -1578,18 +1578,7 @@ fn defaults_over(defaults: &Dict, effective: &Dict) -> Dict {
 
 // ------------------------------------------------------------------ TCP Activity Schedule
 
-const DAYS: [&str; 10] = [
-    "Every Day",
-    "Mon-Fri",
-    "Sat-Sun",
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+use crate::dialup::schedule::DAYS;
 
 async fn schedule(
     State(web): State<Web>,
@@ -1684,7 +1673,7 @@ async fn render_schedule(
                     tbody {
                         @for (d, w, p) in rows.iter().chain(std::iter::once(&blank)) {
                             tr {
-                                td { select name="days" aria-label="days" { @for opt in DAYS { option value=(opt) selected[opt == d.as_str()] { (opt) } } } }
+                                td { select name="days" aria-label="days" { @for opt in DAYS { option value=(opt) selected[*opt == d.as_str()] { (opt) } } } }
                                 td { input type="text" name="when" value=(w) placeholder="08:00-18:00" aria-label="when"; }
                                 td { input type="text" name="pause" value=(p) placeholder="0" aria-label="pause"; }
                             }

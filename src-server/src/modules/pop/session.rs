@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use super::proto::{self, Command, ParseError};
@@ -14,6 +14,7 @@ use crate::cli::CliContext;
 use crate::kernel::log::{Level, Logger};
 use crate::kernel::mail::{NewRecipient, Source, Submission, Submit};
 use crate::mailbox::{names, Change, Flags, Format, Mailbox, MailboxManager, SetMode};
+use crate::net::lines::{Line, LineReader};
 use crate::net::listener::AsyncStream;
 use crate::net::sasl::{self, AccountId, Credentials, Exchange, Failure, Secret, Step};
 use crate::net::tls::TlsSetup;
@@ -73,50 +74,18 @@ impl PopContext {
     }
 }
 
-enum Line {
-    Text(Vec<u8>),
-    TooLong,
-    Eof,
-}
-
 /// The connection: the stream (plain or TLS) and its read buffer.
 struct Conn {
     stream: Box<dyn AsyncStream>,
-    buf: Vec<u8>,
-    skipping: bool,
+    reader: LineReader,
     secure: bool,
     tag: String,
 }
 
 impl Conn {
-    /// The next CRLF- or LF-terminated line, at most `max` bytes; a longer one is skipped whole.
+    /// The next line of at most `max` bytes (the shared reader: a longer one is skipped whole).
     async fn line(&mut self, max: usize) -> std::io::Result<Line> {
-        let mut chunk = [0u8; 4096];
-        loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
-                if std::mem::take(&mut self.skipping) {
-                    return Ok(Line::TooLong);
-                }
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                if line.len() > max {
-                    return Ok(Line::TooLong);
-                }
-                return Ok(Line::Text(line));
-            }
-            if self.buf.len() > max {
-                self.skipping = true;
-                self.buf.clear();
-            }
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(Line::Eof);
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
+        self.reader.next(&mut self.stream, max).await
     }
 
     /// [`Conn::line`] within `limit`; a silent client is an error that ends the session.
@@ -174,8 +143,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut conn = Conn {
         stream,
-        buf: Vec::new(),
-        skipping: false,
+        reader: LineReader::default(),
         secure,
         tag: format!("{TAG}-{}", peer.port()),
     };
@@ -273,8 +241,7 @@ pub async fn serve(
                 (Some(tls), false) => {
                     conn.send(&proto::ok("begin TLS negotiation")).await?;
                     // RFC 2595 §4: anything the client sent after STLS is discarded.
-                    conn.buf.clear();
-                    conn.skipping = false;
+                    conn.reader.discard_buffered();
                     let plain = std::mem::replace(&mut conn.stream, Box::new(tokio::io::empty()));
                     let tls = tls.upgrade(plain).await?;
                     conn.stream = Box::new(tls);

@@ -29,11 +29,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::cli::rights::SETTINGS;
 use crate::cli::{self, CliContext, CliError, Session};
 use crate::format::Value;
+use crate::net::lines::{Line, LineReader};
 use crate::net::sasl::{self, AccountId, Exchange, Failure, Secret, Step};
 
 #[cfg(test)]
@@ -81,49 +82,6 @@ enum State {
     Authenticated(Session),
 }
 
-enum Line {
-    Text(Vec<u8>),
-    TooLong,
-    Eof,
-}
-
-/// Reads CRLF- or LF-terminated lines with a length cap; an over-long line is skipped whole.
-struct LineReader {
-    buf: Vec<u8>,
-    skipping: bool,
-}
-
-impl LineReader {
-    async fn next<R: AsyncRead + Unpin>(&mut self, r: &mut R, max: usize) -> std::io::Result<Line> {
-        let mut chunk = [0u8; 8192];
-        loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
-                if std::mem::take(&mut self.skipping) {
-                    return Ok(Line::TooLong);
-                }
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                if line.len() > max {
-                    return Ok(Line::TooLong);
-                }
-                return Ok(Line::Text(line));
-            }
-            if self.buf.len() > max {
-                self.skipping = true;
-                self.buf.clear();
-            }
-            let n = r.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(Line::Eof);
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
-
 async fn send<W: AsyncWrite + Unpin>(w: &mut W, line: &[u8]) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(line.len() + 2);
     out.extend_from_slice(line);
@@ -155,10 +113,7 @@ where
         format!("200 Gatehouse at {} PWD Server ready {token}", ctx.host).as_bytes(),
     )
     .await?;
-    let mut reader = LineReader {
-        buf: Vec::new(),
-        skipping: false,
-    };
+    let mut reader = LineReader::default();
     let mut state = State::Anonymous;
     loop {
         let max = match &state {

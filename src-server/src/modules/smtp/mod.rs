@@ -296,28 +296,9 @@ impl Banned {
     }
 }
 
-/// `*` matches any run of characters; everything else matches itself (case-sensitive).
-/// Linear backtracking on the last star: O(len(text) * len(pattern)) at worst.
+/// `*` wildcard match, case-sensitive (banned lines, guide.txt:3580-3607).
 pub fn wildcard(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
+    crate::kernel::rules::pattern::wildcard(pattern.as_bytes(), text.as_bytes(), |a, b| a == b)
 }
 
 /// What a connection is held to: the module settings and the Protection lists, read when it
