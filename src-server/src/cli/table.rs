@@ -434,7 +434,9 @@ pub static SECTIONS: &[Section] = &[
         cmd!("GetDialupSchedule", [], [], "GetDialupSchedule", Settings,
              "Returns the TCP Activity Schedule: an array of {Days=...; When=\"HH:MM-HH:MM\"; Pause=seconds;}; () = no restriction.", s::get_dialup_schedule),
         cmd!("SetDialupSchedule", [], [], "SetDialupSchedule newSchedule", Settings,
-             "Replaces the TCP Activity Schedule; Days is Every Day, Mon-Fri, Sat-Sun or a weekday name.", s::set_dialup_schedule),
+             "Replaces the TCP Activity Schedule; Days is Every Day, Mon-Fri, Sat-Sun or a weekday name. Outgoing SMTP waits while the schedule keeps the link closed.", s::set_dialup_schedule),
+        plan!("WakeUpNow", [], "WakeUpNow", Monitor,
+              "Starts a dial-up session at once (queue flush, ETRN/ATRN wake-ups, RPOP polls) where the schedule allows it, and says why not where it does not.", "dial-up wake-ups (dial-up issue)"),
     ]},
 ];
 
