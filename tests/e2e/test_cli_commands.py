@@ -588,6 +588,7 @@ def test_queue_commands(server, gatehouse_bin):
         time.sleep(0.2)
     assert held[0]["Recipients"] == ["x@queue.test"]
     pm.ok("RetryQueue", held[0]["Id"])
+    pm.ok("WakeUpNow")  # no TCP Activity Schedule: the link is open, the queue is tried now
     pm.ok("DeleteQueuedMessage", held[0]["Id"])
     assert pm.ok("ListQueue") == []
     pm.fail("DeleteQueuedMessage", "x", expect="Not a message id")

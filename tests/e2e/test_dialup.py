@@ -34,6 +34,10 @@ def test_closed_window_holds_mail_until_it_opens(server, gatehouse_bin):
             assert time.monotonic() < deadline, ok("ListQueue", json=True)
             time.sleep(0.1)
         assert not sink.wait(lambda s: s.connections > 0, timeout=3), "a connection was made while closed"
+        # Wake up now says why not while the schedule keeps the link closed.
+        woken = cli(gatehouse_bin, server, "WakeUpNow")
+        assert woken.returncode == 1 and "closed until" in woken.stderr
+        assert sink.connections == 0
         # The window opens (an empty schedule is no restriction): the queue is released.
         ok("SetDialupSchedule", "()")
         assert sink.wait(got(sink, marker), timeout=30), f"not sent when the window opened: {sink.commands}"

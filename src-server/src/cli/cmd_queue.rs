@@ -113,6 +113,27 @@ pub(super) fn delete_queued_message(ctx: &CliContext, _: &Session, a: &mut Args)
     Ok(None)
 }
 
+/// `WakeUpNow` — Can Monitor (extension): where the TCP Activity Schedule lets the link open, every
+/// waiting recipient is tried at once; where it does not, the answer says until when.
+pub(super) fn wake_up_now(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    a.end()?;
+    let link = ctx
+        .link
+        .as_ref()
+        .ok_or_else(|| CliError::new("The dial-up link is not available"))?;
+    if !link.is_open() {
+        let until = link.next_open().map_or_else(
+            || "further notice".to_string(),
+            |t| t.format("%Y-%m-%d %H:%M").to_string(),
+        );
+        return Err(CliError::new(format!(
+            "The TCP Activity Schedule keeps the link closed until {until}"
+        )));
+    }
+    queue(ctx)?.release(None);
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::cli::{execute, reply_lines, CliContext, Session};

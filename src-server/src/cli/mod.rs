@@ -185,6 +185,8 @@ pub struct CliContext {
     pub router: Option<Arc<dyn Route>>,
     /// The message queue (`ListQueue` and the other queue commands), in the running server.
     pub queue: Option<Arc<crate::kernel::queue::Queue>>,
+    /// The dial-up link (`WakeUpNow`), in the running server.
+    pub link: Option<Arc<crate::dialup::Link>>,
 }
 
 impl CliContext {
@@ -204,6 +206,7 @@ impl CliContext {
             mailboxes: Arc::new(MailboxManager::new()),
             router: None,
             queue: None,
+            link: None,
         }
     }
 

@@ -435,8 +435,8 @@ pub static SECTIONS: &[Section] = &[
              "Returns the TCP Activity Schedule: an array of {Days=...; When=\"HH:MM-HH:MM\"; Pause=seconds;}; () = no restriction.", s::get_dialup_schedule),
         cmd!("SetDialupSchedule", [], [], "SetDialupSchedule newSchedule", Settings,
              "Replaces the TCP Activity Schedule; Days is Every Day, Mon-Fri, Sat-Sun or a weekday name. Outgoing SMTP waits while the schedule keeps the link closed.", s::set_dialup_schedule),
-        plan!("WakeUpNow", [], "WakeUpNow", Monitor,
-              "Starts a dial-up session at once (queue flush, ETRN/ATRN wake-ups, RPOP polls) where the schedule allows it, and says why not where it does not.", "dial-up wake-ups (dial-up issue)"),
+        cmd!("WakeUpNow", [], [], "WakeUpNow", Monitor,
+             "Tries every waiting recipient at once where the TCP Activity Schedule lets the link open; otherwise fails saying until when (ETRN/ATRN wake-ups and RPOP polls join it with the dial-up issue).", q::wake_up_now),
     ]},
 ];
 

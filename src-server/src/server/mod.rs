@@ -262,6 +262,7 @@ impl Server {
             ),
         );
         cli.queue = Some(queue);
+        cli.link = Some(link.clone());
         let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
             let status_of = weak.clone();
             cli.status = Some(Arc::new(move || {
