@@ -403,6 +403,8 @@ fn top_level_items(value: &str) -> Vec<Range<usize>> {
     let mut start = 0;
     let mut depth = 0usize; // comment nesting
     let mut angle = false;
+    // Inside a domain literal (`x@[127.0.0.1:9]`) a `:` is not a group's display name.
+    let mut literal = false;
     let mut quoted = false;
     let mut escaped = false;
     for (i, c) in value.char_indices() {
@@ -417,6 +419,9 @@ fn top_level_items(value: &str) -> Vec<Range<usize>> {
             '(' => depth += 1,
             ')' if depth > 0 => depth -= 1,
             _ if depth > 0 => {}
+            '[' => literal = true,
+            ']' => literal = false,
+            _ if literal => {}
             '<' => angle = true,
             '>' => angle = false,
             ':' if !angle => start = i + 1,
@@ -487,6 +492,7 @@ fn addr_spec(text: &str) -> Result<String, ()> {
     }
     let mut quoted = false;
     let mut escaped = false;
+    let mut literal = false;
     for c in s.chars() {
         if c.is_control() {
             return Err(());
@@ -495,8 +501,10 @@ fn addr_spec(text: &str) -> Result<String, ()> {
             _ if escaped => escaped = false,
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
-            // A domain literal `[1.2.3.4]` after the `@` is fine.
-            '[' | ']' if !quoted && has_domain(s) => {}
+            // A domain literal `[1.2.3.4]` or `[1.2.3.4:25]` after the `@` is fine.
+            '[' if !quoted && has_domain(s) => literal = true,
+            ']' if !quoted && has_domain(s) => literal = false,
+            ':' if literal => {}
             c if !quoted && (c.is_whitespace() || "<>,;:()[]".contains(c)) => return Err(()),
             _ => {}
         }

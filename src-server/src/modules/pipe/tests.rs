@@ -106,6 +106,9 @@ fn envelope_id_groups_and_duplicates() {
     assert!(!msg.contains("Envelope-ID"));
     let (s, _) = parsed("To: <@relay.test,@r2.test:a@x.test>, b@[127.0.0.1] (lit)\n\n");
     assert_eq!(recipients(&s), ["a@x.test", "b@[127.0.0.1]"]);
+    // A `:` inside a domain literal is not a group's display name.
+    let (s, _) = parsed("To: x@[127.0.0.1:9], team: y@x.test;\n\n");
+    assert_eq!(recipients(&s), ["x@[127.0.0.1:9]", "y@x.test"]);
     assert!(msg.ends_with("\r\n\r\n"));
 }
 
