@@ -29,6 +29,7 @@ APT_PACKAGES=(
     xvfb xauth imagemagick webkit2gtk-driver trayer xdotool
     dpkg-dev desktop-file-utils
     python3 tmux openssl swaks curl chromium chromium-driver mutt
+    fetchmail dovecot-pop3d dovecot-imapd
 )
 
 declare -a SUMMARY=()
