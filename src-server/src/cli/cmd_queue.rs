@@ -114,7 +114,8 @@ pub(super) fn delete_queued_message(ctx: &CliContext, _: &Session, a: &mut Args)
 }
 
 /// `WakeUpNow` — Can Monitor (extension): where the TCP Activity Schedule lets the link open, every
-/// waiting recipient is tried at once; where it does not, the answer says until when.
+/// waiting recipient is tried at once and the ETRN/ATRN wake-up is sent (guide.txt:11678-11679);
+/// where it does not, the answer says until when.
 pub(super) fn wake_up_now(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
     a.end()?;
     let link = ctx
@@ -131,6 +132,10 @@ pub(super) fn wake_up_now(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdRes
         )));
     }
     queue(ctx)?.release(None);
+    // dialup wake-ups: ETRN/ATRN to the backup server (modules::smtp::wakeup).
+    if let Some(wake_up) = &ctx.wake_up {
+        wake_up().map_err(CliError::new)?;
+    }
     Ok(None)
 }
 

@@ -187,7 +187,12 @@ pub struct CliContext {
     pub queue: Option<Arc<crate::kernel::queue::Queue>>,
     /// The dial-up link (`WakeUpNow`), in the running server.
     pub link: Option<Arc<crate::dialup::Link>>,
+    /// Sends the ETRN/ATRN wake-up now (`WakeUpNow`); Ok(false) when no backup server is set.
+    pub wake_up: Option<WakeUpFn>,
 }
+
+/// Starts a dial-up wake-up session (see [`CliContext::wake_up`]).
+pub type WakeUpFn = Arc<dyn Fn() -> Result<bool, String> + Send + Sync>;
 
 impl CliContext {
     /// A context over `store` with no callbacks and its own Mailbox Manager (the server replaces
@@ -207,6 +212,7 @@ impl CliContext {
             router: None,
             queue: None,
             link: None,
+            wake_up: None,
         }
     }
 

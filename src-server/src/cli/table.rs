@@ -436,7 +436,7 @@ pub static SECTIONS: &[Section] = &[
         cmd!("SetDialupSchedule", [], [], "SetDialupSchedule newSchedule", Settings,
              "Replaces the TCP Activity Schedule; Days is Every Day, Mon-Fri, Sat-Sun or a weekday name. Outgoing SMTP waits while the schedule keeps the link closed.", s::set_dialup_schedule),
         cmd!("WakeUpNow", [], [], "WakeUpNow", Monitor,
-             "Tries every waiting recipient at once where the TCP Activity Schedule lets the link open; otherwise fails saying until when (ETRN/ATRN wake-ups and RPOP polls join it with the dial-up issue).", q::wake_up_now),
+             "Tries every waiting recipient at once and sends the ETRN or ATRN wake-up to the SMTP module's SendWakeupsTo server, where the TCP Activity Schedule lets the link open; otherwise fails saying until when.", q::wake_up_now),
     ]},
 ];
 

@@ -5,7 +5,9 @@
 //! schedule and releases the queue when a window opens, and reports the state in
 //! `GetServerStatus` (`DialupWindow`, `NextWindow`). Log tag `TCP`.
 //!
-//! todo: ETRN/ATRN wake-ups and RPOP polls (issue 7) will ask the same `Link`.
+//! ETRN/ATRN wake-ups (`modules::smtp::wakeup`) ask the same `Link`, and its `pause`.
+//!
+//! todo: RPOP polls (issue 7) will ask the same `Link`.
 
 pub mod schedule;
 
@@ -63,6 +65,11 @@ impl Link {
     /// Whether anything waited since the last call (and forgets it).
     pub fn take_held(&self) -> bool {
         self.held.swap(false, Ordering::SeqCst)
+    }
+
+    /// The schedule's Pause now: the least time between two wake-ups.
+    pub fn pause(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.schedule().pause_at(self.now())))
     }
 
     /// When the link opens next (now when it is open).

@@ -9,8 +9,8 @@
 //! 19:30-07:30` is open from Friday 19:30 to Saturday 07:30, and closed from Saturday 07:30 on.
 //! Times are the server's local time, as every time in the guide.
 //!
-//! todo: `Pause` (the least time between two link sessions) is kept and shown but not yet
-//! enforced: the schedule only opens and closes the link.
+//! `Pause` (the least time between two link sessions) is enforced for ETRN/ATRN wake-ups
+//! ([`Schedule::pause_at`]); todo: RPOP polls.
 
 use chrono::{Datelike, Duration, NaiveDateTime, Timelike, Weekday};
 
@@ -173,6 +173,17 @@ impl Schedule {
     /// Whether the link may be used at `at` (always, with no elements).
     pub fn is_open(&self, at: NaiveDateTime) -> bool {
         self.elements.is_empty() || self.elements.iter().any(|e| e.covers(at))
+    }
+
+    /// The least time between two link sessions at `at`: the largest Pause among the elements
+    /// open then (0 when none is, or with no elements).
+    pub fn pause_at(&self, at: NaiveDateTime) -> u32 {
+        self.elements
+            .iter()
+            .filter(|e| e.covers(at))
+            .map(|e| e.pause)
+            .max()
+            .unwrap_or(0)
     }
 
     /// When the link next opens after `at` (`at` itself when open now); `None` if never.

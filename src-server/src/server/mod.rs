@@ -70,6 +70,10 @@ pub struct Server {
     pub pipe: Arc<Pipe>,
     /// The dial-up link and its TCP Activity Schedule.
     pub link: Arc<Link>,
+    /// Hold Mail for Domains and the ETRN/ATRN releases (SMTP serving side).
+    pub holds: Arc<smtp::etrn::Holds>,
+    /// ETRN/ATRN wake-ups of the backup server (SMTP client side).
+    pub wakeups: Arc<smtp::wakeup::Wakeups>,
     /// The Local Delivery channel for `Target::Local` (the Dequeuer calls it).
     pub local: Arc<local::LocalDelivery>,
     port_offset: u16,
@@ -100,7 +104,7 @@ const LISTENER_MODULES: &[ListenerModule] = &[
                 Some(server.tls.clone()),
                 server.logger.clone(),
                 server.port_offset,
-            )))
+            ).with_holds(server.holds.clone())))
         },
         default_listener: smtp::DEFAULT_LISTENER,
     },
@@ -250,6 +254,7 @@ impl Server {
         local.set_submitter(enqueuer.clone());
         dequeuer.set_channel(ChannelKind::Local, local.clone());
         let link = Arc::new(Link::new(store.clone(), SystemClock::shared()));
+        let holds = Arc::new(smtp::etrn::Holds::from_store(queue.clone(), store.clone()));
         dequeuer.set_channel(
             ChannelKind::Smtp,
             Arc::new(
@@ -258,7 +263,8 @@ impl Server {
                     store.clone(),
                     logger.clone(),
                 )
-                .with_link(link.clone()),
+                .with_link(link.clone())
+                .with_holds(holds.clone()),
             ),
         );
         cli.queue = Some(queue);
@@ -274,11 +280,35 @@ impl Server {
                     s.stop.notify_one();
                 }
             }));
+            let wake_of = weak.clone();
+            cli.wake_up = Some(Arc::new(move || {
+                wake_of
+                    .upgrade()
+                    .map_or(Ok(false), |s| s.wakeups.wake_up_now())
+            }));
+            let cli = Arc::new(cli);
+            // The ATRN client serves the turned-around connection as an ordinary SMTP session.
+            let wakeups = Arc::new(smtp::wakeup::Wakeups::new(
+                Arc::new(
+                    smtp::Config::new(
+                        cli.clone(),
+                        enqueuer.clone(),
+                        router.clone(),
+                        Some(tls.clone()),
+                        logger.clone(),
+                        opts.port_offset,
+                    )
+                    .with_holds(holds.clone()),
+                ),
+                link.clone(),
+                store.clone(),
+                tokio::runtime::Handle::current(),
+            ));
             Server {
                 store,
                 logger,
                 tls,
-                cli: Arc::new(cli),
+                cli,
                 mailboxes,
                 local,
                 enqueuer,
@@ -286,6 +316,8 @@ impl Server {
                 router,
                 pipe,
                 link,
+                holds,
+                wakeups,
                 port_offset: opts.port_offset,
                 started: Instant::now(),
                 listeners: Mutex::new(Vec::new()),
@@ -450,6 +482,9 @@ impl Server {
                 let open = tokio::task::spawn_blocking(move || link.is_open())
                     .await
                     .unwrap_or(true);
+                // dialup wake-ups: ETRN/ATRN to the backup server (modules::smtp::wakeup).
+                let wakeups = server.wakeups.clone();
+                let _ = tokio::task::spawn_blocking(move || wakeups.tick(open)).await;
                 // A window opened, or mail waited for a closed link that is open again (a
                 // schedule change between two looks): the waiting recipients go now.
                 if open && (was_open == Some(false) || server.link.take_held()) {

@@ -556,37 +556,42 @@ impl Queue {
     /// Makes deferred recipients due now: all of them, or those whose domain or last routed
     /// queue is `target` (case-insensitive). Returns how many messages were released.
     pub fn release(&self, target: Option<&str>) -> usize {
+        self.release_where(|id, queue, domain| match target {
+            None => true,
+            // A message's own id names it (RetryQueue id, from the queue monitor).
+            Some(t) if t == id.to_string() => true,
+            Some(t) => {
+                queue.is_some_and(|q| q.eq_ignore_ascii_case(t)) || domain.eq_ignore_ascii_case(t)
+            }
+        })
+    }
+
+    /// Makes due now every deferred recipient for which `hit(message id, last routed queue,
+    /// recipient domain)` holds; returns how many messages were released (ETRN and ATRN release
+    /// a queue by a name pattern).
+    pub fn release_where(&self, hit: impl Fn(MessageId, Option<&str>, &str) -> bool) -> usize {
         let now = self.now();
         let mut ix = self.lock();
         let mut released = Vec::new();
         for (&id, e) in ix.entries.iter_mut() {
-            let mut hit = false;
+            let mut any = false;
             for (i, s) in e.status.iter_mut().enumerate() {
                 let RcptState::Deferred { next_try, .. } = &mut s.state else {
                     continue;
                 };
-                let matches = match target {
-                    None => true,
-                    // A message's own id names it (RetryQueue id, from the queue monitor).
-                    Some(t) if t == id.to_string() => true,
-                    Some(t) => {
-                        e.targets
-                            .get(i)
-                            .and_then(Option::as_ref)
-                            .is_some_and(|x| x.eq_ignore_ascii_case(t))
-                            || e.env.recipients.get(i).is_some_and(|r| {
-                                r.address
-                                    .rsplit_once('@')
-                                    .is_some_and(|(_, d)| d.eq_ignore_ascii_case(t))
-                            })
-                    }
-                };
-                if matches {
+                let queue = e.targets.get(i).and_then(Option::as_deref);
+                let domain = e
+                    .env
+                    .recipients
+                    .get(i)
+                    .and_then(|r| r.address.rsplit_once('@'))
+                    .map_or("", |(_, d)| d);
+                if hit(id, queue, domain) {
                     *next_try = now;
-                    hit = true;
+                    any = true;
                 }
             }
-            if hit {
+            if any {
                 released.push((id, e.due, e.busy));
                 if e.busy {
                     // The worker's finish() sees this and keeps "now".
@@ -605,6 +610,38 @@ impl Queue {
         drop(ix);
         self.wake.notify_all();
         released.len()
+    }
+
+    /// Counts the recipients not yet done for which `hit(last routed queue, recipient domain)`
+    /// holds; with `due_only`, only those due now or in a worker's hands (an ATRN session waits
+    /// until none is left).
+    pub fn count_where(&self, due_only: bool, hit: impl Fn(Option<&str>, &str) -> bool) -> usize {
+        let now = self.now();
+        let ix = self.lock();
+        let mut n = 0;
+        for e in ix.entries.values() {
+            for (i, s) in e.status.iter().enumerate() {
+                let due = match &s.state {
+                    RcptState::Pending => true,
+                    RcptState::Deferred { next_try, .. } => *next_try <= now,
+                    _ => continue,
+                };
+                if due_only && !due && !e.busy {
+                    continue;
+                }
+                let queue = e.targets.get(i).and_then(Option::as_deref);
+                let domain = e
+                    .env
+                    .recipients
+                    .get(i)
+                    .and_then(|r| r.address.rsplit_once('@'))
+                    .map_or("", |(_, d)| d);
+                if hit(queue, domain) {
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     /// Removes a queued message without delivering it or reporting (`DeleteQueuedMessage`).

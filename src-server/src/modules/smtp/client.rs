@@ -53,6 +53,7 @@ use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio_rustls::TlsConnector;
 
+use super::etrn::Holds;
 use super::wildcard;
 use crate::dialup::Link;
 use crate::format::{Dict, Value};
@@ -182,14 +183,13 @@ pub fn send_settings_from(eff: &Dict) -> Result<SendSettings, String> {
     let mut dns_servers = Vec::new();
     for s in list("DNSServers") {
         dns_servers.push(
-            parse_host_port(&s, 53)
+            host_port(&s, 53)
                 .and_then(|(h, p)| h.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, p)))
                 .ok_or_else(|| format!("DNSServers: {s:?} is not ip or ip:port"))?,
         );
     }
     for h in list("ForwardTo") {
-        parse_host_port(&h, 25)
-            .ok_or_else(|| format!("ForwardTo: {h:?} is not host or host:port"))?;
+        host_port(&h, 25).ok_or_else(|| format!("ForwardTo: {h:?} is not host or host:port"))?;
     }
     let user = text("RelayUser");
     let channels = match text("SendingChannels").as_str() {
@@ -213,7 +213,7 @@ pub fn send_settings_from(eff: &Dict) -> Result<SendSettings, String> {
 }
 
 /// `host`, `host:port`, `[v6]:port`, `v4`, `v6` → (host, port).
-fn parse_host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
+pub(super) fn host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Some((ip.to_string(), default_port));
     }
@@ -282,7 +282,7 @@ pub fn route_of(queue: &str, s: &SendSettings) -> Result<Route, String> {
             hosts: s
                 .forward_to
                 .iter()
-                .filter_map(|h| parse_host_port(h, 25))
+                .filter_map(|h| host_port(h, 25))
                 .collect(),
             relay: true,
         });
@@ -295,10 +295,10 @@ pub fn route_of(queue: &str, s: &SendSettings) -> Result<Route, String> {
 
 /// One server to try: its name (for TLS) and its address.
 #[derive(Debug, Clone)]
-struct Candidate {
-    name: String,
-    addr: SocketAddr,
-    relay: bool,
+pub(super) struct Candidate {
+    pub(super) name: String,
+    pub(super) addr: SocketAddr,
+    pub(super) relay: bool,
 }
 
 /// A blocking `Channel` for `Target::Smtp` (see the module header).
@@ -313,6 +313,8 @@ pub struct SmtpChannel {
     freed: Condvar,
     /// The dial-up link: no connection is made while the TCP Activity Schedule keeps it closed.
     link: Option<Arc<Link>>,
+    /// Hold Mail for Domains, and the connections ATRN turned around.
+    holds: Option<Arc<Holds>>,
 }
 
 impl SmtpChannel {
@@ -334,6 +336,7 @@ impl SmtpChannel {
             active: Mutex::new(0),
             freed: Condvar::new(),
             link: None,
+            holds: None,
         }
     }
 
@@ -345,20 +348,22 @@ impl SmtpChannel {
         }
     }
 
+    /// The same channel, holding the queues of Hold Mail for Domains until ETRN or ATRN
+    /// releases them, and delivering over the connections ATRN turned around.
+    pub fn with_holds(self, holds: Arc<Holds>) -> SmtpChannel {
+        SmtpChannel {
+            holds: Some(holds),
+            ..self
+        }
+    }
+
     /// The channel gatehoused runs: `EHLO` with the main domain, settings read from
     /// `Settings/SMTP.settings` over the declared defaults before every delivery.
     pub fn from_store(handle: Handle, store: Store, logger: Logger) -> SmtpChannel {
         let helo = store.main_domain();
         let log = logger.clone();
         let settings = move || {
-            let mut eff: Dict = super::module_decl()
-                .settings
-                .iter()
-                .map(|d| (d.key.as_bytes().to_vec(), Value::str(d.default)))
-                .collect();
-            if let Ok(Value::Dict(stored)) = store.server_settings(super::NAME) {
-                eff.extend(stored);
-            }
+            let eff = super::stored_settings(&store);
             send_settings_from(&eff).unwrap_or_else(|e| {
                 log.log(
                     Level::Failures,
@@ -606,6 +611,36 @@ impl Channel for SmtpChannel {
         let Target::Smtp { host, address } = job.target else {
             return Outcome::Failed("not an SMTP target".into());
         };
+        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        if let Some(holds) = &self.holds {
+            // RFC 2645: the customer is connected and waits for its mail on this connection.
+            if let Some(conn) = holds.attached(host) {
+                let s = (self.settings)();
+                let out = self.handle.block_on(async {
+                    let mut conn = conn.lock().await;
+                    if conn.broken {
+                        return Outcome::Deferred("the ATRN connection was lost".into());
+                    }
+                    transaction(&mut conn, job, address, &s).await
+                });
+                self.logger.log(
+                    Level::Major,
+                    TAG,
+                    format_args!(
+                        "message {} to <{address}> via {host} (ATRN): {}",
+                        job.id,
+                        describe(&out)
+                    ),
+                );
+                return out;
+            }
+            // guide.txt:11742-11746, 11783-11786: no connection is tried until a release.
+            if holds.is_held(host, domain) {
+                return Outcome::Deferred(format!(
+                    "held for {host} until ETRN or ATRN (Hold Mail for Domains)"
+                ));
+            }
+        }
         if let Some(link) = self.link.as_ref().filter(|l| !l.is_open()) {
             link.hold();
             let until = link.next_open().map_or_else(
@@ -622,6 +657,10 @@ impl Channel for SmtpChannel {
             .handle
             .block_on(self.deliver_async(job, host, address, &s));
         self.release();
+        if let (Some(holds), Outcome::Deferred(_)) = (&self.holds, &out) {
+            // The released host is unreachable again: its mail waits for the next wake-up.
+            holds.end_release(host, domain);
+        }
         let level = match out {
             Outcome::Delivered => Level::Major,
             _ => Level::Failures,
@@ -648,7 +687,7 @@ fn describe(o: &Outcome) -> String {
 }
 
 /// A byte stream, plain or TLS.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// One remote SMTP reply.
@@ -698,15 +737,17 @@ struct Ext {
 }
 
 /// An open SMTP connection past EHLO.
-struct Conn {
+pub(super) struct Conn {
     io: BufReader<Box<dyn Io>>,
     ext: Ext,
-    tls: bool,
-    broken: bool,
+    /// The stream is encrypted.
+    pub(super) tls: bool,
+    /// A read or write failed: the connection is unusable.
+    pub(super) broken: bool,
 }
 
 /// Why a connection attempt did not get to MAIL.
-enum Open {
+pub(super) enum Open {
     /// Try the next address.
     Next(String),
     /// Stop: no address will do (e.g. TLS required and refused).
@@ -714,7 +755,24 @@ enum Open {
 }
 
 impl Conn {
-    async fn read_reply(&mut self, timeout: Duration) -> Result<Reply, String> {
+    /// A connection over a stream that is already open (ATRN turned it around, RFC 2645 §4);
+    /// the greeting is still to be read.
+    pub(super) fn over(stream: Box<dyn Io>) -> Conn {
+        Conn {
+            io: BufReader::new(stream),
+            ext: Ext::default(),
+            tls: false,
+            broken: false,
+        }
+    }
+
+    /// The stream, with whatever was read ahead still in front of it (for the ATRN reversal).
+    pub(super) fn into_stream(self) -> super::etrn::Prefixed<Box<dyn Io>> {
+        let rest = self.io.buffer().to_vec();
+        super::etrn::Prefixed::new(rest, self.io.into_inner())
+    }
+
+    pub(super) async fn read_reply(&mut self, timeout: Duration) -> Result<Reply, String> {
         let read = async {
             let mut lines = Vec::new();
             loop {
@@ -763,12 +821,12 @@ impl Conn {
         })
     }
 
-    async fn cmd(&mut self, line: &str, timeout: Duration) -> Result<Reply, String> {
+    pub(super) async fn cmd(&mut self, line: &str, timeout: Duration) -> Result<Reply, String> {
         self.send(format!("{line}\r\n").as_bytes()).await?;
         self.read_reply(timeout).await
     }
 
-    async fn ehlo(&mut self, helo: &str, timeout: Duration) -> Result<Reply, String> {
+    pub(super) async fn ehlo(&mut self, helo: &str, timeout: Duration) -> Result<Reply, String> {
         let r = self.cmd(&format!("EHLO {helo}"), timeout).await?;
         if r.code / 100 == 2 {
             let mut ext = Ext::default();
@@ -798,13 +856,13 @@ impl Conn {
         }
     }
 
-    async fn quit(&mut self, timeout: Duration) {
+    pub(super) async fn quit(&mut self, timeout: Duration) {
         let _ = self.cmd("QUIT", timeout.min(Duration::from_secs(10))).await;
     }
 }
 
 /// Connects to one candidate: greeting, EHLO, STARTTLS, AUTH.
-async fn open(
+pub(super) async fn open(
     c: &Candidate,
     helo: &str,
     domain: &str,
@@ -1053,7 +1111,12 @@ pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
 }
 
 /// MAIL, RCPT, DATA on an open connection; maps the replies to an outcome.
-async fn transaction(conn: &mut Conn, job: &Job<'_>, address: &str, s: &SendSettings) -> Outcome {
+pub(super) async fn transaction(
+    conn: &mut Conn,
+    job: &Job<'_>,
+    address: &str,
+    s: &SendSettings,
+) -> Outcome {
     let t = s.reply_timeout;
     let step = |r: Result<Reply, String>, what: &str| -> Result<(), Outcome> {
         match r {

@@ -30,8 +30,10 @@
 //! Sending is [`client`]: the `Channel` the Dequeuer calls for `Target::Smtp`.
 
 pub mod client;
+pub mod etrn;
 pub mod proto;
 pub mod session;
+pub mod wakeup;
 
 #[cfg(test)]
 mod tests;
@@ -52,7 +54,11 @@ pub const NAME: &str = "SMTP";
 
 /// The listener's default sockets (guide.txt:11537-11546, DESIGN.md §Default ports): 25, 465 with
 /// TLS on connect, 587 for submission (see `SubmissionPort`).
-pub const DEFAULT_LISTENER: &str = "{Sockets=({Port=25;Address=all;SSL=No;},{Port=465;Address=all;SSL=Yes;},{Port=587;Address=all;SSL=No;});MaxPerAddress=unlimited;}";
+/// Port 366 serves ODMR (RFC 2645 §6, guide.txt:11725-11727): AUTH is required there.
+pub const DEFAULT_LISTENER: &str = "{Sockets=({Port=25;Address=all;SSL=No;},{Port=465;Address=all;SSL=Yes;},{Port=587;Address=all;SSL=No;},{Port=366;Address=all;SSL=No;});MaxPerAddress=unlimited;}";
+
+/// The ODMR port (RFC 2645 §6), before the port offset.
+pub const ODMR_PORT: u16 = 366;
 
 /// Who an option applies to (guide.txt:11558-11609: "Non-Clients", "Nobody").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,15 +153,31 @@ pub fn module_decl() -> ModuleDecl {
             s("SubmissionPort", "587", "the listener port (before the port offset) that requires AUTH before MAIL (RFC 6409)"),
     ];
     settings.extend(client::setting_decls());
+    settings.extend(etrn::setting_decls());
     ModuleDecl {
         name: NAME.into(),
         settings,
         validate: Some(Arc::new(|eff: &Dict| {
             settings_from(eff)?;
+            etrn::dialup_settings_from(eff)?;
             client::send_settings_from(eff).map(|_| ())
         })),
         changed: None,
     }
+}
+
+/// The module's effective settings as stored in `Settings/SMTP.settings` over the declared
+/// defaults (for the parts that run outside a session: sending, holds, wake-ups).
+pub(crate) fn stored_settings(store: &Store) -> Dict {
+    let mut eff: Dict = module_decl()
+        .settings
+        .iter()
+        .map(|d| (d.key.as_bytes().to_vec(), Value::str(d.default)))
+        .collect();
+    if let Ok(Value::Dict(stored)) = store.server_settings(NAME) {
+        eff.extend(stored);
+    }
+    eff
 }
 
 /// Reads the module's effective settings.
@@ -315,6 +337,8 @@ pub struct Policy {
     pub white_holes: IpList,
     /// Banned lines.
     pub banned: Banned,
+    /// Holding, ETRN and wake-up settings.
+    pub dialup: etrn::DialupSettings,
 }
 
 /// Reads the policy from the store; broken lists read as empty (they were checked when set).
@@ -329,6 +353,7 @@ pub fn policy_from_store(ctx: &CliContext, store: &Store) -> Policy {
     };
     Policy {
         settings: settings_from(&eff).unwrap_or_default(),
+        dialup: etrn::dialup_settings_from(&eff).unwrap_or_default(),
         client_ips: list("ClientIPs"),
         blacklisted: list("BlacklistedIPs"),
         white_holes: list("WhiteHoleIPs"),
@@ -360,6 +385,8 @@ pub struct Config {
     pub policy: PolicySource,
     /// The listener's port offset, to recognise the submission port.
     pub port_offset: u16,
+    /// Held queues and ATRN connections (ETRN and ATRN are refused without).
+    pub holds: Option<Arc<etrn::Holds>>,
 }
 
 impl Config {
@@ -382,6 +409,15 @@ impl Config {
             policy: Arc::new(move || policy_from_store(&ctx, &ctx.store)),
             port_offset,
             auth,
+            holds: None,
+        }
+    }
+
+    /// The same configuration serving ETRN and ATRN over `holds`.
+    pub fn with_holds(self, holds: Arc<etrn::Holds>) -> Config {
+        Config {
+            holds: Some(holds),
+            ..self
         }
     }
 }

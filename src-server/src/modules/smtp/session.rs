@@ -65,6 +65,8 @@ enum Flow {
     Continue,
     Close,
     StartTls,
+    /// ATRN accepted: the connection turns around (RFC 2645 §4).
+    Reverse(super::etrn::Reversal),
 }
 
 struct Session {
@@ -75,6 +77,8 @@ struct Session {
     client: bool,
     blacklisted: bool,
     submission: bool,
+    /// On the ODMR port (RFC 2645 §6): AUTH before MAIL, as on the submission port.
+    odmr: bool,
     tls: bool,
     helo: Option<(String, bool)>,
     auth: Option<AccountId>,
@@ -106,6 +110,8 @@ pub async fn serve(
     let submission = policy.settings.submission_port != 0
         && u32::from(ep.local.port())
             == u32::from(policy.settings.submission_port) + u32::from(cfg.port_offset);
+    let odmr =
+        u32::from(ep.local.port()) == u32::from(super::ODMR_PORT) + u32::from(cfg.port_offset);
     let n = SESSIONS.fetch_add(1, Ordering::Relaxed) + 1;
     let s = Session {
         tag: format!("{NAME}-{n}"),
@@ -115,6 +121,7 @@ pub async fn serve(
         client,
         blacklisted,
         submission,
+        odmr,
         tls: ep.tls,
         helo: None,
         auth: None,
@@ -215,6 +222,26 @@ impl Session {
                     self.flush(&mut stream).await?;
                     return Ok(());
                 }
+                Flow::Reverse(rev) => {
+                    self.flush(&mut stream).await?;
+                    let Some(holds) = self.cfg.holds.clone() else {
+                        return Ok(());
+                    };
+                    // Anything the customer sent ahead belongs to its greeting.
+                    let rest = self.input.take_rest();
+                    let stream = super::etrn::Prefixed::new(rest, stream);
+                    super::etrn::reversed(
+                        holds,
+                        rev,
+                        Box::new(stream),
+                        &self.cfg.host,
+                        self.policy.settings.command_timeout,
+                        &self.cfg.logger,
+                        &self.tag,
+                    )
+                    .await;
+                    return Ok(());
+                }
                 Flow::StartTls => {
                     self.flush(&mut stream).await?;
                     let Some(tls) = self.cfg.tls.clone() else {
@@ -306,10 +333,10 @@ impl Session {
             ),
             Command::StartTls => return Ok(self.cmd_starttls()),
             Command::Auth(mech, initial) => return self.cmd_auth(&mech, initial, stream).await,
-            // RFC 2645 §5: TURN is insecure and refused; ETRN/ATRN are not served yet.
-            Command::Turn => self.error(502, "5.5.1", "TURN is not supported"),
-            Command::Etrn(_) => self.error(502, "5.5.1", "ETRN is not available on this server"),
-            Command::Atrn => self.error(502, "5.5.1", "ATRN is not available on this server"),
+            // RFC 2645 §1: TURN hands mail to whoever asks; it is refused (ATRN needs AUTH).
+            Command::Turn => self.error(502, "5.5.1", "TURN is not supported; use ATRN"),
+            Command::Etrn(node) => self.cmd_etrn(&node).await,
+            Command::Atrn(arg) => return Ok(self.cmd_atrn(&arg).await),
         }
         Ok(Flow::Continue)
     }
@@ -341,12 +368,19 @@ impl Session {
         }
         lines.push("DSN".into());
         lines.push("ENHANCEDSTATUSCODES".into());
+        // fetchmail's ETRN and ODMR clients go on only when these are listed.
+        if self.cfg.holds.is_some() {
+            if self.wakeups_allowed() {
+                lines.push("ETRN".into());
+            }
+            lines.push("ATRN".into());
+        }
         if self.cfg.tls.is_some() && !self.tls {
             lines.push("STARTTLS".into());
         }
         // guide.txt:11572-11578: Advertise AUTH hides the capability, it does not disable AUTH;
-        // on the submission port it is always shown, since AUTH is required there.
-        if self.submission || s.advertise_auth.applies(self.client) {
+        // on the submission and ODMR ports it is always shown, since AUTH is required there.
+        if self.submission || self.odmr || s.advertise_auth.applies(self.client) {
             lines.push(format!(
                 "AUTH {}",
                 self.cfg.auth.advertised_mechanisms().join(" ")
@@ -354,6 +388,105 @@ impl Session {
         }
         lines.push("HELP".into());
         self.reply(250, "", &lines.join("\n"));
+    }
+
+    /// Accept Wakeups from (guide.txt:11777-11780): ETRN and wake-up e-mails from anybody, or
+    /// only from Client IP Addresses.
+    fn wakeups_allowed(&self) -> bool {
+        !self.policy.dialup.wakeups_from_clients_only || self.client
+    }
+
+    /// ETRN node — greeted, outside a transaction (RFC 1985 §3); not on the ODMR port.
+    async fn cmd_etrn(&mut self, node: &str) {
+        match self.state {
+            State::Fresh => return self.error(503, "5.5.1", "Send HELO or EHLO first"),
+            State::Mail(_) => {
+                return self.error(503, "5.5.1", "ETRN is not allowed inside a transaction")
+            }
+            State::Ready => {}
+        }
+        let Some(holds) = self.cfg.holds.clone() else {
+            return self.error(502, "5.5.1", "ETRN is not available on this server");
+        };
+        if self.odmr {
+            return self.error(502, "5.5.1", "Only ATRN is served on this port");
+        }
+        if !self.wakeups_allowed() {
+            return self.error(
+                459,
+                "",
+                &format!(
+                    "Node {} not allowed: you are not a client",
+                    proto::printable(node)
+                ),
+            );
+        }
+        let route = Arc::clone(&self.cfg.route);
+        let logger = self.cfg.logger.clone();
+        let (tag, node) = (self.tag.clone(), node.to_string());
+        let reply = tokio::task::spawn_blocking(move || {
+            super::etrn::etrn(&holds, &*route, &node, &logger, &tag)
+        })
+        .await
+        .unwrap_or_else(|_| (458, "", "Unable to queue messages now".into()));
+        let text = proto::printable(&reply.2);
+        if reply.0 / 100 == 2 {
+            self.reply(reply.0, reply.1, &text);
+        } else {
+            self.error(reply.0, reply.1, &text);
+        }
+    }
+
+    /// ATRN [domain] — authenticated, outside a transaction (RFC 2645 §4); on success the
+    /// connection turns around.
+    async fn cmd_atrn(&mut self, arg: &str) -> Flow {
+        match self.state {
+            State::Fresh => {
+                self.error(503, "5.5.1", "Send HELO or EHLO first");
+                return Flow::Continue;
+            }
+            State::Mail(_) => {
+                self.error(503, "5.5.1", "ATRN is not allowed inside a transaction");
+                return Flow::Continue;
+            }
+            State::Ready => {}
+        }
+        let Some(holds) = self.cfg.holds.clone() else {
+            self.error(502, "5.5.1", "ATRN is not available on this server");
+            return Flow::Continue;
+        };
+        let Some(account) = self.auth.clone() else {
+            self.error(530, "5.7.0", "Authentication required");
+            return Flow::Continue;
+        };
+        let route = Arc::clone(&self.cfg.route);
+        let (ctx, arg) = (Arc::clone(&self.cfg.auth), arg.to_string());
+        let checked = tokio::task::spawn_blocking(move || {
+            let main = ctx.store.main_domain();
+            super::etrn::atrn(&holds, &*route, &account, &main, &arg)
+        })
+        .await
+        .unwrap_or_else(|_| Err((451, "4.3.0", "Unable to process ATRN request now".into())));
+        match checked {
+            Ok(rev) => {
+                self.log(
+                    Level::Major,
+                    format_args!("ATRN for {}: reversing the connection", rev.queue),
+                );
+                self.reply(250, "2.0.0", "OK, now reversing the connection");
+                Flow::Reverse(rev)
+            }
+            Err((code, enhanced, text)) => {
+                self.log(Level::LowLevel, format_args!("ATRN refused: {text}"));
+                let text = proto::printable(&text);
+                if code == 453 {
+                    self.reply(code, enhanced, &text);
+                } else {
+                    self.error(code, enhanced, &text);
+                }
+                Flow::Continue
+            }
+        }
     }
 
     /// STARTTLS — greeted, outside a transaction, not yet encrypted.
@@ -386,8 +519,9 @@ impl Session {
             State::Mail(_) => return self.error(503, "5.5.1", "Nested MAIL command"),
             State::Ready => {}
         }
-        // RFC 6409 §4.3: the submission port takes mail only from authenticated users.
-        if self.submission && self.auth.is_none() {
+        // RFC 6409 §4.3, RFC 2645 §6: the submission and ODMR ports take mail only from
+        // authenticated users.
+        if (self.submission || self.odmr) && self.auth.is_none() {
             return self.error(530, "5.7.0", "Authentication required");
         }
         let s = self.policy.settings.clone();

@@ -113,6 +113,7 @@ impl T {
             logger,
             policy: Arc::new(move || p.clone()),
             port_offset: 0,
+            holds: None,
         };
         let (client, server) = tokio::io::duplex(1 << 16);
         let ep = session::Endpoint {

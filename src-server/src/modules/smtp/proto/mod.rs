@@ -129,6 +129,12 @@ impl Input {
         self.buf.is_empty()
     }
 
+    /// Takes everything buffered (the connection changes hands, e.g. RFC 2645 ATRN).
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        self.skipping = false;
+        std::mem::take(&mut self.buf)
+    }
+
     /// Drops everything buffered (RFC 3207 §4.2: nothing sent before the TLS handshake may be
     /// acted on after it).
     pub fn clear(&mut self) {
@@ -262,8 +268,8 @@ pub enum Command {
     Auth(String, Option<Vec<u8>>),
     /// `ETRN node` (RFC 1985).
     Etrn(String),
-    /// `ATRN [domains]` (RFC 2645).
-    Atrn,
+    /// `ATRN [domains]` (RFC 2645): the argument as given, empty when there is none.
+    Atrn(String),
     /// `TURN` (RFC 821).
     Turn,
 }
@@ -358,7 +364,7 @@ pub fn command(line: &[u8], quirks: Quirks) -> Result<Command, CommandError> {
         "HELP" => Ok(Command::Help),
         "VRFY" => Ok(Command::Vrfy),
         "EXPN" => Ok(Command::Expn),
-        "ATRN" => Ok(Command::Atrn),
+        "ATRN" => Ok(Command::Atrn(arg.to_string())),
         "ETRN" => {
             if arg.is_empty() {
                 return Err(CommandError::Syntax("ETRN needs a node name"));

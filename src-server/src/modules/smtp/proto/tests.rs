@@ -107,7 +107,11 @@ fn commands_from_the_rfcs() {
             Command::Auth("PLAIN".into(), Some(b"AHRlc3QAdGVzdA==".to_vec())),
         ),
         ("ETRN @example.com", Command::Etrn("@example.com".into())),
-        ("ATRN a.example,b.example", Command::Atrn),
+        (
+            "ATRN a.example,b.example",
+            Command::Atrn("a.example,b.example".into()),
+        ),
+        ("ATRN", Command::Atrn(String::new())),
         ("TURN", Command::Turn),
     ];
     for (line, want) in table {
