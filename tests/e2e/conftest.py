@@ -30,7 +30,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 # The manual's default ports (DESIGN.md "Default ports"); every one moves by the port offset.
-DEFAULT_TCP_PORTS = (25, 465, 587, 110, 995, 143, 993, 106, 8010, 9010, 8100, 9100, 389, 636, 674, 8021)
+DEFAULT_TCP_PORTS = (25, 465, 587, 366, 110, 995, 143, 993, 106, 8010, 9010, 8100, 9100, 389, 636, 674, 8021)
 DEFAULT_UDP_PORTS = (161,)
 PWD_PORT = 106
 

@@ -611,7 +611,8 @@ impl Channel for SmtpChannel {
         let Target::Smtp { host, address } = job.target else {
             return Outcome::Failed("not an SMTP target".into());
         };
-        let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+        // Holds name the domain of the recipient as submitted (the Router may rewrite it).
+        let domain = job.recipient.rsplit_once('@').map_or("", |(_, d)| d);
         if let Some(holds) = &self.holds {
             // RFC 2645: the customer is connected and waits for its mail on this connection.
             if let Some(conn) = holds.attached(host) {

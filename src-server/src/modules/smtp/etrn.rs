@@ -312,12 +312,12 @@ impl Holds {
     /// ETRN: lets the selection go out by the normal route and makes it due now; returns how many
     /// messages were released.
     pub fn release(&self, sel: Selection) -> usize {
-        let n = self.wake(&sel);
+        // Marked before the wake, so no worker sees the recipient still held.
         self.released
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((sel, Instant::now()));
-        n
+            .push((sel.clone(), Instant::now()));
+        self.wake(&sel)
     }
 
     /// Ends the releases that cover `queue` / `domain` (its host is unreachable again).
