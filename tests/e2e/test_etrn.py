@@ -3,7 +3,8 @@
 Serving side: mail for a domain in Hold Mail for Domains waits in the queue with no connection
 (a Python sink asserts it) until `fetchmail -p ETRN` releases it to its route, or `fetchmail -p
 ODMR` takes it over the same connection (ATRN, port 366) and relays it to its smtphost (the sink).
-TURN is refused, ETRN for a local or unheld domain answers 459/251, ATRN needs AUTH.
+A message to `client.test-wakeup@<main domain>` releases it too. TURN is refused, ETRN for a local
+or unheld domain answers 459/251, ATRN needs AUTH.
 
 Client side: two gatehoused instances play provider and office. With ATRN the office connects to
 the provider's port 366 when its TCP Activity Schedule window opens and receives the held mail on
@@ -113,6 +114,27 @@ def test_fetchmail_odmr_takes_held_mail_over_the_same_connection(server, gatehou
         m = [m for m in sink.messages if marker in m["data"]][0]
         assert m["rcpts"] == ["RCPT TO:<someone@client.test>"], m
         assert wait_empty_queue(gatehouse_bin, server)
+    finally:
+        sink.close()
+
+
+def test_wakeup_email_releases_held_mail(server, gatehouse_bin):
+    sink = Sink()
+    try:
+        ok(gatehouse_bin, server, "SetRouterTable",
+           f"client.test = client.test@127.0.0.1.{sink.port}.smtp")
+        smtp_settings(gatehouse_bin, server, HoldMailForDomains="client.test", SendTLS="Never")
+        marker = uuid.uuid4().hex
+        send_out(server, marker, to="someone@client.test")
+        wait_held(gatehouse_bin, server)
+        # guide.txt:11733-11740: any message to <domain>-wakeup@<main domain> releases it.
+        with smtplib.SMTP("127.0.0.1", server.port(25), timeout=10) as s:
+            s.sendmail("admin@client.test", [f"client.test-wakeup@{server.main_domain}"],
+                       "Subject: wake up\r\n\r\nplease\r\n")
+        assert sink.wait(got(sink, marker)), f"not released by the wake-up e-mail: {sink.commands}"
+        m = [m for m in sink.messages if marker in m["data"]][0]
+        assert m["rcpts"] == ["RCPT TO:<someone@client.test>"], m
+        assert not any("please" in m["data"] for m in sink.messages)
     finally:
         sink.close()
 

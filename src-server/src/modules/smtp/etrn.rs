@@ -236,6 +236,19 @@ impl Selection {
     }
 }
 
+/// The domain a wake-up address names: `<domain>-wakeup@<main domain>` (guide.txt:11733-11740).
+pub fn wakeup_address(address: &str, main_domain: &str) -> Option<String> {
+    let (local, domain) = address.rsplit_once('@')?;
+    if !domain.eq_ignore_ascii_case(main_domain) {
+        return None;
+    }
+    let lower = local.to_ascii_lowercase();
+    match node(lower.strip_suffix("-wakeup")?) {
+        Ok(Node::Host(h)) => Some(h),
+        _ => None,
+    }
+}
+
 /// The queue of a wake-up node (`wakeup@node` through the Router, guide.txt:11695-11703).
 pub enum Resolved {
     /// An SMTP queue with this name.

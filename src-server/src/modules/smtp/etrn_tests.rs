@@ -46,6 +46,28 @@ fn etrn_arguments() {
 }
 
 #[test]
+fn wakeup_addresses() {
+    let main = "example.com";
+    assert_eq!(
+        wakeup_address("client.test-wakeup@Example.com", main),
+        Some("client.test".into())
+    );
+    assert_eq!(
+        wakeup_address("Client.Test-WAKEUP@example.com", main),
+        Some("client.test".into())
+    );
+    for no in [
+        "client.test-wakeup@other.com",
+        "wakeup@example.com",
+        "-wakeup@example.com",
+        "a b-wakeup@example.com",
+        "client.test@example.com",
+    ] {
+        assert_eq!(wakeup_address(no, main), None, "{no}");
+    }
+}
+
+#[test]
 fn settings_parse_and_refuse() {
     let eff = |pairs: &[(&str, &str)]| -> Dict {
         pairs
@@ -402,6 +424,32 @@ async fn session_state_sweep() {
 }
 
 #[tokio::test]
+async fn a_wakeup_message_releases_the_queue() {
+    let e = env("mail.client.test");
+    e.queue_mail("u@client.test");
+    assert!(e.holds.is_held("mail.client.test", "client.test"));
+    let (mut r, mut w, _dir) = session_with(&e, "192.0.2.1", 25).await;
+    cmd(&mut r, &mut w, "EHLO office.test").await;
+    assert!(cmd(&mut r, &mut w, "MAIL FROM:<a@client.test>")
+        .await
+        .starts_with("250"));
+    let rcpt = cmd(
+        &mut r,
+        &mut w,
+        "RCPT TO:<client.test-wakeup@mail.example.com>",
+    )
+    .await;
+    assert!(rcpt.starts_with("250"), "{rcpt}");
+    assert!(cmd(&mut r, &mut w, "DATA").await.starts_with("354"));
+    let done = cmd(&mut r, &mut w, "Subject: wake up\r\n\r\n.").await;
+    assert!(done.starts_with("250 2.0.0 Wake-up"), "{done}");
+    assert!(
+        !e.holds.is_held("mail.client.test", "client.test"),
+        "released"
+    );
+}
+
+#[tokio::test]
 async fn the_odmr_port_wants_auth_and_takes_only_atrn() {
     let e = env("mail.client.test");
     let (mut r, mut w, _dir) = session_with(&e, "192.0.2.1", super::super::ODMR_PORT).await;
@@ -453,4 +501,14 @@ async fn wakeups_only_from_clients_when_so_set() {
     assert!(cmd(&mut r, &mut w, "ETRN client.test")
         .await
         .starts_with("459"));
+    assert!(cmd(&mut r, &mut w, "MAIL FROM:<a@b.test>")
+        .await
+        .starts_with("250"));
+    let rcpt = cmd(
+        &mut r,
+        &mut w,
+        "RCPT TO:<client.test-wakeup@mail.example.com>",
+    )
+    .await;
+    assert!(rcpt.starts_with("550 5.7.1"), "{rcpt}");
 }

@@ -48,6 +48,8 @@ struct Transaction {
     recipients: Vec<NewRecipient>,
     /// A recipient is (or routes to) `spamtrap`: the whole message is refused (guide.txt:3552-3579).
     spamtrap: bool,
+    /// Domains named by `<domain>-wakeup@<main domain>` recipients (guide.txt:11733-11740).
+    wakeups: Vec<String>,
 }
 
 /// Where the session stands; the transaction lives only inside `Mail`.
@@ -562,6 +564,7 @@ impl Session {
             params,
             recipients: Vec::new(),
             spamtrap: false,
+            wakeups: Vec::new(),
         });
         self.reply(250, "2.1.0", "Sender OK");
     }
@@ -615,6 +618,23 @@ impl Session {
         // RFC 5321 §4.5.3.1.10: 452 for too many recipients.
         if count >= self.policy.settings.recipients_limit {
             return self.reply(452, "4.5.3", "Too many recipients");
+        }
+        // guide.txt:11889-11891: `<domain>-wakeup` addresses are taken on the first look.
+        if let (Some(domain), true) = (
+            super::etrn::wakeup_address(&path, &self.cfg.host),
+            self.cfg.holds.is_some(),
+        ) {
+            if !self.wakeups_allowed() {
+                return self.error(
+                    550,
+                    "5.7.1",
+                    "Wake-up requests are accepted from clients only",
+                );
+            }
+            if let State::Mail(t) = &mut self.state {
+                t.wakeups.push(domain);
+            }
+            return self.reply(250, "2.1.5", "Wake-up request accepted");
         }
         let routed = match self.route(&path).await {
             Ok(r) => r,
@@ -676,8 +696,8 @@ impl Session {
 
     /// DATA — after at least one accepted RCPT.
     async fn cmd_data(&mut self, stream: &mut Box<dyn AsyncStream>) -> std::io::Result<Flow> {
-        let t = match std::mem::replace(&mut self.state, State::Ready) {
-            State::Mail(t) if !t.recipients.is_empty() => t,
+        let mut t = match std::mem::replace(&mut self.state, State::Ready) {
+            State::Mail(t) if !t.recipients.is_empty() || !t.wakeups.is_empty() => t,
             State::Mail(t) => {
                 self.state = State::Mail(t);
                 self.error(554, "5.5.1", "No valid recipients");
@@ -716,6 +736,23 @@ impl Session {
         if end == DataEnd::TooLarge {
             self.error(552, "5.3.4", "Message size exceeds the fixed limit");
             return Ok(Flow::Continue);
+        }
+        let wakeups = std::mem::take(&mut t.wakeups);
+        if let (false, Some(holds)) = (wakeups.is_empty(), self.cfg.holds.clone()) {
+            // guide.txt:11735-11737: the message itself is the request; it releases the queues.
+            let route = Arc::clone(&self.cfg.route);
+            let logger = self.cfg.logger.clone();
+            let tag = self.tag.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for d in wakeups {
+                    super::etrn::etrn(&holds, &*route, &d, &logger, &tag);
+                }
+            })
+            .await;
+            if t.recipients.is_empty() {
+                self.reply(250, "2.0.0", "Wake-up request processed");
+                return Ok(Flow::Continue);
+            }
         }
         let message = data.message;
         let banned = self.policy.banned.clone();
