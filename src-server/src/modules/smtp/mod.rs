@@ -2,8 +2,9 @@
 //! (submission), with the Protection rules that keep it from being an open relay.
 //!
 //! Standards: RFC 5321, RFC 1870 SIZE, RFC 2920 PIPELINING, RFC 6152 8BITMIME, RFC 3461 DSN,
-//! RFC 2034 ENHANCEDSTATUSCODES, RFC 3207 STARTTLS, RFC 4954 AUTH (PLAIN, LOGIN, CRAM-MD5 through
-//! `net::sasl`), RFC 6409 submission (AUTH before MAIL on 587), RFC 3848 (`with ESMTPSA`).
+//! RFC 1985 ETRN, RFC 2645 ATRN/ODMR, RFC 2034 ENHANCEDSTATUSCODES, RFC 3207 STARTTLS,
+//! RFC 4954 AUTH (PLAIN, LOGIN, CRAM-MD5 through `net::sasl`), RFC 6409 submission (AUTH before
+//! MAIL on 587), RFC 3848 (`with ESMTPSA`).
 //! Guide: receiving guide.txt:11511-11609, relaying 11748-11786, routing 11887-11954,
 //! Protection 3141-3607 (Client IP Addresses, relaying, Return-Path verification, Blacklisted IP
 //! Addresses, spam traps, Banned lines).
@@ -21,8 +22,11 @@
 //! Client IP Address, an authenticated session or a `Relay:` route — there is no setting that
 //! opens the relay.
 //!
-//! todo: ETRN/ATRN service (issue 5 item 4; answered 502 now, and not advertised); the DNS parts
-//! of Return-Path and HELO verification, RBL, Blacklist/Client by DNS name, Relay to Clients
+//! Dial-up: [`etrn`] serves ETRN, ATRN (also on port 366, where AUTH is required) and wake-up
+//! e-mails and holds the queues of Hold Mail for Domains; [`wakeup`] sends ETRN/ATRN to our own
+//! backup server. TURN is refused.
+//!
+//! todo: the DNS parts of Return-Path and HELO verification, RBL, Blacklist/Client by DNS name, Relay to Clients
 //! "simple addresses" and Relay to Hosts We Backup (they need the resolver); Read-then-Send
 //! temporary clients; "Reject all Logins from Non-Client IP Addresses"; the 591 blacklist flow
 //! through the Router (guide.txt:11799-11885); DIGEST-MD5 and NTLM.
