@@ -187,6 +187,8 @@ pub struct CliContext {
     pub queue: Option<Arc<crate::kernel::queue::Queue>>,
     /// The dial-up link (`WakeUpNow`), in the running server.
     pub link: Option<Arc<crate::dialup::Link>>,
+    /// The link's clock when `gatehoused --test-clock` runs it (`SetTestClock`); `None` otherwise.
+    pub test_clock: Option<Arc<crate::kernel::clock::TestClock>>,
 }
 
 impl CliContext {
@@ -207,6 +209,7 @@ impl CliContext {
             router: None,
             queue: None,
             link: None,
+            test_clock: None,
         }
     }
 

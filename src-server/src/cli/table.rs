@@ -420,7 +420,7 @@ pub static SECTIONS: &[Section] = &[
     ]},
     Section { title: "Extensions (not in the guide)", commands: &[
         cmd!("GetServerStatus", [], [], "GetServerStatus", Monitor,
-             "Returns a dictionary: Version, MainDomain, Uptime (seconds), Listeners (per module: Connections and Sockets with Port, TLS, State, Address), Connections, QueueSize.", s::get_server_status),
+             "Returns a dictionary: Version, MainDomain, Uptime (seconds), Listeners (per module: Connections and Sockets with Port, TLS, State, Address), Connections, QueueSize, QueuedPerDomain (domain: messages), DialupWindow (Open or Closed), NextWindow (when closed), LastSession (the last link session), RemoteServers (per polled remote POP server: Time, Result, Messages).", s::get_server_status),
         cmd!("ReadLog", [], [], "ReadLog [ DAY yyyy-mm-dd ] [ FROM hh:mm ] [ TO hh:mm ] [ LEVEL n ] [ TAG prefix ] [ TEXT substring ] [ AFTER id ] [ LIMIT n | LAST n ]", Monitor,
              "Returns an array of log records {Id=..;Time=..;Level=..;Tag=..;Text=..;} matching every filter given, oldest first; LIMIT n takes the first n (default 1000), LAST n the newest n.", s::read_log),
         cmd!("ListQueue", [], [], "ListQueue [ domainName ]", Monitor,
@@ -436,7 +436,9 @@ pub static SECTIONS: &[Section] = &[
         cmd!("SetDialupSchedule", [], [], "SetDialupSchedule newSchedule", Settings,
              "Replaces the TCP Activity Schedule; Days is Every Day, Mon-Fri, Sat-Sun or a weekday name. Outgoing SMTP waits while the schedule keeps the link closed.", s::set_dialup_schedule),
         cmd!("WakeUpNow", [], [], "WakeUpNow", Monitor,
-             "Tries every waiting recipient at once where the TCP Activity Schedule lets the link open; otherwise fails saying until when (ETRN/ATRN wake-ups and RPOP polls join it with the dial-up issue).", q::wake_up_now),
+             "Starts a link session at once where the TCP Activity Schedule lets the link open, whatever its Pause: the queue is flushed, wake-ups are sent, remote (RPOP) accounts polled; returns the actions run. Otherwise fails saying until when.", q::wake_up_now),
+        cmd!("SetTestClock", [], [], "SetTestClock time", Settings,
+             "Test only: sets the clock of the TCP Activity Schedule, RPOP polls and the link status to this RFC 3339 time (it runs on from there); works only in a server started with the hidden option --test-clock time.", q::set_test_clock),
     ]},
 ];
 

@@ -9,8 +9,7 @@
 //! 19:30-07:30` is open from Friday 19:30 to Saturday 07:30, and closed from Saturday 07:30 on.
 //! Times are the server's local time, as every time in the guide.
 //!
-//! todo: `Pause` (the least time between two link sessions) is kept and shown but not yet
-//! enforced: the schedule only opens and closes the link.
+//! `Pause` is the least time between the starts of two link sessions (see [`super::Link`]).
 
 use chrono::{Datelike, Duration, NaiveDateTime, Timelike, Weekday};
 
@@ -175,6 +174,19 @@ impl Schedule {
         self.elements.is_empty() || self.elements.iter().any(|e| e.covers(at))
     }
 
+    /// The Pause in force at `at`: the least of the open elements' Pauses (the most permissive
+    /// row wins where rows overlap, as for opening); `None` when closed, 0 with no elements.
+    pub fn pause(&self, at: NaiveDateTime) -> Option<u32> {
+        if self.elements.is_empty() {
+            return Some(0);
+        }
+        self.elements
+            .iter()
+            .filter(|e| e.covers(at))
+            .map(|e| e.pause)
+            .min()
+    }
+
     /// When the link next opens after `at` (`at` itself when open now); `None` if never.
     pub fn next_open(&self, at: NaiveDateTime) -> Option<NaiveDateTime> {
         if self.is_open(at) {
@@ -203,6 +215,17 @@ mod tests {
     fn schedule(text: &str) -> Schedule {
         Schedule::from_value(&crate::format::parse(text.as_bytes()).expect("format"))
             .expect("schedule")
+    }
+
+    #[test]
+    fn pause_of_the_open_rows() {
+        let s = schedule(
+            r#"({Days="Every Day"; When="08:00-18:00"; Pause=600;},{Days="Mon-Fri"; When="12:00-13:00"; Pause=60;})"#,
+        );
+        assert_eq!(s.pause(at(0, 9, 0)), Some(600));
+        assert_eq!(s.pause(at(0, 12, 30)), Some(60), "the most permissive row");
+        assert_eq!(s.pause(at(0, 19, 0)), None);
+        assert_eq!(schedule("()").pause(at(0, 19, 0)), Some(0));
     }
 
     #[test]

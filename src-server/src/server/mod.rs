@@ -22,9 +22,9 @@ use rand::Rng;
 use tokio::sync::Notify;
 
 use crate::cli::{self, CliContext, LogAccess, ModuleDecl};
-use crate::dialup::Link;
+use crate::dialup::{Link, QueueFlush};
 use crate::format::{dict, Dict, Value};
-use crate::kernel::clock::SystemClock;
+use crate::kernel::clock::{SharedClock, SystemClock, TestClock};
 use crate::kernel::log::{Level, LogQuery, LogSettings, Logger, RecordId};
 use crate::kernel::mail::Route;
 use crate::kernel::queue::group::GroupChannel;
@@ -41,8 +41,9 @@ use crate::store::{AccountType, Store};
 use lock::ProcessLock;
 use options::Options;
 
-/// How often the TCP Activity Schedule is looked at for a window opening or closing.
-const SCHEDULE_CHECK: Duration = Duration::from_secs(5);
+/// How often the TCP Activity Schedule is looked at for a window opening or closing, and the
+/// wake-up actions for work due.
+const SCHEDULE_CHECK: Duration = Duration::from_secs(1);
 
 /// The version every greeting and `GetServerStatus` reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -249,7 +250,13 @@ impl Server {
         dequeuer.set_channel(ChannelKind::Pipe, pipe.clone());
         local.set_submitter(enqueuer.clone());
         dequeuer.set_channel(ChannelKind::Local, local.clone());
-        let link = Arc::new(Link::new(store.clone(), SystemClock::shared()));
+        let test_clock = opts.test_clock.map(TestClock::starting);
+        let link_clock: SharedClock = match &test_clock {
+            Some(c) => c.clone(),
+            None => SystemClock::shared(),
+        };
+        let link = Arc::new(Link::new(store.clone(), link_clock));
+        link.add_wake_up(Arc::new(QueueFlush(queue.clone())));
         dequeuer.set_channel(
             ChannelKind::Smtp,
             Arc::new(
@@ -263,6 +270,7 @@ impl Server {
         );
         cli.queue = Some(queue);
         cli.link = Some(link.clone());
+        cli.test_clock = test_clock;
         let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
             let status_of = weak.clone();
             cli.status = Some(Arc::new(move || {
@@ -432,34 +440,70 @@ impl Server {
                 Value::from(next.format("%Y-%m-%d %H:%M").to_string()),
             );
         }
+        if let Some(last) = self.link.last_session() {
+            out.insert(
+                b"LastSession".to_vec(),
+                Value::from(last.format("%Y-%m-%d %H:%M:%S").to_string()),
+            );
+        }
+        out.insert(
+            b"QueuedPerDomain".to_vec(),
+            Value::Dict(queued_per_domain(self.dequeuer.queue())),
+        );
         out
     }
 }
 
 impl Server {
-    /// Watches the TCP Activity Schedule: when a window opens, the queue is released so the
-    /// mail that waited goes out at once (guide.txt:5253-5303); openings and closings are logged
-    /// with the `TCP` tag.
+    /// Watches the TCP Activity Schedule and starts link sessions (dialup module header): when a
+    /// window opens, when mail waited for the link, or when a wake-up action is due, at most once
+    /// per Pause (guide.txt:5253-5303). Openings, closings and sessions are logged with `TCP`.
     fn watch_schedule(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut was_open = None;
+            // A window opened (or mail waited) and its session is still to come.
+            let mut pending_all = false;
             loop {
                 let Some(server) = weak.upgrade() else { return };
                 let link = server.link.clone();
-                let open = tokio::task::spawn_blocking(move || link.is_open())
+                let (open, started) = tokio::task::spawn_blocking(move || {
+                    let open = link.is_open();
+                    (open, open.then(|| link))
+                })
+                .await
+                .unwrap_or((true, None));
+                if let Some(link) = started {
+                    if was_open == Some(false) {
+                        server.logger.log(
+                            Level::Major,
+                            "TCP",
+                            "a TCP Activity Schedule window is open",
+                        );
+                        pending_all = true;
+                    }
+                    // Mail waited for a closed link that is open again (possibly a schedule
+                    // change between two looks): it goes with the next session.
+                    pending_all |= link.take_held();
+                    let run = tokio::task::spawn_blocking(move || {
+                        ((pending_all || link.any_due()) && link.session_allowed())
+                            .then(|| link.start_session(pending_all))
+                    })
                     .await
-                    .unwrap_or(true);
-                // A window opened, or mail waited for a closed link that is open again (a
-                // schedule change between two looks): the waiting recipients go now.
-                if open && (was_open == Some(false) || server.link.take_held()) {
-                    let released = server.dequeuer.queue().release(None);
-                    server.logger.log(
-                        Level::Major,
-                        "TCP",
-                        format_args!("the link is open; {released} waiting recipient(s) released"),
-                    );
-                } else if !open && was_open == Some(true) {
+                    .unwrap_or(None);
+                    if let Some(actions) = run {
+                        server.logger.log(
+                            Level::Major,
+                            "TCP",
+                            format_args!(
+                                "link session started{}: {}",
+                                if pending_all { " (everything)" } else { "" },
+                                actions.join(", ")
+                            ),
+                        );
+                        pending_all = false;
+                    }
+                } else if was_open == Some(true) {
                     server.logger.log(
                         Level::Major,
                         "TCP",
@@ -563,7 +607,6 @@ impl Server {
                 server.dequeuer.queue().set_settings(s);
                 server.dequeuer.start();
                 server.pipe.start(&server.cli);
-                server.watch_schedule();
             }
         }));
         self.cli.modules.register(decl);
@@ -611,6 +654,28 @@ impl Server {
         };
         self.cli.modules.register(decl);
     }
+}
+
+/// Queued messages per recipient domain (a message counts once in each domain it still has a
+/// recipient in), for `GetServerStatus`.
+fn queued_per_domain(queue: &Queue) -> Dict {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for item in queue.list(None) {
+        let mut domains: Vec<String> = item
+            .recipients
+            .iter()
+            .filter_map(|r| r.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
+            .collect();
+        domains.sort();
+        domains.dedup();
+        for d in domains {
+            *counts.entry(d).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(d, n)| (d.into_bytes(), Value::from(n.to_string())))
+        .collect()
 }
 
 /// A string setting as text; empty when absent or not a string.
