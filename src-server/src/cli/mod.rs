@@ -33,7 +33,7 @@ use crate::net::sasl;
 use crate::store::settings::SettingDecl;
 use crate::store::{Store, StoreError};
 
-pub use cmd_server::{effective_module_settings, time_of_day};
+pub use cmd_server::{effective, effective_module_settings, time_of_day};
 pub use rights::Session;
 
 /// A command failure; its text is what the `501` line shows.

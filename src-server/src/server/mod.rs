@@ -32,7 +32,7 @@ use crate::kernel::queue::{self, ChannelKind, Dequeuer, Enqueuer, Queue, QueueSe
 use crate::kernel::router::Router;
 use crate::mailbox::MailboxManager;
 use crate::modules::pipe::{Pipe, PipeSettings};
-use crate::modules::{http, imap, local, pop, pwd, smtp};
+use crate::modules::{http, imap, local, pop, pwd, rpop, smtp};
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
 use crate::net::tls::TlsSetup;
 use crate::store::settings::SettingDecl;
@@ -71,6 +71,8 @@ pub struct Server {
     pub pipe: Arc<Pipe>,
     /// The dial-up link and its TCP Activity Schedule.
     pub link: Arc<Link>,
+    /// The RPOP module (a wake-up action of the link).
+    pub rpop: Arc<rpop::Rpop>,
     /// The Local Delivery channel for `Target::Local` (the Dequeuer calls it).
     pub local: Arc<local::LocalDelivery>,
     port_offset: u16,
@@ -257,6 +259,16 @@ impl Server {
         };
         let link = Arc::new(Link::new(store.clone(), link_clock));
         link.add_wake_up(Arc::new(QueueFlush(queue.clone())));
+        let rpop = rpop::Rpop::new(
+            store.clone(),
+            enqueuer.clone(),
+            router.clone(),
+            logger.clone(),
+            link.clone(),
+            tokio::runtime::Handle::current(),
+        );
+        link.add_wake_up(rpop.clone());
+        cli.modules.register(rpop::module_decl(logger.clone()));
         dequeuer.set_channel(
             ChannelKind::Smtp,
             Arc::new(
@@ -294,6 +306,7 @@ impl Server {
                 router,
                 pipe,
                 link,
+                rpop,
                 port_offset: opts.port_offset,
                 started: Instant::now(),
                 listeners: Mutex::new(Vec::new()),
@@ -446,6 +459,10 @@ impl Server {
                 Value::from(last.format("%Y-%m-%d %H:%M:%S").to_string()),
             );
         }
+        out.insert(
+            b"RemoteServers".to_vec(),
+            Value::Dict(self.rpop.status()),
+        );
         out.insert(
             b"QueuedPerDomain".to_vec(),
             Value::Dict(queued_per_domain(self.dequeuer.queue())),
