@@ -13,6 +13,7 @@ import pytest
 
 from cli_helpers import cli
 from test_smtp_out import Sink, got, send_out
+from test_webadmin import curl
 
 # Monday 2026-11-23, 03:00 at UTC+01:00: outside the 08:00-09:00 window below.
 NIGHT = "2026-11-23T03:00:00+01:00"
@@ -44,6 +45,9 @@ def test_closed_window_holds_mail_until_it_opens(night_server, gatehouse_bin):
         assert not sink.wait(lambda s: s.connections > 0, timeout=3), "a connection was made while closed"
         status = ok("GetServerStatus", json=True)
         assert status["QueuedPerDomain"] == {"outside.test": "1"}, status
+        # WebAdmin's Status page shows the same.
+        code, page = curl("-u", f"postmaster:{server.password}", f"http://127.0.0.1:{server.port(8010)}/Status")
+        assert code == 200 and "Dial-up link" in page and "outside.test" in page and "Closed" in page, page
         # Wake up now says why not while the schedule keeps the link closed.
         woken = cli(gatehouse_bin, server, "WakeUpNow")
         assert woken.returncode == 1 and "closed until 2026-11-23 08:00" in woken.stderr, woken.stderr
