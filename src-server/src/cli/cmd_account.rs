@@ -284,8 +284,8 @@ pub(super) fn get_account_rpop(ctx: &CliContext, s: &Session, a: &mut Args) -> C
     a.end()?;
     require_admin(ctx, s, &d, None)?;
     ctx.store.account_settings(&d, &name)?;
-    let records = crate::modules::rpop::account_records(&ctx.store, &d, &name)
-        .map_err(CliError::new)?;
+    let records =
+        crate::modules::rpop::account_records(&ctx.store, &d, &name).map_err(CliError::new)?;
     Ok(Some(Value::Array(records)))
 }
 

@@ -231,13 +231,18 @@ mod tests {
         let sched =
             crate::format::parse(br#"({Days="Every Day"; When="08:00-10:00"; Pause=600;})"#)
                 .unwrap();
-        store.set_server_settings(schedule::SETTINGS, &sched).unwrap();
+        store
+            .set_server_settings(schedule::SETTINGS, &sched)
+            .unwrap();
         assert!(link.session_allowed());
         assert_eq!(link.start_session(false), vec!["counter"]);
         assert_eq!(c.0.load(Ordering::SeqCst), 1);
         clock.advance(chrono::TimeDelta::seconds(599));
         assert!(!link.session_allowed(), "within the Pause");
-        assert!(link.wake_up_now().is_ok(), "the administrator is not held back");
+        assert!(
+            link.wake_up_now().is_ok(),
+            "the administrator is not held back"
+        );
         assert_eq!(c.0.load(Ordering::SeqCst), 2);
         clock.advance(chrono::TimeDelta::seconds(600));
         assert!(link.session_allowed());

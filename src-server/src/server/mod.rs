@@ -459,10 +459,7 @@ impl Server {
                 Value::from(last.format("%Y-%m-%d %H:%M:%S").to_string()),
             );
         }
-        out.insert(
-            b"RemoteServers".to_vec(),
-            Value::Dict(self.rpop.status()),
-        );
+        out.insert(b"RemoteServers".to_vec(), Value::Dict(self.rpop.status()));
         out.insert(
             b"QueuedPerDomain".to_vec(),
             Value::Dict(queued_per_domain(self.dequeuer.queue())),
@@ -486,7 +483,7 @@ impl Server {
                 let link = server.link.clone();
                 let (open, started) = tokio::task::spawn_blocking(move || {
                     let open = link.is_open();
-                    (open, open.then(|| link))
+                    (open, open.then_some(link))
                 })
                 .await
                 .unwrap_or((true, None));

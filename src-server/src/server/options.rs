@@ -80,9 +80,10 @@ impl Options {
                 "logall" => o.log_all = true,
                 "testclock" => {
                     let v = value("an RFC 3339 time")?;
-                    o.test_clock = Some(chrono::DateTime::parse_from_rfc3339(&v).map_err(|_| {
-                        format!("--test-clock: {v:?} is not an RFC 3339 time")
-                    })?);
+                    o.test_clock = Some(
+                        chrono::DateTime::parse_from_rfc3339(&v)
+                            .map_err(|_| format!("--test-clock: {v:?} is not an RFC 3339 time"))?,
+                    );
                 }
                 "help" | "h" => return Err(String::new()),
                 _ => return Err(format!("unknown option {arg:?}")),

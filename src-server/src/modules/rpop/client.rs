@@ -178,8 +178,10 @@ impl Pop3 {
                     let (n, uid) = l.trim().split_once(' ')?;
                     let uid = uid.trim();
                     // RFC 1939 §7: 1 to 70 printable characters.
-                    (!uid.is_empty() && uid.len() <= 70 && uid.bytes().all(|b| b.is_ascii_graphic()))
-                        .then(|| Some((n.parse().ok()?, uid.to_string())))?
+                    (!uid.is_empty()
+                        && uid.len() <= 70
+                        && uid.bytes().all(|b| b.is_ascii_graphic()))
+                    .then(|| Some((n.parse().ok()?, uid.to_string())))?
                 })
                 .collect(),
         ))
@@ -245,7 +247,9 @@ mod tests {
             let mut r = BufReader::new(r);
             let mut seen = Vec::new();
             let mut replies = replies.into_iter();
-            w.write_all(replies.next().unwrap().as_bytes()).await.unwrap();
+            w.write_all(replies.next().unwrap().as_bytes())
+                .await
+                .unwrap();
             for reply in replies {
                 let mut line = String::new();
                 if r.read_line(&mut line).await.unwrap() == 0 {

@@ -178,10 +178,18 @@ mod tests {
 
     #[test]
     fn special_header_names_the_recipients_and_is_removed() {
-        let d = unified(MSG.as_bytes(), Some("X-Real-To"), &Locals, "postmaster@example.test");
+        let d = unified(
+            MSG.as_bytes(),
+            Some("X-Real-To"),
+            &Locals,
+            "postmaster@example.test",
+        );
         assert_eq!(d.return_path, "s@far.test");
         assert_eq!(addrs(&d), ["bob@example.test", "ann@example.test"]);
-        assert!(d.recipients.iter().all(|r| r.notify.failure && !r.notify.never));
+        assert!(d
+            .recipients
+            .iter()
+            .all(|r| r.notify.failure && !r.notify.never));
         let text = String::from_utf8(d.message).unwrap();
         assert!(text.starts_with("To: Ann"), "{text}");
         assert!(!text.contains("X-Real-To") && !text.contains("Return-Path"));
@@ -211,6 +219,9 @@ mod tests {
         let d = for_account(MSG.as_bytes(), "ann@example.test");
         assert_eq!(addrs(&d), ["ann@example.test"]);
         assert!(d.recipients[0].notify.never);
-        assert_eq!(remove_fields(b"A: 1\nB: 2\n 3\nC: 4\n\nB: x\n", &["b"]), b"A: 1\nC: 4\n\nB: x\n");
+        assert_eq!(
+            remove_fields(b"A: 1\nB: 2\n 3\nC: 4\n\nB: x\n", &["b"]),
+            b"A: 1\nC: 4\n\nB: x\n"
+        );
     }
 }

@@ -143,7 +143,8 @@ impl Config {
                 .iter()
                 .enumerate()
                 .map(|(i, r)| {
-                    Remote::parse(r, true).map_err(|e| format!("UnifiedAccounts row {}: {e}", i + 1))
+                    Remote::parse(r, true)
+                        .map_err(|e| format!("UnifiedAccounts row {}: {e}", i + 1))
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             Some(Value::Dict(d)) if d.is_empty() => Vec::new(),
@@ -236,9 +237,9 @@ impl Remote {
         if every.eq_ignore_ascii_case("never") {
             return Ok(None);
         }
-        let poll_every = parse_duration(&every)
-            .filter(|s| *s > 0)
-            .ok_or(format!("PollEvery: {every:?} is not a time (30s, 10m, 2h) or never"))?;
+        let poll_every = parse_duration(&every).filter(|s| *s > 0).ok_or(format!(
+            "PollEvery: {every:?} is not a time (30s, 10m, 2h) or never"
+        ))?;
         let account = text("Account").unwrap_or_default();
         if account.is_empty() || account.len() > 255 || account.contains(['\r', '\n', ' ']) {
             return Err("Account must be a remote account name".into());
@@ -410,7 +411,12 @@ impl State {
             uids: v
                 .get("UIDs")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_text).map(|t| t.into_owned()).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_text)
+                        .map(|t| t.into_owned())
+                        .collect()
+                })
                 .unwrap_or_default(),
             last: v.get_text("Last"),
         }
@@ -534,6 +540,11 @@ impl Rpop {
             };
             for (name, rows) in all {
                 let name = String::from_utf8_lossy(&name).into_owned();
+                // The records of an account deleted since are not polled: the mail would
+                // have nowhere to go.
+                if self.store.lookup(&domain, &name).is_none() {
+                    continue;
+                }
                 for row in rows.as_array().unwrap_or_default() {
                     if let Ok(Some(remote)) = Remote::parse(row, false) {
                         jobs.push(Job {
@@ -647,7 +658,10 @@ impl Rpop {
                 self.logger.log(
                     Level::Major,
                     NAME,
-                    format_args!("{what}: {n} message(s) retrieved for {}", owner_name(&job.owner)),
+                    format_args!(
+                        "{what}: {n} message(s) retrieved for {}",
+                        owner_name(&job.owner)
+                    ),
                 );
                 ("OK".to_string(), n)
             }

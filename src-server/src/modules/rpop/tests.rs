@@ -12,7 +12,10 @@ fn records_as_the_guide_describes_them() {
     )
     .unwrap()
     .unwrap();
-    assert_eq!((r.poll_every, r.port, r.host.as_str()), (600, 111, "pop.provider.com"));
+    assert_eq!(
+        (r.poll_every, r.port, r.host.as_str()),
+        (600, 111, "pop.provider.com")
+    );
     assert!(r.leave && !r.apop);
     assert_eq!(r.special_header.as_deref(), Some(DEFAULT_SPECIAL_HEADER));
     let back = Remote::parse(&r.to_value(true), true).unwrap().unwrap();
@@ -21,7 +24,10 @@ fn records_as_the_guide_describes_them() {
         .unwrap()
         .unwrap();
     assert_eq!((plain.port, plain.special_header), (110, None));
-    assert_eq!(parse(r#"{PollEvery=never; Account=a; Host=h;}"#, false), Ok(None));
+    assert_eq!(
+        parse(r#"{PollEvery=never; Account=a; Host=h;}"#, false),
+        Ok(None)
+    );
     for bad in [
         r#"{Account=a; Host="h:0";}"#,
         r#"{Account=a; Host="../x";}"#,
@@ -60,7 +66,9 @@ fn state_files_are_named_by_a_hash() {
     let store = Store::open(dir.path(), "example.test").unwrap();
     let job = Job {
         owner: Owner::Account("../../etc@example.test".into()),
-        remote: parse(r#"{Account="../x"; Host=h;}"#, false).unwrap().unwrap(),
+        remote: parse(r#"{Account="../x"; Host=h;}"#, false)
+            .unwrap()
+            .unwrap(),
     };
     let p = state_path(&store, &job);
     assert_eq!(p.parent(), Some(dir.path().join("RPOP").as_path()));
