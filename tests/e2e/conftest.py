@@ -8,7 +8,8 @@ offset is checked free before the server starts. Only 127.0.0.1 is ever contacte
 Fixtures:
   gatehoused_bin  path of the server binary (env GATEHOUSED, else <target dir>/debug/gatehoused)
   gatehouse_bin   path of the CLI client (env GATEHOUSE, else <target dir>/debug/gatehouse)
-  server_factory  call it to start one more server: `server_factory()` -> Server
+  server_factory  call it to start one more server: `server_factory()` -> Server;
+                  `server_factory(extra_args=["--test-clock", "2026-11-23T03:00:00+00:00"])` adds options
   server          one started server
 At teardown every server still running gets SIGTERM, then SIGKILL after 10 s, and the test fails
 unless it exited on SIGTERM.
@@ -107,6 +108,8 @@ class Server:
         self.stderr_path = Path(log_dir) / "stderr.log"
         self.proc = None
         self.starts = 0
+        # More gatehoused options (e.g. the test-only --test-clock).
+        self.extra_args = []
 
     def port(self, default_port):
         """The port this server uses for a module whose default port is `default_port`."""
@@ -141,7 +144,7 @@ class Server:
             "--postmaster-password", self.password,
             "--main-domain", self.main_domain,
             "--log-to-console",
-        ]
+        ] + list(self.extra_args)
 
     def start(self, timeout=START_TIMEOUT):
         """Start (or restart, on the same base) and wait until the PWD port accepts a connection."""
@@ -220,7 +223,7 @@ def server_factory(gatehoused_bin, tmp_path):
     servers = []
     locks = []
 
-    def start(**kwargs):
+    def start(extra_args=(), **kwargs):
         k = len(servers)
         offset, lock_fd = _claim_offset()
         locks.append(lock_fd)
@@ -229,6 +232,7 @@ def server_factory(gatehoused_bin, tmp_path):
         log_dir = tmp_path / f"log{k}"
         log_dir.mkdir()
         srv = Server(gatehoused_bin, base, offset, "pm-" + secrets.token_hex(8), log_dir)
+        srv.extra_args = list(extra_args)
         servers.append(srv)
         return srv.start(**kwargs)
 

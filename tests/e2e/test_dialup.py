@@ -1,31 +1,40 @@
 """The TCP Activity Schedule gates outgoing mail (issue 7 item 1, guide.txt:5253-5303): with the
 window closed, a LAN client's mail to an outside domain is accepted and queued and no outbound
 connection is made (the sink asserts it); when the window opens the queue is released and the
-mail goes out. GetServerStatus reports the window."""
+mail goes out. GetServerStatus reports the window.
 
-import datetime
+Time is the server's test clock (`gatehoused --test-clock`, moved with `SetTestClock`), so no
+test waits for a real window."""
+
 import time
 import uuid
 
+import pytest
+
 from cli_helpers import cli
 from test_smtp_out import Sink, got, send_out
+from test_webadmin import curl
+
+# Monday 2026-11-23, 03:00 at UTC+01:00: outside the 08:00-09:00 window below.
+NIGHT = "2026-11-23T03:00:00+01:00"
+MORNING = "2026-11-23T08:00:30+01:00"
+WINDOW = '({Days="Every Day"; When="08:00-09:00"; Pause=0;})'
 
 
-def closed_window():
-    """A one-minute window twelve hours from now: closed now, whatever the time of day."""
-    start = datetime.datetime.now() + datetime.timedelta(hours=12)
-    end = start + datetime.timedelta(minutes=1)
-    return f'({{Days="Every Day"; When="{start:%H:%M}-{end:%H:%M}"; Pause=0;}})'
+@pytest.fixture
+def night_server(server_factory):
+    return server_factory(extra_args=["--test-clock", NIGHT])
 
 
-def test_closed_window_holds_mail_until_it_opens(server, gatehouse_bin):
+def test_closed_window_holds_mail_until_it_opens(night_server, gatehouse_bin):
+    server = night_server
     ok = lambda *a, **k: cli(gatehouse_bin, server, *a, check=True, **k)
     sink = Sink()
     try:
         ok("SetRouterTable", f"outside.test = [127.0.0.1:{sink.port}]")
-        ok("SetDialupSchedule", closed_window())
+        ok("SetDialupSchedule", WINDOW)
         status = ok("GetServerStatus", json=True)
-        assert status["DialupWindow"] == "Closed" and status["NextWindow"]
+        assert status["DialupWindow"] == "Closed" and status["NextWindow"] == "2026-11-23 08:00", status
         marker = uuid.uuid4().hex
         send_out(server, marker, to="someone@outside.test")
         # Accepted and queued, waiting for the link; no connection to the outside at all.
@@ -34,16 +43,37 @@ def test_closed_window_holds_mail_until_it_opens(server, gatehouse_bin):
             assert time.monotonic() < deadline, ok("ListQueue", json=True)
             time.sleep(0.1)
         assert not sink.wait(lambda s: s.connections > 0, timeout=3), "a connection was made while closed"
+        status = ok("GetServerStatus", json=True)
+        assert status["QueuedPerDomain"] == {"outside.test": "1"}, status
+        # WebAdmin's Status page shows the same.
+        code, page = curl("-u", f"postmaster:{server.password}", f"http://127.0.0.1:{server.port(8010)}/Status")
+        assert code == 200 and "Dial-up link" in page and "outside.test" in page and "Closed" in page, page
         # Wake up now says why not while the schedule keeps the link closed.
         woken = cli(gatehouse_bin, server, "WakeUpNow")
-        assert woken.returncode == 1 and "closed until" in woken.stderr
+        assert woken.returncode == 1 and "closed until 2026-11-23 08:00" in woken.stderr, woken.stderr
         assert sink.connections == 0
-        # The window opens (an empty schedule is no restriction): the queue is released.
-        ok("SetDialupSchedule", "()")
+        # The clock reaches the window: the queue is released.
+        ok("SetTestClock", MORNING)
         assert sink.wait(got(sink, marker), timeout=30), f"not sent when the window opened: {sink.commands}"
-        assert ok("GetServerStatus", json=True)["DialupWindow"] == "Open"
+        status = ok("GetServerStatus", json=True)
+        assert status["DialupWindow"] == "Open" and status["LastSession"].startswith("2026-11-23 08:00"), status
         assert ok("ListQueue", json=True) == []
         records = ok("ReadLog", "TAG", "TCP", json=True)
         assert any("released" in r["Text"] for r in records), records
+        assert any("link session started" in r["Text"] for r in records), records
     finally:
         sink.close()
+
+
+def test_wake_up_now_inside_the_window_runs_a_session(night_server, gatehouse_bin):
+    ok = lambda *a, **k: cli(gatehouse_bin, night_server, *a, check=True, **k)
+    ok("SetDialupSchedule", '({Days="Every Day"; When="08:00-09:00"; Pause=3600;})')
+    ok("SetTestClock", MORNING)
+    # The watcher's own session for the opening window, then the administrator's despite the Pause.
+    assert "queue" in ok("WakeUpNow", json=True)
+    assert "queue" in ok("WakeUpNow", json=True)
+
+
+def test_set_test_clock_needs_the_test_option(server, gatehouse_bin):
+    r = cli(gatehouse_bin, server, "SetTestClock", NIGHT)
+    assert r.returncode == 1 and "--test-clock" in r.stderr

@@ -9,8 +9,9 @@ or unheld domain answers 459/251, ATRN needs AUTH.
 Client side: two gatehoused instances play provider and office. With ATRN the office connects to
 the provider's port 366 when its TCP Activity Schedule window opens and receives the held mail on
 that connection; with ETRN the provider connects back to the office's SMTP port through a Router
-record. Outside the window no wake-up is sent (a sink asserts no connection); when it opens one is.
-Windows are placed twelve hours away (closed) or removed (open), so no test waits for the clock.
+record. Outside the window no wake-up is sent (a sink asserts no connection); when it opens one is,
+and then one per `SendWakeupsEvery`, never two within the window's Pause. Time is the server's test
+clock (`gatehoused --test-clock`, moved with `SetTestClock`), so no test waits for a real window.
 """
 
 import smtplib
@@ -20,7 +21,7 @@ import uuid
 
 from cli_helpers import cli
 from mail_helpers import WAIT, drop
-from test_dialup import closed_window
+from test_dialup import MORNING, NIGHT, WINDOW
 from test_smtp_out import Sink, got, send_out, smtp_settings
 
 ODMR = 366
@@ -162,7 +163,8 @@ def test_refusals(server, gatehouse_bin):
 
 
 def office_and_provider(server_factory, gatehouse_bin):
-    provider, office = server_factory(), server_factory()
+    provider = server_factory()
+    office = server_factory(extra_args=["--test-clock", NIGHT])
     ok(gatehouse_bin, office, "CreateDomain", "office.test")
     ok(gatehouse_bin, office, "CreateAccount", "user@office.test", "{Password=user-pw;}")
     return provider, office
@@ -172,7 +174,7 @@ def test_atrn_between_two_servers_when_the_window_opens(server_factory, gatehous
     provider, office = office_and_provider(server_factory, gatehouse_bin)
     ok(gatehouse_bin, provider, "CreateAccount", "office.test", "{Password=atrn-pw;}")
     smtp_settings(gatehouse_bin, provider, HoldMailForDomains="office.test")
-    ok(gatehouse_bin, office, "SetDialupSchedule", closed_window())
+    ok(gatehouse_bin, office, "SetDialupSchedule", WINDOW)
     smtp_settings(gatehouse_bin, office, SendWakeupsTo=f"127.0.0.1:{provider.port(ODMR)}",
                   UseATRN="Yes", ATRNLoginName="office.test", ATRNPassword="atrn-pw",
                   WakeupDomains="office.test")
@@ -184,8 +186,9 @@ def test_atrn_between_two_servers_when_the_window_opens(server_factory, gatehous
     assert woken.returncode == 1 and "closed until" in woken.stderr
     assert not mailbox_has(office, "user", marker, timeout=6)
     assert len(ok(gatehouse_bin, provider, "ListQueue", json=True)) == 1
-    # The window opens: the office sends AUTH and ATRN and receives on the same connection.
-    ok(gatehouse_bin, office, "SetDialupSchedule", "()")
+    # The clock reaches the window: the office sends AUTH and ATRN and receives on the same
+    # connection.
+    ok(gatehouse_bin, office, "SetTestClock", MORNING)
     assert mailbox_has(office, "user", marker), office.log[-3000:] + provider.log[-3000:]
     assert wait_empty_queue(gatehouse_bin, provider)
     records = ok(gatehouse_bin, office, "ReadLog", "TAG", "SMTPW", json=True)
@@ -212,15 +215,25 @@ def test_etrn_between_two_servers(server_factory, gatehouse_bin):
     assert any("ETRN office.test: 253" in r["Text"] for r in records), records
 
 
-def test_no_wakeup_outside_the_window(server, gatehouse_bin):
+def test_wakeups_only_inside_the_window_and_once_per_pause(server_factory, gatehouse_bin):
+    server = server_factory(extra_args=["--test-clock", NIGHT])
     sink = Sink()
     try:
-        ok(gatehouse_bin, server, "SetDialupSchedule", closed_window())
+        ok(gatehouse_bin, server, "SetDialupSchedule",
+           '({Days="Every Day"; When="08:00-09:00"; Pause=600;})')
         smtp_settings(gatehouse_bin, server, SendWakeupsTo=f"127.0.0.1:{sink.port}",
-                      SendWakeupsEvery="1", WakeupDomains="office.test", SendTLS="Never")
-        # Longer than one look of the schedule watcher (5 s).
-        assert not sink.wait(lambda s: s.connections > 0, timeout=7), "a wake-up while closed"
-        ok(gatehouse_bin, server, "SetDialupSchedule", "()")
-        assert sink.wait(lambda s: "ETRN office.test" in s.commands), sink.commands
+                      SendWakeupsEvery="60", WakeupDomains="office.test", SendTLS="Never")
+        assert not sink.wait(lambda s: s.connections > 0, timeout=3), "a wake-up while closed"
+        # The window opens: one wake-up.
+        ok(gatehouse_bin, server, "SetTestClock", MORNING)
+        assert sink.wait(lambda s: s.commands.count("ETRN office.test") == 1), sink.commands
+        # SendWakeupsEvery (60 s) has run out, the Pause (600 s) has not: nothing more.
+        ok(gatehouse_bin, server, "SetTestClock", "2026-11-23T08:02:00+01:00")
+        assert not sink.wait(lambda s: s.connections > 1, timeout=3), sink.commands
+        ok(gatehouse_bin, server, "SetTestClock", "2026-11-23T08:11:00+01:00")
+        assert sink.wait(lambda s: s.commands.count("ETRN office.test") == 2), sink.commands
+        # Closed again: nothing, however long it has been.
+        ok(gatehouse_bin, server, "SetTestClock", "2026-11-23T10:30:00+01:00")
+        assert not sink.wait(lambda s: s.connections > 2, timeout=3), sink.commands
     finally:
         sink.close()

@@ -277,6 +277,31 @@ pub(super) fn set_account_rules(ctx: &CliContext, s: &Session, a: &mut Args) -> 
     Ok(None)
 }
 
+/// `GetAccountRPOP accountName` — DomainAdmin: the account's remote POP records, each with
+/// `Last` once polled (guide.txt:5589-5598, 12567-12594).
+pub(super) fn get_account_rpop(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    a.end()?;
+    require_admin(ctx, s, &d, None)?;
+    ctx.store.account_settings(&d, &name)?;
+    let records =
+        crate::modules::rpop::account_records(&ctx.store, &d, &name).map_err(CliError::new)?;
+    Ok(Some(Value::Array(records)))
+}
+
+/// `SetAccountRPOP accountName newRecords` — DomainAdmin + CanModifyRPOP (guide.txt:5599-5613):
+/// replaces the records; a row with `PollEvery=never` is dropped.
+pub(super) fn set_account_rpop(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    let records = a.array("newRecords")?;
+    a.end()?;
+    require_admin(ctx, s, &d, Some("CanModifyRPOP"))?;
+    let records =
+        crate::modules::rpop::validate_account_records(&records).map_err(CliError::new)?;
+    ctx.store.set_account_rpop(&d, &name, records)?;
+    Ok(None)
+}
+
 /// `GetAccountRights accountName` — DomainAdmin.
 pub(super) fn get_account_rights(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
     let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;

@@ -113,29 +113,33 @@ pub(super) fn delete_queued_message(ctx: &CliContext, _: &Session, a: &mut Args)
     Ok(None)
 }
 
-/// `WakeUpNow` — Can Monitor (extension): where the TCP Activity Schedule lets the link open, every
-/// waiting recipient is tried at once and the ETRN/ATRN wake-up is sent (guide.txt:11678-11679);
-/// where it does not, the answer says until when.
+/// `WakeUpNow` — Can Monitor (extension): where the TCP Activity Schedule lets the link open, a
+/// link session starts at once (the queue is flushed, wake-ups sent, remote accounts polled),
+/// whatever the Pause; where it does not, the answer says until when.
 pub(super) fn wake_up_now(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
     a.end()?;
     let link = ctx
         .link
         .as_ref()
         .ok_or_else(|| CliError::new("The dial-up link is not available"))?;
-    if !link.is_open() {
-        let until = link.next_open().map_or_else(
-            || "further notice".to_string(),
-            |t| t.format("%Y-%m-%d %H:%M").to_string(),
-        );
-        return Err(CliError::new(format!(
-            "The TCP Activity Schedule keeps the link closed until {until}"
-        )));
-    }
-    queue(ctx)?.release(None);
-    // dialup wake-ups: ETRN/ATRN to the backup server (modules::smtp::wakeup).
-    if let Some(wake_up) = &ctx.wake_up {
-        wake_up().map_err(CliError::new)?;
-    }
+    let actions = link.wake_up_now().map_err(CliError::new)?;
+    Ok(Some(Value::Array(
+        actions.into_iter().map(Value::from).collect(),
+    )))
+}
+
+/// `SetTestClock time` — Settings (extension, test only): sets the link's clock of a server
+/// started with `--test-clock` to this RFC 3339 time; it runs on from there.
+pub(super) fn set_test_clock(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
+    let t = a.text("time")?;
+    a.end()?;
+    let clock = ctx
+        .test_clock
+        .as_ref()
+        .ok_or_else(|| CliError::new("The server was not started with --test-clock"))?;
+    let at = chrono::DateTime::parse_from_rfc3339(&t)
+        .map_err(|_| CliError::new(format!("Not an RFC 3339 time: {t}")))?;
+    clock.set(at);
     Ok(None)
 }
 

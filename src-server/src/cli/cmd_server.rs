@@ -33,7 +33,7 @@ fn stored(ctx: &CliContext, m: &super::ModuleDecl) -> Result<Dict, CliError> {
 }
 
 /// The declared defaults with the stored settings over them.
-fn effective(m: &super::ModuleDecl, explicit: &Dict) -> Dict {
+pub fn effective(m: &super::ModuleDecl, explicit: &Dict) -> Dict {
     let mut out: Dict = m
         .settings
         .iter()

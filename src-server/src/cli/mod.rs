@@ -33,7 +33,7 @@ use crate::net::sasl;
 use crate::store::settings::SettingDecl;
 use crate::store::{Store, StoreError};
 
-pub use cmd_server::{effective_module_settings, time_of_day};
+pub use cmd_server::{effective, effective_module_settings, time_of_day};
 pub use rights::Session;
 
 /// A command failure; its text is what the `501` line shows.
@@ -187,12 +187,9 @@ pub struct CliContext {
     pub queue: Option<Arc<crate::kernel::queue::Queue>>,
     /// The dial-up link (`WakeUpNow`), in the running server.
     pub link: Option<Arc<crate::dialup::Link>>,
-    /// Sends the ETRN/ATRN wake-up now (`WakeUpNow`); Ok(false) when no backup server is set.
-    pub wake_up: Option<WakeUpFn>,
+    /// The link's clock when `gatehoused --test-clock` runs it (`SetTestClock`); `None` otherwise.
+    pub test_clock: Option<Arc<crate::kernel::clock::TestClock>>,
 }
-
-/// Starts a dial-up wake-up session (see [`CliContext::wake_up`]).
-pub type WakeUpFn = Arc<dyn Fn() -> Result<bool, String> + Send + Sync>;
 
 impl CliContext {
     /// A context over `store` with no callbacks and its own Mailbox Manager (the server replaces
@@ -212,7 +209,7 @@ impl CliContext {
             router: None,
             queue: None,
             link: None,
-            wake_up: None,
+            test_clock: None,
         }
     }
 

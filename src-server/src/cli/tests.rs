@@ -125,12 +125,46 @@ fn names_aliases_and_legacy_are_case_insensitive() {
 }
 
 #[test]
+fn account_rpop_records_are_checked_and_stored() {
+    let (_d, ctx) = fixture();
+    let pm = session(&ctx, "postmaster", "example.com");
+    assert_eq!(
+        run(&ctx, &pm, "GetAccountRPOP postmaster"),
+        "200 data follow\r\n()"
+    );
+    assert_eq!(
+        run(
+            &ctx,
+            &pm,
+            r#"SetAccountRPOP postmaster ({PollEvery=10m;Account=me;Host="pop.isp.test:1110";Password=pw;Leave=Yes;},{PollEvery=never;Account=x;Host=h;})"#
+        ),
+        "200 OK"
+    );
+    let got = run(&ctx, &pm, "GetAccountRPOP postmaster");
+    assert!(
+        got.contains("PollEvery = 600s") || got.contains("PollEvery=600s"),
+        "{got}"
+    );
+    assert!(
+        got.contains("pop.isp.test:1110") && !got.contains("Account=x"),
+        "{got}"
+    );
+    assert!(run(
+        &ctx,
+        &pm,
+        r#"SetAccountRPOP postmaster ({Account=me;Host="a b";})"#
+    )
+    .starts_with("501 RPOP record 1: Host"));
+    assert!(run(&ctx, &pm, "SetAccountRPOP nobody ()").starts_with("501 Unknown account"));
+}
+
+#[test]
 fn unknown_planned_and_bad_input_are_501() {
     let (_d, ctx) = fixture();
     let pm = session(&ctx, "postmaster", "example.com");
     for line in [
         "NoSuchCommand",
-        "GetAccountRPOP *",
+        "GetDomainAlerts",
         "GetClusterRules",
         "\u{fffd}\u{1}",
     ] {

@@ -1,25 +1,46 @@
-//! Dial-up: the TCP Activity Schedule and the link state it gives (guide.txt:5223-5313).
+//! Dial-up: the TCP Activity Schedule, the link state it gives, and link sessions
+//! (guide.txt:5223-5313).
 //!
 //! The SMTP sending channel asks [`Link::is_open`] before every connection; while the schedule
-//! keeps the link closed, outgoing mail waits in the queue ("Deferred"). The server watches the
-//! schedule and releases the queue when a window opens, and reports the state in
-//! `GetServerStatus` (`DialupWindow`, `NextWindow`). Log tag `TCP`.
+//! keeps the link closed, outgoing mail waits in the queue ("Deferred"). The server's schedule
+//! watcher starts a *link session* when the link is open and there is work: a window just opened,
+//! mail waited for the link, or a [`WakeUp`] action says it is due. A session runs every
+//! registered action: the queue flush ([`QueueFlush`]), RPOP polls, ETRN/ATRN wake-ups.
+//! guide.txt:5296-5298: sessions start at most once per `Pause` of the open schedule row.
+//! `WakeUpNow` (the administrator) starts a session at once whatever the Pause, but never while
+//! the schedule keeps the link closed. State is shown by `GetServerStatus` (`DialupWindow`,
+//! `NextWindow`, `LastSession`). Log tag `TCP`.
 //!
-//! ETRN/ATRN wake-ups (`modules::smtp::wakeup`) ask the same `Link`, and its `pause`.
-//!
-//! todo: RPOP polls (issue 7) will ask the same `Link`.
+//! Times are the link's clock: the system clock, or `--test-clock` in end-to-end tests.
 
 pub mod schedule;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::NaiveDateTime;
 
 use crate::format::Value;
 use crate::kernel::clock::SharedClock;
+use crate::kernel::log::Level;
+use crate::kernel::queue::Queue;
 use crate::store::Store;
 
 use schedule::Schedule;
+
+/// One thing a link session does (the queue flush, RPOP polls, ETRN/ATRN wake-ups). Register it
+/// with [`Link::add_wake_up`]; the schedule watcher and `WakeUpNow` call it.
+pub trait WakeUp: Send + Sync {
+    /// Its name in the log and in `WakeUpNow`'s answer (`queue`, `RPOP`, `ETRN`...).
+    fn name(&self) -> &str;
+    /// Whether it has work of its own at `now` (link time), so that a session should start:
+    /// e.g. an RPOP account's Poll Every or the SMTP Send Wakeups Every has run out. Cheap.
+    fn due(&self, now: NaiveDateTime) -> bool;
+    /// Does its work for a session started at `now`; `all` when a window just opened or the
+    /// administrator asked (`WakeUpNow`): everything, not only what is due. Must not block: it
+    /// spawns its work (a tokio task or a thread).
+    fn run(&self, now: NaiveDateTime, all: bool);
+}
 
 /// The link as the schedule and the clock say it is.
 pub struct Link {
@@ -27,6 +48,9 @@ pub struct Link {
     clock: SharedClock,
     /// Something was kept back because the link was closed (released when it opens).
     held: AtomicBool,
+    /// When the last session started (link time).
+    last_session: Mutex<Option<NaiveDateTime>>,
+    wake_ups: RwLock<Vec<Arc<dyn WakeUp>>>,
 }
 
 impl Link {
@@ -36,6 +60,8 @@ impl Link {
             store,
             clock,
             held: AtomicBool::new(false),
+            last_session: Mutex::new(None),
+            wake_ups: RwLock::new(Vec::new()),
         }
     }
 
@@ -50,6 +76,11 @@ impl Link {
     /// The local time now.
     pub fn now(&self) -> NaiveDateTime {
         self.clock.now().naive_local()
+    }
+
+    /// The link's clock (RPOP's Poll Every and Last use it too).
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Whether outgoing connections may be made now.
@@ -67,13 +98,158 @@ impl Link {
         self.held.swap(false, Ordering::SeqCst)
     }
 
-    /// The schedule's Pause now: the least time between two wake-ups.
-    pub fn pause(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(u64::from(self.schedule().pause_at(self.now())))
-    }
-
     /// When the link opens next (now when it is open).
     pub fn next_open(&self) -> Option<NaiveDateTime> {
         self.schedule().next_open(self.now())
+    }
+
+    /// Adds an action every session runs (in the order added).
+    pub fn add_wake_up(&self, w: Arc<dyn WakeUp>) {
+        self.wake_ups
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(w);
+    }
+
+    fn actions(&self) -> Vec<Arc<dyn WakeUp>> {
+        self.wake_ups
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether some action has work of its own now.
+    pub fn any_due(&self) -> bool {
+        let now = self.now();
+        self.actions().iter().any(|w| w.due(now))
+    }
+
+    /// When the last session started.
+    pub fn last_session(&self) -> Option<NaiveDateTime> {
+        *self
+            .last_session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a session may start now: the link is open and the Pause of the open row has
+    /// passed since the last session started (a clock set back counts as passed).
+    pub fn session_allowed(&self) -> bool {
+        let now = self.now();
+        let Some(pause) = self.schedule().pause(now) else {
+            return false;
+        };
+        match self.last_session() {
+            Some(last) if now >= last => (now - last).num_seconds() >= i64::from(pause),
+            _ => true,
+        }
+    }
+
+    /// Starts a session now: records its time and runs every action. Returns their names.
+    pub fn start_session(&self, all: bool) -> Vec<String> {
+        let now = self.now();
+        *self
+            .last_session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(now);
+        let actions = self.actions();
+        for w in &actions {
+            w.run(now, all);
+        }
+        actions.iter().map(|w| w.name().to_string()).collect()
+    }
+
+    /// `WakeUpNow`: a session at once with everything, where the schedule lets the link open
+    /// (the Pause does not hold back the administrator); otherwise why not.
+    pub fn wake_up_now(&self) -> Result<Vec<String>, String> {
+        if !self.is_open() {
+            let until = self.next_open().map_or_else(
+                || "further notice".to_string(),
+                |t| t.format("%Y-%m-%d %H:%M").to_string(),
+            );
+            return Err(format!(
+                "The TCP Activity Schedule keeps the link closed until {until}"
+            ));
+        }
+        Ok(self.start_session(true))
+    }
+}
+
+/// The session action that sends the mail waiting in the queue (guide.txt:11447-11450: when
+/// the schedule allows, all queued mail is sent).
+pub struct QueueFlush(pub Arc<Queue>);
+
+impl WakeUp for QueueFlush {
+    fn name(&self) -> &str {
+        "queue"
+    }
+
+    /// The queue asks for a session only through [`Link::hold`].
+    fn due(&self, _: NaiveDateTime) -> bool {
+        false
+    }
+
+    fn run(&self, _: NaiveDateTime, _: bool) {
+        let released = self.0.release(None);
+        self.0.logger().log(
+            Level::Major,
+            "TCP",
+            format_args!("the link is open; {released} waiting message(s) released"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::clock::ManualClock;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Counter(AtomicUsize, AtomicBool);
+    impl WakeUp for Counter {
+        fn name(&self) -> &str {
+            "counter"
+        }
+        fn due(&self, _: NaiveDateTime) -> bool {
+            self.1.load(Ordering::SeqCst)
+        }
+        fn run(&self, _: NaiveDateTime, _: bool) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn sessions_at_most_once_per_pause_and_wake_up_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), "example.test").unwrap();
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-23T09:00:00+00:00").unwrap();
+        let clock = ManualClock::new(t0);
+        let link = Link::new(store.clone(), clock.clone());
+        let c = Arc::new(Counter(AtomicUsize::new(0), AtomicBool::new(true)));
+        link.add_wake_up(c.clone());
+        assert!(link.any_due());
+        let sched =
+            crate::format::parse(br#"({Days="Every Day"; When="08:00-10:00"; Pause=600;})"#)
+                .unwrap();
+        store
+            .set_server_settings(schedule::SETTINGS, &sched)
+            .unwrap();
+        assert!(link.session_allowed());
+        assert_eq!(link.start_session(false), vec!["counter"]);
+        assert_eq!(c.0.load(Ordering::SeqCst), 1);
+        clock.advance(chrono::TimeDelta::seconds(599));
+        assert!(!link.session_allowed(), "within the Pause");
+        assert!(
+            link.wake_up_now().is_ok(),
+            "the administrator is not held back"
+        );
+        assert_eq!(c.0.load(Ordering::SeqCst), 2);
+        clock.advance(chrono::TimeDelta::seconds(600));
+        assert!(link.session_allowed());
+        clock.advance(chrono::TimeDelta::hours(2));
+        assert!(!link.session_allowed(), "closed");
+        let e = link.wake_up_now().unwrap_err();
+        assert!(e.contains("closed until"), "{e}");
+        assert_eq!(c.0.load(Ordering::SeqCst), 2);
     }
 }

@@ -9,8 +9,7 @@
 //! 19:30-07:30` is open from Friday 19:30 to Saturday 07:30, and closed from Saturday 07:30 on.
 //! Times are the server's local time, as every time in the guide.
 //!
-//! `Pause` (the least time between two link sessions) is enforced for ETRN/ATRN wake-ups
-//! ([`Schedule::pause_at`]); todo: RPOP polls.
+//! `Pause` is the least time between the starts of two link sessions (see [`super::Link`]).
 
 use chrono::{Datelike, Duration, NaiveDateTime, Timelike, Weekday};
 
@@ -175,15 +174,17 @@ impl Schedule {
         self.elements.is_empty() || self.elements.iter().any(|e| e.covers(at))
     }
 
-    /// The least time between two link sessions at `at`: the largest Pause among the elements
-    /// open then (0 when none is, or with no elements).
-    pub fn pause_at(&self, at: NaiveDateTime) -> u32 {
+    /// The Pause in force at `at`: the least of the open elements' Pauses (the most permissive
+    /// row wins where rows overlap, as for opening); `None` when closed, 0 with no elements.
+    pub fn pause(&self, at: NaiveDateTime) -> Option<u32> {
+        if self.elements.is_empty() {
+            return Some(0);
+        }
         self.elements
             .iter()
             .filter(|e| e.covers(at))
             .map(|e| e.pause)
-            .max()
-            .unwrap_or(0)
+            .min()
     }
 
     /// When the link next opens after `at` (`at` itself when open now); `None` if never.
@@ -214,6 +215,17 @@ mod tests {
     fn schedule(text: &str) -> Schedule {
         Schedule::from_value(&crate::format::parse(text.as_bytes()).expect("format"))
             .expect("schedule")
+    }
+
+    #[test]
+    fn pause_of_the_open_rows() {
+        let s = schedule(
+            r#"({Days="Every Day"; When="08:00-18:00"; Pause=600;},{Days="Mon-Fri"; When="12:00-13:00"; Pause=60;})"#,
+        );
+        assert_eq!(s.pause(at(0, 9, 0)), Some(600));
+        assert_eq!(s.pause(at(0, 12, 30)), Some(60), "the most permissive row");
+        assert_eq!(s.pause(at(0, 19, 0)), None);
+        assert_eq!(schedule("()").pause(at(0, 19, 0)), Some(0));
     }
 
     #[test]

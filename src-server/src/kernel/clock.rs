@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, FixedOffset, Local, TimeDelta};
+use chrono::{DateTime, FixedOffset, Local, TimeDelta, Utc};
 
 /// A source of the current local time.
 pub trait Clock: Send + Sync + 'static {
@@ -68,6 +68,39 @@ impl Clock for ManualClock {
     }
 }
 
+/// The clock of `gatehoused --test-clock TIME` (end-to-end tests only): it starts at `TIME`, runs
+/// on with the system clock, and the test-only CLI command `SetTestClock` moves it, so a test can
+/// step into or out of a TCP Activity Schedule window without waiting for one.
+#[derive(Debug)]
+pub struct TestClock {
+    /// (shown time - system time, the UTC offset shown).
+    shift: Mutex<(TimeDelta, FixedOffset)>,
+}
+
+impl TestClock {
+    /// A clock showing `at` now.
+    pub fn starting(at: DateTime<FixedOffset>) -> Arc<TestClock> {
+        let c = Arc::new(TestClock {
+            shift: Mutex::new((TimeDelta::zero(), *at.offset())),
+        });
+        c.set(at);
+        c
+    }
+
+    /// Makes the clock show `at` now (and run on from there).
+    pub fn set(&self, at: DateTime<FixedOffset>) {
+        *self.shift.lock().unwrap_or_else(PoisonError::into_inner) =
+            (at.to_utc() - Utc::now(), *at.offset());
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<FixedOffset> {
+        let (delta, offset) = *self.shift.lock().unwrap_or_else(PoisonError::into_inner);
+        (Utc::now() + delta).with_timezone(&offset)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +114,18 @@ mod tests {
         assert_eq!(c.now().date_naive().to_string(), "2024-03-02");
         c.set(t0);
         assert_eq!(c.now(), t0);
+    }
+
+    #[test]
+    fn test_clock_starts_at_the_time_given_and_runs() {
+        let t0 = DateTime::parse_from_rfc3339("2030-01-07T03:00:00+05:00").unwrap();
+        let c = TestClock::starting(t0);
+        let d = c.now() - t0;
+        assert!(d >= TimeDelta::zero() && d < TimeDelta::seconds(5));
+        assert_eq!(c.now().offset(), t0.offset());
+        let t1 = DateTime::parse_from_rfc3339("2030-01-07T21:00:00+05:00").unwrap();
+        c.set(t1);
+        assert!((c.now() - t1).num_seconds().abs() < 5);
     }
 
     #[test]

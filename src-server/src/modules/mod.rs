@@ -6,4 +6,5 @@ pub mod local;
 pub mod pipe;
 pub mod pop;
 pub mod pwd;
+pub mod rpop;
 pub mod smtp;

@@ -22,9 +22,9 @@ use rand::Rng;
 use tokio::sync::Notify;
 
 use crate::cli::{self, CliContext, LogAccess, ModuleDecl};
-use crate::dialup::Link;
+use crate::dialup::{Link, QueueFlush};
 use crate::format::{dict, Dict, Value};
-use crate::kernel::clock::SystemClock;
+use crate::kernel::clock::{SharedClock, SystemClock, TestClock};
 use crate::kernel::log::{Level, LogQuery, LogSettings, Logger, RecordId};
 use crate::kernel::mail::Route;
 use crate::kernel::queue::group::GroupChannel;
@@ -32,7 +32,7 @@ use crate::kernel::queue::{self, ChannelKind, Dequeuer, Enqueuer, Queue, QueueSe
 use crate::kernel::router::Router;
 use crate::mailbox::MailboxManager;
 use crate::modules::pipe::{Pipe, PipeSettings};
-use crate::modules::{http, imap, local, pop, pwd, smtp};
+use crate::modules::{http, imap, local, pop, pwd, rpop, smtp};
 use crate::net::listener::{Handler, Listener, ListenerEvent, ListenerSettings, SocketStatus};
 use crate::net::tls::TlsSetup;
 use crate::store::settings::SettingDecl;
@@ -41,8 +41,9 @@ use crate::store::{AccountType, Store};
 use lock::ProcessLock;
 use options::Options;
 
-/// How often the TCP Activity Schedule is looked at for a window opening or closing.
-const SCHEDULE_CHECK: Duration = Duration::from_secs(5);
+/// How often the TCP Activity Schedule is looked at for a window opening or closing, and the
+/// wake-up actions for work due.
+const SCHEDULE_CHECK: Duration = Duration::from_secs(1);
 
 /// The version every greeting and `GetServerStatus` reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -74,6 +75,8 @@ pub struct Server {
     pub holds: Arc<smtp::etrn::Holds>,
     /// ETRN/ATRN wake-ups of the backup server (SMTP client side).
     pub wakeups: Arc<smtp::wakeup::Wakeups>,
+    /// The RPOP module (a wake-up action of the link).
+    pub rpop: Arc<rpop::Rpop>,
     /// The Local Delivery channel for `Target::Local` (the Dequeuer calls it).
     pub local: Arc<local::LocalDelivery>,
     port_offset: u16,
@@ -253,7 +256,23 @@ impl Server {
         dequeuer.set_channel(ChannelKind::Pipe, pipe.clone());
         local.set_submitter(enqueuer.clone());
         dequeuer.set_channel(ChannelKind::Local, local.clone());
-        let link = Arc::new(Link::new(store.clone(), SystemClock::shared()));
+        let test_clock = opts.test_clock.map(TestClock::starting);
+        let link_clock: SharedClock = match &test_clock {
+            Some(c) => c.clone(),
+            None => SystemClock::shared(),
+        };
+        let link = Arc::new(Link::new(store.clone(), link_clock));
+        link.add_wake_up(Arc::new(QueueFlush(queue.clone())));
+        let rpop = rpop::Rpop::new(
+            store.clone(),
+            enqueuer.clone(),
+            router.clone(),
+            logger.clone(),
+            link.clone(),
+            tokio::runtime::Handle::current(),
+        );
+        link.add_wake_up(rpop.clone());
+        cli.modules.register(rpop::module_decl(logger.clone()));
         let holds = Arc::new(smtp::etrn::Holds::from_store(queue.clone(), store.clone()));
         dequeuer.set_channel(
             ChannelKind::Smtp,
@@ -269,6 +288,7 @@ impl Server {
         );
         cli.queue = Some(queue);
         cli.link = Some(link.clone());
+        cli.test_clock = test_clock;
         let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
             let status_of = weak.clone();
             cli.status = Some(Arc::new(move || {
@@ -279,12 +299,6 @@ impl Server {
                 if let Some(s) = stop_of.upgrade() {
                     s.stop.notify_one();
                 }
-            }));
-            let wake_of = weak.clone();
-            cli.wake_up = Some(Arc::new(move || {
-                wake_of
-                    .upgrade()
-                    .map_or(Ok(false), |s| s.wakeups.wake_up_now())
             }));
             let cli = Arc::new(cli);
             // The ATRN client serves the turned-around connection as an ordinary SMTP session.
@@ -300,10 +314,11 @@ impl Server {
                     )
                     .with_holds(holds.clone()),
                 ),
-                link.clone(),
                 store.clone(),
                 tokio::runtime::Handle::current(),
             ));
+            // dialup wake-ups: ETRN/ATRN to the backup server, a link session action.
+            link.add_wake_up(wakeups.clone());
             Server {
                 store,
                 logger,
@@ -318,6 +333,7 @@ impl Server {
                 link,
                 holds,
                 wakeups,
+                rpop,
                 port_offset: opts.port_offset,
                 started: Instant::now(),
                 listeners: Mutex::new(Vec::new()),
@@ -464,37 +480,71 @@ impl Server {
                 Value::from(next.format("%Y-%m-%d %H:%M").to_string()),
             );
         }
+        if let Some(last) = self.link.last_session() {
+            out.insert(
+                b"LastSession".to_vec(),
+                Value::from(last.format("%Y-%m-%d %H:%M:%S").to_string()),
+            );
+        }
+        out.insert(b"RemoteServers".to_vec(), Value::Dict(self.rpop.status()));
+        out.insert(
+            b"QueuedPerDomain".to_vec(),
+            Value::Dict(queued_per_domain(self.dequeuer.queue())),
+        );
         out
     }
 }
 
 impl Server {
-    /// Watches the TCP Activity Schedule: when a window opens, the queue is released so the
-    /// mail that waited goes out at once (guide.txt:5253-5303); openings and closings are logged
-    /// with the `TCP` tag.
+    /// Watches the TCP Activity Schedule and starts link sessions (dialup module header): when a
+    /// window opens, when mail waited for the link, or when a wake-up action is due, at most once
+    /// per Pause (guide.txt:5253-5303). Openings, closings and sessions are logged with `TCP`.
     fn watch_schedule(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut was_open = None;
+            // A window opened (or mail waited) and its session is still to come.
+            let mut pending_all = false;
             loop {
                 let Some(server) = weak.upgrade() else { return };
                 let link = server.link.clone();
-                let open = tokio::task::spawn_blocking(move || link.is_open())
+                let (open, started) = tokio::task::spawn_blocking(move || {
+                    let open = link.is_open();
+                    (open, open.then_some(link))
+                })
+                .await
+                .unwrap_or((true, None));
+                if let Some(link) = started {
+                    if was_open == Some(false) {
+                        server.logger.log(
+                            Level::Major,
+                            "TCP",
+                            "a TCP Activity Schedule window is open",
+                        );
+                        pending_all = true;
+                    }
+                    // Mail waited for a closed link that is open again (possibly a schedule
+                    // change between two looks): it goes with the next session.
+                    pending_all |= link.take_held();
+                    let run = tokio::task::spawn_blocking(move || {
+                        ((pending_all || link.any_due()) && link.session_allowed())
+                            .then(|| link.start_session(pending_all))
+                    })
                     .await
-                    .unwrap_or(true);
-                // dialup wake-ups: ETRN/ATRN to the backup server (modules::smtp::wakeup).
-                let wakeups = server.wakeups.clone();
-                let _ = tokio::task::spawn_blocking(move || wakeups.tick(open)).await;
-                // A window opened, or mail waited for a closed link that is open again (a
-                // schedule change between two looks): the waiting recipients go now.
-                if open && (was_open == Some(false) || server.link.take_held()) {
-                    let released = server.dequeuer.queue().release(None);
-                    server.logger.log(
-                        Level::Major,
-                        "TCP",
-                        format_args!("the link is open; {released} waiting recipient(s) released"),
-                    );
-                } else if !open && was_open == Some(true) {
+                    .unwrap_or(None);
+                    if let Some(actions) = run {
+                        server.logger.log(
+                            Level::Major,
+                            "TCP",
+                            format_args!(
+                                "link session started{}: {}",
+                                if pending_all { " (everything)" } else { "" },
+                                actions.join(", ")
+                            ),
+                        );
+                        pending_all = false;
+                    }
+                } else if was_open == Some(true) {
                     server.logger.log(
                         Level::Major,
                         "TCP",
@@ -598,7 +648,6 @@ impl Server {
                 server.dequeuer.queue().set_settings(s);
                 server.dequeuer.start();
                 server.pipe.start(&server.cli);
-                server.watch_schedule();
             }
         }));
         self.cli.modules.register(decl);
@@ -646,6 +695,28 @@ impl Server {
         };
         self.cli.modules.register(decl);
     }
+}
+
+/// Queued messages per recipient domain (a message counts once in each domain it still has a
+/// recipient in), for `GetServerStatus`.
+fn queued_per_domain(queue: &Queue) -> Dict {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for item in queue.list(None) {
+        let mut domains: Vec<String> = item
+            .recipients
+            .iter()
+            .filter_map(|r| r.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
+            .collect();
+        domains.sort();
+        domains.dedup();
+        for d in domains {
+            *counts.entry(d).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(d, n)| (d.into_bytes(), Value::from(n.to_string())))
+        .collect()
 }
 
 /// A string setting as text; empty when absent or not a string.

@@ -2,6 +2,11 @@
 //!
 //! Option names are case-insensitive, as the guide's are, so `--Base`, `--CGateBase` and
 //! `--LogToConsole` work beside the house spellings `--base` and `--log-to-console`.
+//!
+//! `--test-clock TIME` (RFC 3339) is for end-to-end tests and left out of the usage text: the
+//! dial-up link (TCP Activity Schedule, sessions, RPOP polls) then runs on a clock that starts at
+//! `TIME` and that the CLI command `SetTestClock` moves (docs/cli.md). The log and the queue keep
+//! the system clock.
 
 use std::path::PathBuf;
 
@@ -20,6 +25,8 @@ pub struct Options {
     pub log_to_console: bool,
     /// `--LogAll`: record everything, whatever the Log settings say (guide.txt:2478).
     pub log_all: bool,
+    /// `--test-clock TIME`: the dial-up link's clock starts at `TIME` and `SetTestClock` moves it.
+    pub test_clock: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 /// The usage text printed for `--help` and after a bad option.
@@ -71,6 +78,13 @@ impl Options {
                 "postmasterpassword" => o.postmaster_password = Some(value("a password")?),
                 "logtoconsole" => o.log_to_console = true,
                 "logall" => o.log_all = true,
+                "testclock" => {
+                    let v = value("an RFC 3339 time")?;
+                    o.test_clock = Some(
+                        chrono::DateTime::parse_from_rfc3339(&v)
+                            .map_err(|_| format!("--test-clock: {v:?} is not an RFC 3339 time"))?,
+                    );
+                }
                 "help" | "h" => return Err(String::new()),
                 _ => return Err(format!("unknown option {arg:?}")),
             }

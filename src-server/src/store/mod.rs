@@ -853,6 +853,29 @@ impl Store {
         write_value(&f.rules, &rules)
     }
 
+    /// The domain's `RPOP.data` (guide.txt:9694-9696): account name to its array of RPOP records.
+    pub fn domain_rpop(&self, d: &str) -> Result<Dict> {
+        let _g = self.r();
+        let d = self.canon_domain(d)?;
+        read_dict(&self.domain_file(&d, "RPOP.data"))
+    }
+
+    /// Replaces one account's RPOP records in its domain's `RPOP.data` (an empty array removes
+    /// the account's entry).
+    pub fn set_account_rpop(&self, d: &str, name: &str, records: Vec<Value>) -> Result<()> {
+        let _g = self.w();
+        let (d, _) = self.account(d, name)?;
+        let key = names::normalize("account", name)?.into_bytes();
+        let path = self.domain_file(&d, "RPOP.data");
+        let mut all = read_dict(&path)?;
+        if records.is_empty() {
+            all.shift_remove(&key);
+        } else {
+            all.insert(key, Value::Array(records));
+        }
+        write_dict(&path, &all)
+    }
+
     /// The account's WebUser settings.
     pub fn web_user(&self, d: &str, name: &str) -> Result<Dict> {
         let _g = self.r();

@@ -426,6 +426,13 @@ async fn render_status(web: &Web, a: &Admin, notice: Notice) -> Response {
         .and_then(Value::as_dict)
         .cloned()
         .unwrap_or_default();
+    let sub = |k: &str| {
+        st.get(k.as_bytes())
+            .and_then(Value::as_dict)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (per_domain, remotes) = (sub("QueuedPerDomain"), sub("RemoteServers"));
     let log_module = run(web, a, "GetModule", vec![kw("Log")]).await;
     let main = run(web, a, "MainDomainName", vec![]).await;
     let body = html! {
@@ -437,6 +444,40 @@ async fn render_status(web: &Web, a: &Admin, notice: Notice) -> Response {
             section.panel { div.muted { "Queued messages" } div.stat { (text("QueueSize")) } }
             section.panel { div.muted { "Connections" } div.stat { (text("Connections")) } }
             section.panel { div.muted { "Uptime" } div.stat { (uptime(&text("Uptime"))) } }
+        }
+        section.panel {
+            h2 { "Dial-up link" }
+            p {
+                "TCP Activity Schedule window: " strong { (text("DialupWindow")) }
+                @if !text("NextWindow").is_empty() { ", opens " (text("NextWindow")) }
+                @if !text("LastSession").is_empty() { "; last session " (text("LastSession")) }
+            }
+            @if !per_domain.is_empty() {
+                table {
+                    thead { tr { th { "Domain" } th { "Queued messages" } } }
+                    tbody {
+                        @for (d, n) in &per_domain {
+                            tr { td { (String::from_utf8_lossy(d)) } td { (value_text(n)) } }
+                        }
+                    }
+                }
+            }
+            @if !remotes.is_empty() {
+                table {
+                    thead { tr { th { "Remote server" } th { "Module" } th { "Last session" } th { "Result" } th { "Messages" } } }
+                    tbody {
+                        @for (host, r) in &remotes {
+                            tr {
+                                td.mono { (String::from_utf8_lossy(host)) }
+                                td { (r.get_text("Module").unwrap_or_default()) }
+                                td { (r.get_text("Time").unwrap_or_default()) }
+                                td { (r.get_text("Result").unwrap_or_default()) }
+                                td { (r.get_text("Messages").unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
         }
         section.panel {
             h2 { "Listeners" }

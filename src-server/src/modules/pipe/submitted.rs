@@ -382,7 +382,7 @@ fn strip_comments(value: &str) -> String {
 /// mailbox      = name-addr / addr-spec       name-addr = [display-name] "<" addr-spec ">"
 /// group        = display-name ":" [mailbox-list] ";"
 /// ```
-fn address_list(value: &str) -> Result<Vec<(String, Range<usize>)>, String> {
+pub(crate) fn address_list(value: &str) -> Result<Vec<(String, Range<usize>)>, String> {
     let mut out = Vec::new();
     for item in top_level_items(value) {
         let text = &value[item.clone()];

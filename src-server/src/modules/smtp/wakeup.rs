@@ -6,10 +6,10 @@
 //! 5253-5303 (the TCP Activity Schedule limits wake-ups; Pause is the least time between two).
 //! Log tag `SMTPW` (guide.txt:11320).
 //!
-//! When: on `WakeUpNow`, when a schedule window opens, and every `SendWakeupsEvery` inside a
-//! window, never twice within the window's Pause ([`due`]); never while the link is closed. The
-//! server's schedule watcher calls [`Wakeups::tick`]; times come from the link's clock, so
-//! tests move time by hand.
+//! When: [`Wakeups`] is a link session action (`dialup::WakeUp`): the link starts sessions only
+//! inside the TCP Activity Schedule's windows and at most once per Pause; a session sends the
+//! wake-up when a window opened or on `WakeUpNow` (`all`), and otherwise when `SendWakeupsEvery`
+//! has run out since the last one ([`due`]). Times are the link's clock (`--test-clock` in tests).
 //!
 //! How: the connection is opened by the sending side's own code (`client::open`: greeting, EHLO,
 //! STARTTLS as `SendTLS`/`SendEncryptedTo` say, AUTH for ATRN). ETRN names each domain and says
@@ -32,139 +32,124 @@ use super::client::{self, Candidate, Open, SendSettings, SendTls};
 use super::etrn::DialupSettings;
 use super::session::{self, Endpoint};
 use super::{wildcard, Config};
-use crate::dialup::Link;
+use crate::dialup::WakeUp;
 use crate::kernel::log::{Level, Logger};
 use crate::store::Store;
 
 /// The log tag of wake-ups (guide.txt:11320).
 pub const TAG: &str = "SMTPW";
 
-/// What the wake-up timing remembers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Timing {
-    /// When the last wake-up was sent.
-    pub last: Option<NaiveDateTime>,
-    /// Whether the link was open at the previous look (`None` before the first).
-    pub was_open: Option<bool>,
-}
-
-/// Whether a wake-up is due at `now`: never with the link closed, never within `pause` of the
-/// last one; when a window opens (or at the first look inside one); then every `every`.
-pub fn due(
-    t: &Timing,
-    now: NaiveDateTime,
-    open: bool,
-    every: Option<Duration>,
-    pause: Duration,
-) -> bool {
-    if !open {
-        return false;
-    }
-    let since = |last: NaiveDateTime| (now - last).to_std().unwrap_or(Duration::ZERO);
-    if t.last.is_some_and(|l| since(l) < pause) {
-        return false;
-    }
-    if t.was_open != Some(true) {
-        return true;
-    }
-    match (every, t.last) {
+/// Whether the periodic wake-up is due at `now`: `every` has passed since the last one (or there
+/// was none). The link keeps sessions inside the schedule's windows and at most once per Pause.
+pub fn due(last: Option<NaiveDateTime>, now: NaiveDateTime, every: Option<Duration>) -> bool {
+    match (every, last) {
         (None, _) => false,
         (Some(_), None) => true,
-        (Some(e), Some(l)) => since(l) >= e,
+        // A clock set back counts as passed, as for the link's Pause.
+        (Some(e), Some(l)) => now < l || (now - l).to_std().is_ok_and(|d| d >= e),
     }
 }
 
-/// The wake-up client of one server.
+/// The wake-up client of one server: a link session action (`dialup::WakeUp`).
 pub struct Wakeups {
     config: Arc<Config>,
-    link: Arc<Link>,
     store: Store,
     handle: Handle,
     logger: Logger,
-    timing: Mutex<Timing>,
+    /// When the last wake-up was sent (link time).
+    last: Mutex<Option<NaiveDateTime>>,
     busy: Arc<AtomicBool>,
 }
 
 impl Wakeups {
     /// Wake-ups for the server whose SMTP sessions run with `config` (the reversed ATRN
-    /// connection is served with it), gated by `link`, with settings read from `store`.
-    pub fn new(config: Arc<Config>, link: Arc<Link>, store: Store, handle: Handle) -> Wakeups {
+    /// connection is served with it), with settings read from `store`, run on `handle`.
+    pub fn new(config: Arc<Config>, store: Store, handle: Handle) -> Wakeups {
         Wakeups {
             logger: config.logger.clone(),
             config,
-            link,
             store,
             handle,
-            timing: Mutex::new(Timing::default()),
+            last: Mutex::new(None),
             busy: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    fn settings(&self) -> Result<(DialupSettings, SendSettings), String> {
+    /// The settings, or `None` (logged) when they are not usable or name no backup server.
+    fn settings(&self) -> Option<(DialupSettings, SendSettings)> {
         let eff = super::stored_settings(&self.store);
-        Ok((
-            super::etrn::dialup_settings_from(&eff)?,
-            client::send_settings_from(&eff)?,
-        ))
-    }
-
-    /// One look of the schedule watcher (blocking: reads the settings): sends a wake-up when
-    /// [`due`] says so. `open` is the link's state now.
-    pub fn tick(self: &Arc<Self>, open: bool) {
-        let now = self.link.now();
-        let mut t = *self.timing.lock().unwrap_or_else(PoisonError::into_inner);
-        let settings = self.settings();
-        let send = match &settings {
-            Ok((d, _)) if d.wakeups_to.is_some() => {
-                due(&t, now, open, d.wakeups_every, self.link.pause())
+        let read = super::etrn::dialup_settings_from(&eff)
+            .and_then(|d| Ok((d, client::send_settings_from(&eff)?)));
+        match read {
+            Ok((d, s)) => d.wakeups_to.is_some().then_some((d, s)),
+            Err(e) => {
+                self.logger.log(
+                    Level::Failures,
+                    TAG,
+                    format_args!("the wake-up settings are not usable: {e}"),
+                );
+                None
             }
-            _ => false,
+        }
+    }
+
+    fn last(&self) -> Option<NaiveDateTime> {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl WakeUp for Wakeups {
+    fn name(&self) -> &str {
+        "ETRN/ATRN"
+    }
+
+    /// `SendWakeupsEvery` has run out (guide.txt:11624-11632).
+    fn due(&self, now: NaiveDateTime) -> bool {
+        self.settings()
+            .is_some_and(|(d, _)| due(self.last(), now, d.wakeups_every))
+    }
+
+    /// Sends the wake-up when a window opened or the administrator asked (`all`), or when it is
+    /// due; one session at a time, in the background.
+    fn run(&self, now: NaiveDateTime, all: bool) {
+        let Some((d, s)) = self.settings() else {
+            return;
         };
-        t.was_open = Some(open);
-        if send {
-            t.last = Some(now);
+        if !all && !due(self.last(), now, d.wakeups_every) {
+            return;
         }
-        *self.timing.lock().unwrap_or_else(PoisonError::into_inner) = t;
-        if let (true, Ok((d, s))) = (send, settings) {
-            self.start(d, s);
-        }
-    }
-
-    /// Wake Up Now (guide.txt:11678-11679), blocking: starts a wake-up session at once; false
-    /// when no backup server is set. The caller checked the link.
-    pub fn wake_up_now(self: &Arc<Self>) -> Result<bool, String> {
-        let (d, s) = self.settings()?;
-        if d.wakeups_to.is_none() {
-            return Ok(false);
-        }
-        self.timing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .last = Some(self.link.now());
-        self.start(d, s);
-        Ok(true)
-    }
-
-    /// Runs one session in the background; one at a time.
-    fn start(self: &Arc<Self>, d: DialupSettings, s: SendSettings) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
         if self.busy.swap(true, Ordering::SeqCst) {
             self.logger
                 .log(Level::LowLevel, TAG, "a wake-up session is running already");
             return;
         }
-        let me = Arc::clone(self);
+        let client = Client {
+            config: Arc::clone(&self.config),
+            logger: self.logger.clone(),
+        };
+        let busy = Arc::clone(&self.busy);
         self.handle.spawn(async move {
-            let result = me.session(&d, &s).await;
-            match result {
-                Ok(what) => me.logger.log(Level::Major, TAG, what),
-                Err(e) => me
-                    .logger
-                    .log(Level::Failures, TAG, format_args!("wake-up failed: {e}")),
+            match client.session(&d, &s).await {
+                Ok(what) => client.logger.log(Level::Major, TAG, what),
+                Err(e) => {
+                    client
+                        .logger
+                        .log(Level::Failures, TAG, format_args!("wake-up failed: {e}"))
+                }
             }
-            me.busy.store(false, Ordering::SeqCst);
+            busy.store(false, Ordering::SeqCst);
         });
     }
+}
 
+/// One wake-up session's side of things.
+struct Client {
+    config: Arc<Config>,
+    logger: Logger,
+}
+
+impl Client {
     /// Connects to the backup server and sends ETRN or ATRN.
     async fn session(&self, d: &DialupSettings, s: &SendSettings) -> Result<String, String> {
         let Some((host, port)) = d.wakeups_to.clone() else {
@@ -298,64 +283,18 @@ mod tests {
     const MIN: Duration = Duration::from_secs(60);
 
     #[test]
-    fn nothing_while_the_link_is_closed() {
-        let t = Timing::default();
-        assert!(!due(&t, at(9, 0), false, Some(MIN), Duration::ZERO));
-        let t = Timing {
-            last: None,
-            was_open: Some(false),
-        };
-        assert!(!due(&t, at(9, 0), false, None, Duration::ZERO));
-    }
-
-    #[test]
-    fn a_window_opening_sends_one() {
-        let closed = Timing {
-            last: Some(at(7, 0)),
-            was_open: Some(false),
-        };
-        assert!(due(&closed, at(9, 0), true, None, Duration::ZERO));
-        // The first look after start, inside a window, counts as an opening.
-        assert!(due(
-            &Timing::default(),
-            at(9, 0),
-            true,
-            None,
-            Duration::ZERO
-        ));
-        // Inside the window without a period: no more.
-        let open = Timing {
-            last: Some(at(9, 0)),
-            was_open: Some(true),
-        };
-        assert!(!due(&open, at(9, 30), true, None, Duration::ZERO));
-    }
-
-    #[test]
-    fn periodic_inside_the_window() {
-        let t = Timing {
-            last: Some(at(9, 0)),
-            was_open: Some(true),
-        };
-        assert!(!due(&t, at(9, 9), true, Some(10 * MIN), Duration::ZERO));
-        assert!(due(&t, at(9, 10), true, Some(10 * MIN), Duration::ZERO));
-    }
-
-    #[test]
-    fn at_most_once_per_pause() {
-        // A period shorter than Pause: Pause wins.
-        let t = Timing {
-            last: Some(at(9, 0)),
-            was_open: Some(true),
-        };
-        assert!(!due(&t, at(9, 10), true, Some(MIN), 30 * MIN));
-        assert!(due(&t, at(9, 30), true, Some(MIN), 30 * MIN));
-        // A window reopening within Pause of the last wake-up waits too.
-        let reopened = Timing {
-            last: Some(at(9, 0)),
-            was_open: Some(false),
-        };
-        assert!(!due(&reopened, at(9, 5), true, None, 30 * MIN));
-        assert!(due(&reopened, at(9, 31), true, None, 30 * MIN));
+    fn periodic_wakeups() {
+        assert!(
+            !due(None, at(9, 0), None),
+            "never: only windows and WakeUpNow"
+        );
+        assert!(!due(Some(at(8, 0)), at(9, 0), None));
+        assert!(due(None, at(9, 0), Some(10 * MIN)), "the first");
+        assert!(!due(Some(at(9, 0)), at(9, 9), Some(10 * MIN)));
+        assert!(due(Some(at(9, 0)), at(9, 10), Some(10 * MIN)));
+        assert!(
+            due(Some(at(9, 0)), at(8, 0), Some(10 * MIN)),
+            "a clock set back"
+        );
     }
 }
