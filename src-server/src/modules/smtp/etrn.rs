@@ -485,7 +485,7 @@ pub fn atrn(
         return Err((
             450,
             "4.2.1",
-            "Lock busy: mail for {domain} is being sent".replace("{domain}", &domain),
+            format!("Lock busy: mail for {domain} is being sent"),
         ));
     }
     let selection = Selection::new(vec![queue.clone(), domain]);
@@ -526,6 +526,13 @@ pub(super) async fn reversed(
     }
     let conn = Arc::new(tokio::sync::Mutex::new(conn));
     if !holds.attach(&rev.queue, conn.clone()) {
+        // Another ATRN session took the queue between the check and now.
+        logger.log(
+            Level::Problems,
+            tag,
+            format_args!("ATRN: {} is being sent by another session", rev.queue),
+        );
+        conn.lock().await.quit(timeout).await;
         return;
     }
     let released = holds.wake(&rev.selection);
