@@ -18,8 +18,12 @@
 //!
 //! Lock order: the index mutex is never held across file I/O or a channel call.
 //!
-//! todo: whole-queue suspension (a channel defers each recipient; there is no per-domain hold
-//! yet); the Server-Wide Rules step of the Enqueuer arrives with the Rules engine.
+//! Holding: a channel defers each recipient it may not send yet (the SMTP module's Hold Mail for
+//! Domains, the dial-up link); `release_where` makes a chosen set due again (ETRN, ATRN) and
+//! `count_where` says how many wait.
+//!
+//! todo: whole-queue suspension; the Server-Wide Rules step of the Enqueuer arrives with the
+//! Rules engine.
 
 pub mod bench;
 pub mod dequeuer;

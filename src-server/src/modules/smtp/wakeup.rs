@@ -297,4 +297,223 @@ mod tests {
             "a clock set back"
         );
     }
+
+    /// A backup server that answers each expected command with a canned reply, then (with
+    /// `reverse`) plays the SMTP client: it reads our greeting and sends `reverse` line by line.
+    async fn backup(
+        script: Vec<(&'static str, &'static str)>,
+        reverse: Vec<&'static str>,
+    ) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (sock, _) = l.accept().await.unwrap();
+            let (r, mut w) = tokio::io::split(sock);
+            let mut r = BufReader::new(r);
+            let mut seen = Vec::new();
+            let mut line = String::new();
+            w.write_all(b"220 backup ready\r\n").await.unwrap();
+            for (want, answer) in script {
+                line.clear();
+                r.read_line(&mut line).await.unwrap();
+                assert!(line.starts_with(want), "want {want:?}, got {line:?}");
+                seen.push(line.trim_end().to_string());
+                w.write_all(answer.as_bytes()).await.unwrap();
+            }
+            if reverse.is_empty() {
+                return seen;
+            }
+            // Roles reversed: every reply we read until the end is recorded.
+            line.clear();
+            r.read_line(&mut line).await.unwrap();
+            seen.push(line.trim_end().to_string());
+            for cmd in reverse {
+                w.write_all(cmd.as_bytes()).await.unwrap();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).await.unwrap() == 0 {
+                        return seen;
+                    }
+                    seen.push(line.trim_end().to_string());
+                    if line.as_bytes().get(3) != Some(&b'-') {
+                        break;
+                    }
+                }
+            }
+            seen
+        });
+        (port, task)
+    }
+
+    /// Every address is a local account.
+    struct AllLocal;
+
+    impl crate::kernel::mail::Route for AllLocal {
+        fn route(
+            &self,
+            a: &str,
+        ) -> Result<crate::kernel::mail::Routed, crate::kernel::mail::RouteError> {
+            Ok(crate::kernel::mail::Routed {
+                target: crate::kernel::mail::Target::Local {
+                    domain: "example.com".into(),
+                    account: a.split('@').next().unwrap_or(a).into(),
+                    mailbox: None,
+                    detail: None,
+                },
+                relay: false,
+            })
+        }
+    }
+
+    /// A wake-up client over a queue in `dir`; the store's directory comes back too (it must
+    /// outlive the client).
+    fn client(
+        dir: &std::path::Path,
+    ) -> (Client, Arc<crate::kernel::queue::Queue>, tempfile::TempDir) {
+        let clock = crate::kernel::clock::SystemClock::shared();
+        let logger = Logger::open(
+            dir.join("SystemLogs"),
+            crate::kernel::log::LogSettings::default(),
+            clock.clone(),
+        )
+        .unwrap();
+        let q = crate::kernel::queue::Queue::open(
+            dir,
+            "example.com",
+            clock,
+            logger.clone(),
+            crate::kernel::queue::QueueSettings::default(),
+        )
+        .unwrap();
+        let (store_dir, ctx) = crate::cli::tests::fixture();
+        let config = Config::new(
+            Arc::new(ctx),
+            Arc::new(crate::kernel::queue::Enqueuer::new(q.clone())),
+            Arc::new(AllLocal),
+            None,
+            logger.clone(),
+            0,
+        );
+        (
+            Client {
+                config: Arc::new(config),
+                logger,
+            },
+            q,
+            store_dir,
+        )
+    }
+
+    fn settings(port: u16, atrn: bool) -> (DialupSettings, SendSettings) {
+        (
+            DialupSettings {
+                wakeups_to: Some(("127.0.0.1".into(), port)),
+                use_atrn: atrn,
+                atrn_login: atrn.then(|| ("office.test".into(), "pw".into())),
+                domains: vec!["office.test".into()],
+                ..DialupSettings::default()
+            },
+            SendSettings {
+                tls: SendTls::Never,
+                ..SendSettings::default()
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn etrn_names_each_domain_then_quits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _, _store) = client(dir.path());
+        let (port, seen) = backup(
+            vec![
+                ("EHLO ", "250-backup\r\n250 ETRN\r\n"),
+                (
+                    "ETRN office.test",
+                    "253 OK, 2 pending messages for node office.test started\r\n",
+                ),
+                ("QUIT", "221 bye\r\n"),
+            ],
+            vec![],
+        )
+        .await;
+        let (d, s) = settings(port, false);
+        let said = c.session(&d, &s).await.unwrap();
+        assert!(said.contains("ETRN office.test: 253"), "{said}");
+        assert_eq!(seen.await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn atrn_authenticates_then_serves_smtp_on_the_same_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, q, _store) = client(dir.path());
+        let plain = "AUTH PLAIN AG9mZmljZS50ZXN0AHB3";
+        let (port, seen) = backup(
+            vec![
+                ("EHLO ", "250-backup\r\n250-AUTH PLAIN\r\n250 ATRN\r\n"),
+                (plain, "235 ok\r\n"),
+                (
+                    "ATRN office.test",
+                    "250 OK, now reversing the connection\r\n",
+                ),
+            ],
+            vec![
+                "EHLO backup.test\r\n",
+                "MAIL FROM:<a@far.test>\r\n",
+                "RCPT TO:<joe@example.com>\r\n",
+                "DATA\r\n",
+                "Subject: held\r\n\r\nbody\r\n.\r\n",
+                "QUIT\r\n",
+            ],
+        )
+        .await;
+        let (d, s) = settings(port, true);
+        let said = c.session(&d, &s).await.unwrap();
+        assert!(said.contains("reversed session ended"), "{said}");
+        let seen = seen.await.unwrap();
+        assert!(
+            seen[3].starts_with("220 "),
+            "we greet after the turn: {seen:?}"
+        );
+        assert!(seen.iter().any(|l| l.starts_with("250 2.6.0")), "{seen:?}");
+        assert_eq!(q.len(), 1, "the message went to the Enqueuer");
+    }
+
+    #[tokio::test]
+    async fn atrn_with_no_mail_and_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _, _store) = client(dir.path());
+        let plain = "AUTH PLAIN AG9mZmljZS50ZXN0AHB3";
+        let (port, _seen) = backup(
+            vec![
+                ("EHLO", "250-backup\r\n250-AUTH PLAIN\r\n250 ATRN\r\n"),
+                (plain, "235 ok\r\n"),
+                ("ATRN office.test", "453 You have no mail\r\n"),
+                ("QUIT", "221 bye\r\n"),
+            ],
+            vec![],
+        )
+        .await;
+        let (d, s) = settings(port, true);
+        assert!(c.session(&d, &s).await.unwrap().contains("no mail waiting"));
+        let (port, _seen) = backup(
+            vec![
+                ("EHLO", "250-backup\r\n250-AUTH PLAIN\r\n250 ATRN\r\n"),
+                (plain, "235 ok\r\n"),
+                ("ATRN office.test", "450 ATRN request refused\r\n"),
+                ("QUIT", "221 bye\r\n"),
+            ],
+            vec![],
+        )
+        .await;
+        let (d, s) = settings(port, true);
+        let e = c.session(&d, &s).await.unwrap_err();
+        assert!(e.contains("450"), "{e}");
+        let (d, s) = settings(port, true);
+        let no_login = DialupSettings {
+            atrn_login: None,
+            ..d
+        };
+        assert!(c.session(&no_login, &s).await.is_err());
+    }
 }
