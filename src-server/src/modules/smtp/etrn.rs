@@ -38,7 +38,7 @@ use crate::format::{Dict, Value};
 use crate::kernel::log::{Level, Logger};
 use crate::kernel::mail::{Route, Target};
 use crate::kernel::queue::Queue;
-use crate::net::sasl::AccountId;
+use crate::net::sasl::{AccountId, Secret};
 use crate::store::settings::SettingDecl;
 use crate::store::Store;
 
@@ -66,7 +66,7 @@ pub struct DialupSettings {
     /// `UseATRN`: ATRN instead of ETRN.
     pub use_atrn: bool,
     /// `ATRNLoginName` / `ATRNPassword`: sent with AUTH before ATRN.
-    pub atrn_login: Option<(String, String)>,
+    pub atrn_login: Option<(String, Secret)>,
     /// `WakeupDomains`: the domains named in ETRN/ATRN; empty = the main domain for ETRN, the
     /// login name for ATRN.
     pub domains: Vec<String>,
@@ -154,7 +154,7 @@ pub fn dialup_settings_from(eff: &Dict) -> Result<DialupSettings, String> {
         wakeups_to,
         wakeups_every,
         use_atrn: yes("UseATRN")?,
-        atrn_login: (!user.is_empty()).then(|| (user, text("ATRNPassword"))),
+        atrn_login: (!user.is_empty()).then(|| (user, Secret::new(text("ATRNPassword")))),
         domains,
     })
 }

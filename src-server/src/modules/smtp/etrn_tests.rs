@@ -90,7 +90,14 @@ fn settings_parse_and_refuse() {
     assert!(d.wakeups_from_clients_only && d.use_atrn);
     assert_eq!(d.wakeups_to, Some(("mail.provider.test".into(), 366)));
     assert_eq!(d.wakeups_every, Some(Duration::from_secs(600)));
-    assert_eq!(d.atrn_login, Some(("office.test".into(), "pw".into())));
+    assert_eq!(
+        d.atrn_login,
+        Some(("office.test".into(), crate::net::sasl::Secret::new("pw")))
+    );
+    assert!(
+        !format!("{d:?}").contains("\"pw\""),
+        "the password stays out of Debug"
+    );
     assert_eq!(
         dialup_settings_from(&Dict::new()).unwrap(),
         DialupSettings::default()

@@ -169,14 +169,13 @@ impl Client {
         } else {
             s.tls
         };
-        let auth = if d.use_atrn {
-            Some(
-                d.atrn_login
-                    .clone()
-                    .ok_or("Use ATRN needs ATRNLoginName and ATRNPassword")?,
-            )
-        } else {
-            None
+        let auth = match (&d.atrn_login, d.use_atrn) {
+            (_, false) => None,
+            (Some((user, password)), true) => Some((
+                user.clone(),
+                String::from_utf8_lossy(password.expose()).into_owned(),
+            )),
+            (None, true) => return Err("Use ATRN needs ATRNLoginName and ATRNPassword".into()),
         };
         let mut last = format!("{host} has no address");
         for addr in addrs {
@@ -272,6 +271,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::sasl::Secret;
     use chrono::NaiveDate;
 
     fn at(h: u32, m: u32) -> NaiveDateTime {
@@ -410,7 +410,7 @@ mod tests {
             DialupSettings {
                 wakeups_to: Some(("127.0.0.1".into(), port)),
                 use_atrn: atrn,
-                atrn_login: atrn.then(|| ("office.test".into(), "pw".into())),
+                atrn_login: atrn.then(|| ("office.test".into(), Secret::new("pw"))),
                 domains: vec!["office.test".into()],
                 ..DialupSettings::default()
             },
