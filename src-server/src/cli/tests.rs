@@ -128,7 +128,10 @@ fn names_aliases_and_legacy_are_case_insensitive() {
 fn account_rpop_records_are_checked_and_stored() {
     let (_d, ctx) = fixture();
     let pm = session(&ctx, "postmaster", "example.com");
-    assert_eq!(run(&ctx, &pm, "GetAccountRPOP postmaster"), "200 data follow\r\n()");
+    assert_eq!(
+        run(&ctx, &pm, "GetAccountRPOP postmaster"),
+        "200 data follow\r\n()"
+    );
     assert_eq!(
         run(
             &ctx,
@@ -138,10 +141,20 @@ fn account_rpop_records_are_checked_and_stored() {
         "200 OK"
     );
     let got = run(&ctx, &pm, "GetAccountRPOP postmaster");
-    assert!(got.contains("PollEvery = 600s") || got.contains("PollEvery=600s"), "{got}");
-    assert!(got.contains("pop.isp.test:1110") && !got.contains("Account=x"), "{got}");
-    assert!(run(&ctx, &pm, r#"SetAccountRPOP postmaster ({Account=me;Host="a b";})"#)
-        .starts_with("501 RPOP record 1: Host"));
+    assert!(
+        got.contains("PollEvery = 600s") || got.contains("PollEvery=600s"),
+        "{got}"
+    );
+    assert!(
+        got.contains("pop.isp.test:1110") && !got.contains("Account=x"),
+        "{got}"
+    );
+    assert!(run(
+        &ctx,
+        &pm,
+        r#"SetAccountRPOP postmaster ({Account=me;Host="a b";})"#
+    )
+    .starts_with("501 RPOP record 1: Host"));
     assert!(run(&ctx, &pm, "SetAccountRPOP nobody ()").starts_with("501 Unknown account"));
 }
 
