@@ -57,6 +57,8 @@ def test_closed_window_holds_mail_until_it_opens(night_server, gatehouse_bin):
         assert sink.wait(got(sink, marker), timeout=30), f"not sent when the window opened: {sink.commands}"
         status = ok("GetServerStatus", json=True)
         assert status["DialupWindow"] == "Open" and status["LastSession"].startswith("2026-11-23 08:00"), status
+        smtp = [r for k, r in status["RemoteServers"].items() if k.startswith("SMTP ")]
+        assert smtp and smtp[0]["Result"] == "OK" and smtp[0]["Messages"] == "1", status
         assert ok("ListQueue", json=True) == []
         records = ok("ReadLog", "TAG", "TCP", json=True)
         assert any("released" in r["Text"] for r in records), records

@@ -205,7 +205,7 @@ def wait_for(pred, what, timeout=WAIT):
 
 def polled(ok, dovecot, after=None):
     """Waits until the last session with Dovecot is recorded (and newer than `after`); returns it."""
-    key = f"127.0.0.1:{dovecot.port}"
+    key = f"RPOP 127.0.0.1:{dovecot.port}"
     state = {}
 
     def done():

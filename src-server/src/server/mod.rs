@@ -71,8 +71,6 @@ pub struct Server {
     pub pipe: Arc<Pipe>,
     /// The dial-up link and its TCP Activity Schedule.
     pub link: Arc<Link>,
-    /// The RPOP module (a wake-up action of the link).
-    pub rpop: Arc<rpop::Rpop>,
     /// The Local Delivery channel for `Target::Local` (the Dequeuer calls it).
     pub local: Arc<local::LocalDelivery>,
     port_offset: u16,
@@ -306,7 +304,6 @@ impl Server {
                 router,
                 pipe,
                 link,
-                rpop,
                 port_offset: opts.port_offset,
                 started: Instant::now(),
                 listeners: Mutex::new(Vec::new()),
@@ -459,7 +456,7 @@ impl Server {
                 Value::from(last.format("%Y-%m-%d %H:%M:%S").to_string()),
             );
         }
-        out.insert(b"RemoteServers".to_vec(), Value::Dict(self.rpop.status()));
+        out.insert(b"RemoteServers".to_vec(), Value::Dict(self.link.remotes()));
         out.insert(
             b"QueuedPerDomain".to_vec(),
             Value::Dict(queued_per_domain(self.dequeuer.queue())),

@@ -33,7 +33,7 @@
 pub mod client;
 pub mod distribute;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -455,14 +455,6 @@ fn state_path(store: &Store, job: &Job) -> PathBuf {
     store.base().join("RPOP").join(format!("{hash}.state"))
 }
 
-/// The last session with one remote server, for `GetServerStatus`.
-#[derive(Debug, Clone)]
-struct ServerStatus {
-    time: NaiveDateTime,
-    result: String,
-    messages: usize,
-}
-
 #[derive(Default)]
 struct Poller {
     /// When each remote account was last polled (link time).
@@ -472,7 +464,6 @@ struct Poller {
     /// Failed hosts and accounts, until when.
     failed_hosts: HashMap<String, NaiveDateTime>,
     failed_accounts: HashMap<String, NaiveDateTime>,
-    servers: BTreeMap<String, ServerStatus>,
 }
 
 /// The RPOP module: a [`WakeUp`] action of the dial-up link.
@@ -588,28 +579,6 @@ impl Rpop {
             .collect()
     }
 
-    /// `GetServerStatus`'s `RemoteServers`: per polled server, its last session.
-    pub fn status(&self) -> Dict {
-        self.poller()
-            .servers
-            .iter()
-            .map(|(host, s)| {
-                (
-                    host.clone().into_bytes(),
-                    dict([
-                        (
-                            "Time",
-                            Value::from(s.time.format("%Y-%m-%d %H:%M:%S").to_string()),
-                        ),
-                        ("Result", Value::from(s.result.clone())),
-                        ("Messages", Value::from(s.messages.to_string())),
-                        ("Module", Value::str(NAME)),
-                    ]),
-                )
-            })
-            .collect()
-    }
-
     /// Polls `jobs`, at most `Channels` at a time.
     async fn poll_all(self: Arc<Self>, jobs: Vec<Job>) {
         let Some(config) = self.config() else { return };
@@ -700,14 +669,8 @@ impl Rpop {
                 (format!("error: {e}"), n)
             }
         };
-        p.servers.insert(
-            server,
-            ServerStatus {
-                time: now,
-                result: text,
-                messages,
-            },
-        );
+        drop(p);
+        self.link.note_remote(NAME, &server, text, messages);
     }
 
     /// One poll: the number of messages retrieved, or the error with how many came before it.

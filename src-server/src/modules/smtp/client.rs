@@ -622,6 +622,15 @@ impl Channel for SmtpChannel {
             .handle
             .block_on(self.deliver_async(job, host, address, &s));
         self.release();
+        if let Some(link) = &self.link {
+            let delivered = matches!(out, Outcome::Delivered);
+            let result = if delivered {
+                "OK".into()
+            } else {
+                describe(&out)
+            };
+            link.note_remote(TAG, host, result, usize::from(delivered));
+        }
         let level = match out {
             Outcome::Delivered => Level::Major,
             _ => Level::Failures,
