@@ -9,7 +9,11 @@
 //! guide.txt:5296-5298: sessions start at most once per `Pause` of the open schedule row.
 //! `WakeUpNow` (the administrator) starts a session at once whatever the Pause, but never while
 //! the schedule keeps the link closed. State is shown by `GetServerStatus` (`DialupWindow`,
-//! `NextWindow`, `LastSession`). Log tag `TCP`.
+//! `NextWindow`, `LastSession`, and `RemoteServers`: the last session of each module with each
+//! remote server, noted with [`Link::note_remote`]). Log tag `TCP`.
+//!
+//! Hooking in (ETRN/ATRN wake-ups, RPOP): implement [`WakeUp`] (`name`, `due(now)`,
+//! `run(now, all)`, non-blocking) and register it once with [`Link::add_wake_up`] at start-up.
 //!
 //! Times are the link's clock: the system clock, or `--test-clock` in end-to-end tests.
 
