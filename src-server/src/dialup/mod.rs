@@ -250,7 +250,11 @@ impl WakeUp for QueueFlush {
     fn run(&self, _: NaiveDateTime, _: bool) {
         let released = self.0.release(None);
         self.0.logger().log(
-            Level::Major,
+            if released > 0 {
+                Level::Major
+            } else {
+                Level::LowLevel
+            },
             "TCP",
             format_args!("the link is open; {released} waiting message(s) released"),
         );
