@@ -19,7 +19,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
 # Names called here on purpose although docs/cli.md marks them not implemented: they must answer
 # "Unknown command".
-NOT_IMPLEMENTED_CALLED = {"nosuchcommand", "getaccountrpop", "createlist"}
+NOT_IMPLEMENTED_CALLED = {"nosuchcommand", "getdomainalerts", "createlist"}
 
 DENIED = "Not enough access rights"
 
@@ -394,7 +394,7 @@ def test_log_and_unknown_commands(server, gatehouse_bin):
 
     pm.fail("NoSuchCommand", "x", expect="Unknown command")
     # Planned commands answer as unknown ones (docs/cli.md "Replies").
-    pm.fail("GetAccountRPOP", "postmaster", expect="Unknown command")
+    pm.fail("GetDomainAlerts", expect="Unknown command")
     pm.fail("CreateList", "l1", "for", "postmaster", expect="Unknown command")
     # A login error is exit 2, not 1.
     gh(gatehouse_bin, server, "postmaster", "wrong-password").fail("MainDomainName", code=2)
@@ -602,6 +602,24 @@ def test_queue_commands(server, gatehouse_bin):
     plain = gh(gatehouse_bin, server, "plainq", "pq1")
     plain.fail("ListQueue", expect=DENIED)
     plain.fail("RetryQueue", expect=DENIED)
+
+
+# ------------------------------------------------------------------ RPOP records, test clock
+
+
+def test_account_rpop_records_and_the_test_clock(server, gatehouse_bin):
+    """Get/SetAccountRPOP (polling itself: test_rpop.py); SetTestClock only with --test-clock
+    (used: test_dialup.py)."""
+    pm = gh(gatehouse_bin, server)
+    pm.ok("SetAccountRPOP", "postmaster",
+          '({PollEvery=5m; Account=me; Host="pop.isp.test:1110"; Password=pw; Leave=Yes; APOP=Yes;})')
+    rows = pm.ok("GetAccountRPOP", "postmaster")
+    assert rows[0]["Host"] == "pop.isp.test:1110" and rows[0]["PollEvery"] == "300s", rows
+    pm.fail("SetAccountRPOP", "postmaster", '({Account=me; Host=h; SpecialHeader=X-Real-To;})',
+            expect="SpecialHeader")
+    pm.ok("SetAccountRPOP", "postmaster", "()")
+    assert pm.ok("GetAccountRPOP", "postmaster") == []
+    pm.fail("SetTestClock", "2026-11-23T03:00:00+01:00", expect="--test-clock")
 
 
 # ------------------------------------------------------------------ coverage

@@ -6,13 +6,14 @@ mail goes out. GetServerStatus reports the window.
 Time is the server's test clock (`gatehoused --test-clock`, moved with `SetTestClock`), so no
 test waits for a real window."""
 
+import smtplib
 import time
 import uuid
 
 import pytest
 
 from cli_helpers import cli
-from test_smtp_out import Sink, got, send_out
+from test_smtp_out import Sink, got
 from test_webadmin import curl
 
 # Monday 2026-11-23, 03:00 at UTC+01:00: outside the 08:00-09:00 window below.
@@ -36,7 +37,12 @@ def test_closed_window_holds_mail_until_it_opens(night_server, gatehouse_bin):
         status = ok("GetServerStatus", json=True)
         assert status["DialupWindow"] == "Closed" and status["NextWindow"] == "2026-11-23 08:00", status
         marker = uuid.uuid4().hex
-        send_out(server, marker, to="someone@outside.test")
+        # A LAN client (a Client IP Address, so it may relay) sends to the outside over SMTP.
+        ok("SetClientIPs", "127.0.0.1")
+        with smtplib.SMTP("127.0.0.1", server.port(25), timeout=10) as s:
+            s.sendmail("sender@example.test", ["someone@outside.test"],
+                       f"From: <sender@example.test>\r\nTo: <someone@outside.test>\r\n"
+                       f"Subject: out {marker}\r\n\r\nbody {marker}\r\n")
         # Accepted and queued, waiting for the link; no connection to the outside at all.
         deadline = time.monotonic() + 20
         while not any("TCP Activity Schedule" in m["State"] for m in ok("ListQueue", json=True)):
@@ -57,6 +63,8 @@ def test_closed_window_holds_mail_until_it_opens(night_server, gatehouse_bin):
         assert sink.wait(got(sink, marker), timeout=30), f"not sent when the window opened: {sink.commands}"
         status = ok("GetServerStatus", json=True)
         assert status["DialupWindow"] == "Open" and status["LastSession"].startswith("2026-11-23 08:00"), status
+        smtp = [r for k, r in status["RemoteServers"].items() if k.startswith("SMTP ")]
+        assert smtp and smtp[0]["Result"] == "OK" and smtp[0]["Messages"] == "1", status
         assert ok("ListQueue", json=True) == []
         records = ok("ReadLog", "TAG", "TCP", json=True)
         assert any("released" in r["Text"] for r in records), records

@@ -3,6 +3,7 @@ here on 127.0.0.1 with a private configuration, into local accounts.
 
 - a user's remote account with Leave: two polls, no duplicates, the remote keeps its mail;
 - delete mode with APOP: the remote mailbox is emptied, Dovecot logs an APOP login;
+- STLS where Dovecot offers it (a self-signed certificate);
 - a Unified Domain-Wide Account: distribution by X-Real-To, by To/Cc, else to the postmaster;
 - polls only inside the TCP Activity Schedule and at most once per Pause (the test clock).
 
@@ -38,7 +39,7 @@ def free_port():
 class Dovecot:
     """Dovecot's POP3 server on 127.0.0.1, everything under one temporary directory."""
 
-    def __init__(self, users):
+    def __init__(self, users, tls=False):
         if os.geteuid() == 0:
             # Dovecot refuses to serve mail as root: the mail and its processes are nobody's.
             ent = pwd.getpwnam("nobody")
@@ -62,6 +63,14 @@ class Dovecot:
         (self.dir / "users").write_text("\n".join(lines) + "\n")
         for d in ("base", "state"):
             (self.dir / d).mkdir()
+        ssl = "ssl = no"
+        if tls:
+            # STLS offered, with a self-signed certificate.
+            cert, key = self.dir / "cert.pem", self.dir / "key.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=pop.isp.test"],
+                           check=True, capture_output=True)
+            ssl = f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}"
         self.conf = self.dir / "dovecot.conf"
         self.conf.write_text(f"""
 protocols = pop3
@@ -70,7 +79,7 @@ base_dir = {self.dir}/base
 state_dir = {self.dir}/state
 log_path = {self.log}
 info_log_path = {self.log}
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain apop
 default_internal_user = {user}
@@ -156,11 +165,22 @@ service anvil {{
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture
-def dovecot():
+def start_dovecot(tls=False):
     if not os.path.exists(DOVECOT) or not os.path.exists("/usr/lib/dovecot/pop3"):
         pytest.skip("Dovecot's POP3 server is not installed (tests/run-all.sh installs dovecot-pop3d)")
-    d = Dovecot({"alice": "secret", "office": "unified-pw"})
+    return Dovecot({"alice": "secret", "office": "unified-pw"}, tls=tls)
+
+
+@pytest.fixture
+def dovecot():
+    d = start_dovecot()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def dovecot_tls():
+    d = start_dovecot(tls=True)
     yield d
     d.stop()
 
@@ -185,7 +205,7 @@ def wait_for(pred, what, timeout=WAIT):
 
 def polled(ok, dovecot, after=None):
     """Waits until the last session with Dovecot is recorded (and newer than `after`); returns it."""
-    key = f"127.0.0.1:{dovecot.port}"
+    key = f"RPOP 127.0.0.1:{dovecot.port}"
     state = {}
 
     def done():
@@ -244,6 +264,19 @@ def test_delete_mode_with_apop_empties_the_remote(server, gatehouse_bin, dovecot
     assert len(messages_with(server, "ann", marker)) == 3
     assert dovecot.count("alice") == 0, "delete mode empties the remote mailbox"
     assert any("method=APOP" in l for l in dovecot.logins("alice")), dovecot.log_text()
+
+
+def test_stls_where_the_server_offers_it(server, gatehouse_bin, dovecot_tls):
+    ok = lambda *a, **k: cli(gatehouse_bin, server, *a, check=True, **k)
+    setup(ok)
+    marker = uuid.uuid4().hex
+    dovecot_tls.deliver("alice", message(marker))
+    ok("SetAccountRPOP", "ann", account_rows(dovecot_tls, Leave="No"))
+    s = polled(ok, dovecot_tls)
+    assert s["Result"] == "OK" and s["Messages"] == "1", s
+    assert len(messages_with(server, "ann", marker)) == 1
+    logins = dovecot_tls.logins("alice")
+    assert logins and all("TLS" in l for l in logins), dovecot_tls.log_text()
 
 
 def test_wrong_password_is_reported_in_last(server, gatehouse_bin, dovecot):

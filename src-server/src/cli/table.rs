@@ -420,7 +420,7 @@ pub static SECTIONS: &[Section] = &[
     ]},
     Section { title: "Extensions (not in the guide)", commands: &[
         cmd!("GetServerStatus", [], [], "GetServerStatus", Monitor,
-             "Returns a dictionary: Version, MainDomain, Uptime (seconds), Listeners (per module: Connections and Sockets with Port, TLS, State, Address), Connections, QueueSize, QueuedPerDomain (domain: messages), DialupWindow (Open or Closed), NextWindow (when closed), LastSession (the last link session), RemoteServers (per polled remote POP server: Time, Result, Messages).", s::get_server_status),
+             "Returns a dictionary: Version, MainDomain, Uptime (seconds), Listeners (per module: Connections and Sockets with Port, TLS, State, Address), Connections, QueueSize, QueuedPerDomain (domain: messages), DialupWindow (Open or Closed), NextWindow (when closed), LastSession (the last link session), RemoteServers (the last session with each remote server, by `MODULE server`: Module, Server, Time, Result (OK or the error), Messages moved; RPOP polls and SMTP deliveries).", s::get_server_status),
         cmd!("ReadLog", [], [], "ReadLog [ DAY yyyy-mm-dd ] [ FROM hh:mm ] [ TO hh:mm ] [ LEVEL n ] [ TAG prefix ] [ TEXT substring ] [ AFTER id ] [ LIMIT n | LAST n ]", Monitor,
              "Returns an array of log records {Id=..;Time=..;Level=..;Tag=..;Text=..;} matching every filter given, oldest first; LIMIT n takes the first n (default 1000), LAST n the newest n.", s::read_log),
         cmd!("ListQueue", [], [], "ListQueue [ domainName ]", Monitor,

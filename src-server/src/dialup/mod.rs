@@ -9,18 +9,23 @@
 //! guide.txt:5296-5298: sessions start at most once per `Pause` of the open schedule row.
 //! `WakeUpNow` (the administrator) starts a session at once whatever the Pause, but never while
 //! the schedule keeps the link closed. State is shown by `GetServerStatus` (`DialupWindow`,
-//! `NextWindow`, `LastSession`). Log tag `TCP`.
+//! `NextWindow`, `LastSession`, and `RemoteServers`: the last session of each module with each
+//! remote server, noted with [`Link::note_remote`]). Log tag `TCP`.
+//!
+//! Hooking in (ETRN/ATRN wake-ups, RPOP): implement [`WakeUp`] (`name`, `due(now)`,
+//! `run(now, all)`, non-blocking) and register it once with [`Link::add_wake_up`] at start-up.
 //!
 //! Times are the link's clock: the system clock, or `--test-clock` in end-to-end tests.
 
 pub mod schedule;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::NaiveDateTime;
 
-use crate::format::Value;
+use crate::format::{dict, Dict, Value};
 use crate::kernel::clock::SharedClock;
 use crate::kernel::log::Level;
 use crate::kernel::queue::Queue;
@@ -51,6 +56,18 @@ pub struct Link {
     /// When the last session started (link time).
     last_session: Mutex<Option<NaiveDateTime>>,
     wake_ups: RwLock<Vec<Arc<dyn WakeUp>>>,
+    /// The last session with each remote server, by `MODULE server`.
+    remotes: Mutex<BTreeMap<String, RemoteSession>>,
+}
+
+/// The last session with one remote server (`GetServerStatus` `RemoteServers`).
+#[derive(Debug, Clone)]
+struct RemoteSession {
+    module: String,
+    server: String,
+    time: NaiveDateTime,
+    result: String,
+    messages: usize,
 }
 
 impl Link {
@@ -62,6 +79,7 @@ impl Link {
             held: AtomicBool::new(false),
             last_session: Mutex::new(None),
             wake_ups: RwLock::new(Vec::new()),
+            remotes: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -101,6 +119,46 @@ impl Link {
     /// When the link opens next (now when it is open).
     pub fn next_open(&self) -> Option<NaiveDateTime> {
         self.schedule().next_open(self.now())
+    }
+
+    /// Records a session of `module` with a remote `server` now: its result (`OK` or the error)
+    /// and the messages it moved.
+    pub fn note_remote(&self, module: &str, server: &str, result: String, messages: usize) {
+        let entry = RemoteSession {
+            module: module.to_string(),
+            server: server.to_ascii_lowercase(),
+            time: self.now(),
+            result,
+            messages,
+        };
+        self.remotes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(format!("{module} {}", entry.server), entry);
+    }
+
+    /// `RemoteServers`: `MODULE server` to {Module; Server; Time; Result; Messages}.
+    pub fn remotes(&self) -> Dict {
+        self.remotes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, r)| {
+                (
+                    k.clone().into_bytes(),
+                    dict([
+                        ("Module", Value::from(r.module.clone())),
+                        ("Server", Value::from(r.server.clone())),
+                        (
+                            "Time",
+                            Value::from(r.time.format("%Y-%m-%d %H:%M:%S").to_string()),
+                        ),
+                        ("Result", Value::from(r.result.clone())),
+                        ("Messages", Value::from(r.messages.to_string())),
+                    ]),
+                )
+            })
+            .collect()
     }
 
     /// Adds an action every session runs (in the order added).
@@ -192,7 +250,11 @@ impl WakeUp for QueueFlush {
     fn run(&self, _: NaiveDateTime, _: bool) {
         let released = self.0.release(None);
         self.0.logger().log(
-            Level::Major,
+            if released > 0 {
+                Level::Major
+            } else {
+                Level::LowLevel
+            },
             "TCP",
             format_args!("the link is open; {released} waiting message(s) released"),
         );

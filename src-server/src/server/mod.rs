@@ -75,8 +75,6 @@ pub struct Server {
     pub holds: Arc<smtp::etrn::Holds>,
     /// ETRN/ATRN wake-ups of the backup server (SMTP client side).
     pub wakeups: Arc<smtp::wakeup::Wakeups>,
-    /// The RPOP module (a wake-up action of the link).
-    pub rpop: Arc<rpop::Rpop>,
     /// The Local Delivery channel for `Target::Local` (the Dequeuer calls it).
     pub local: Arc<local::LocalDelivery>,
     port_offset: u16,
@@ -333,7 +331,6 @@ impl Server {
                 link,
                 holds,
                 wakeups,
-                rpop,
                 port_offset: opts.port_offset,
                 started: Instant::now(),
                 listeners: Mutex::new(Vec::new()),
@@ -486,7 +483,7 @@ impl Server {
                 Value::from(last.format("%Y-%m-%d %H:%M:%S").to_string()),
             );
         }
-        out.insert(b"RemoteServers".to_vec(), Value::Dict(self.rpop.status()));
+        out.insert(b"RemoteServers".to_vec(), Value::Dict(self.link.remotes()));
         out.insert(
             b"QueuedPerDomain".to_vec(),
             Value::Dict(queued_per_domain(self.dequeuer.queue())),

@@ -466,9 +466,9 @@ async fn render_status(web: &Web, a: &Admin, notice: Notice) -> Response {
                 table {
                     thead { tr { th { "Remote server" } th { "Module" } th { "Last session" } th { "Result" } th { "Messages" } } }
                     tbody {
-                        @for (host, r) in &remotes {
+                        @for r in remotes.values() {
                             tr {
-                                td.mono { (String::from_utf8_lossy(host)) }
+                                td.mono { (r.get_text("Server").unwrap_or_default()) }
                                 td { (r.get_text("Module").unwrap_or_default()) }
                                 td { (r.get_text("Time").unwrap_or_default()) }
                                 td { (r.get_text("Result").unwrap_or_default()) }

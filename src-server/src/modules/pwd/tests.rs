@@ -133,7 +133,7 @@ async fn bad_input_keeps_the_session() {
     t.cmd("CreateAccount x {a=b;", "501 Syntax error").await;
     t.cmd("SetAccountAliases x ((a)", "501 Syntax error").await;
     t.cmd("NoSuchCommand", "501 Unknown command").await;
-    t.cmd("GetAccountRPOP *", "501 Unknown command").await;
+    t.cmd("GetDomainAlerts", "501 Unknown command").await;
     t.send(b"Create\x00\xff\xfe binary\r\n").await;
     assert!(t.line().await.starts_with("501 "));
     // A Master user may send lines up to 1 MB.

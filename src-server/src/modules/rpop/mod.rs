@@ -13,7 +13,8 @@
 //! `WakeUpNow` polls every account. `Channels` (Polling Channels Limit) caps simultaneous polls,
 //! 0 turns polling off (12387-12391). A host that cannot be reached is skipped for Delay Failed
 //! Hosts, an account that fails for Delay Failed Accounts (12399-12409); Allow Self-Poll off
-//! refuses hosts that resolve to this machine's own addresses (12410-12417).
+//! refuses hosts that resolve to this machine's own addresses (12410-12417). `UseTLS` (an
+//! extension; the 3.5 guide's RPOP has no TLS) upgrades with STLS where the server offers it.
 //!
 //! Durability: each retrieved message is submitted through the Enqueuer (fsynced) before its
 //! UID is recorded or `DELE` is sent, so a crash at any point loses nothing; at worst a message
@@ -32,7 +33,7 @@
 pub mod client;
 pub mod distribute;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -80,6 +81,11 @@ const SETTINGS: &[SettingDecl] = &[
         doc: "Use APOP: with hosts that offer it and rows that ask for it; No always sends clear-text passwords (guide.txt:12393-12397)",
     },
     SettingDecl {
+        key: "UseTLS",
+        default: "Yes",
+        doc: "Use TLS (extension, guide.txt:23426): STLS with hosts that offer it, any certificate; No keeps polls in clear text",
+    },
+    SettingDecl {
         key: "DelayFailedHosts",
         default: "10m",
         doc: "Delay Failed Hosts for: a host that cannot be reached is not polled for this long (guide.txt:12399-12403)",
@@ -107,6 +113,7 @@ struct Config {
     log_level: Level,
     channels: usize,
     use_apop: bool,
+    use_tls: bool,
     delay_hosts: i64,
     delay_accounts: i64,
     allow_self_poll: bool,
@@ -159,6 +166,7 @@ impl Config {
                 .parse()
                 .map_err(|_| format!("Channels: {channels:?} is not a number"))?,
             use_apop: yes(eff.get(b"UseAPOP".as_slice()), "UseAPOP")?,
+            use_tls: yes(eff.get(b"UseTLS".as_slice()), "UseTLS")?,
             delay_hosts: duration("DelayFailedHosts")?,
             delay_accounts: duration("DelayFailedAccounts")?,
             allow_self_poll: yes(eff.get(b"AllowSelfPoll".as_slice()), "AllowSelfPoll")?,
@@ -447,14 +455,6 @@ fn state_path(store: &Store, job: &Job) -> PathBuf {
     store.base().join("RPOP").join(format!("{hash}.state"))
 }
 
-/// The last session with one remote server, for `GetServerStatus`.
-#[derive(Debug, Clone)]
-struct ServerStatus {
-    time: NaiveDateTime,
-    result: String,
-    messages: usize,
-}
-
 #[derive(Default)]
 struct Poller {
     /// When each remote account was last polled (link time).
@@ -464,7 +464,6 @@ struct Poller {
     /// Failed hosts and accounts, until when.
     failed_hosts: HashMap<String, NaiveDateTime>,
     failed_accounts: HashMap<String, NaiveDateTime>,
-    servers: BTreeMap<String, ServerStatus>,
 }
 
 /// The RPOP module: a [`WakeUp`] action of the dial-up link.
@@ -580,28 +579,6 @@ impl Rpop {
             .collect()
     }
 
-    /// `GetServerStatus`'s `RemoteServers`: per polled server, its last session.
-    pub fn status(&self) -> Dict {
-        self.poller()
-            .servers
-            .iter()
-            .map(|(host, s)| {
-                (
-                    host.clone().into_bytes(),
-                    dict([
-                        (
-                            "Time",
-                            Value::from(s.time.format("%Y-%m-%d %H:%M:%S").to_string()),
-                        ),
-                        ("Result", Value::from(s.result.clone())),
-                        ("Messages", Value::from(s.messages.to_string())),
-                        ("Module", Value::str(NAME)),
-                    ]),
-                )
-            })
-            .collect()
-    }
-
     /// Polls `jobs`, at most `Channels` at a time.
     async fn poll_all(self: Arc<Self>, jobs: Vec<Job>) {
         let Some(config) = self.config() else { return };
@@ -692,14 +669,8 @@ impl Rpop {
                 (format!("error: {e}"), n)
             }
         };
-        p.servers.insert(
-            server,
-            ServerStatus {
-                time: now,
-                result: text,
-                messages,
-            },
-        );
+        drop(p);
+        self.link.note_remote(NAME, &server, text, messages);
     }
 
     /// One poll: the number of messages retrieved, or the error with how many came before it.
@@ -715,6 +686,26 @@ impl Rpop {
             ));
         }
         let mut pop = Pop3::connect(&r.host, r.port).await.map_err(|e| (e, 0))?;
+        if config.use_tls
+            && pop
+                .capa()
+                .await
+                .map_err(|e| (e, 0))?
+                .iter()
+                .any(|c| c == "STLS")
+        {
+            pop = pop.stls().await.map_err(|e| (e, 0))?;
+        }
+        self.logger.log(
+            Level::LowLevel,
+            NAME,
+            format_args!(
+                "{}:{}: connected{}",
+                r.host,
+                r.port,
+                if pop.is_tls() { " with TLS" } else { "" }
+            ),
+        );
         pop.login(&r.account, &r.password, r.apop && config.use_apop)
             .await
             .map_err(|e| (e, 0))?;

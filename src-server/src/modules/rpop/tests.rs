@@ -56,7 +56,7 @@ fn settings_defaults_are_valid() {
     let decl = module_decl(logger);
     let c = Config::from(&crate::cli::effective(&decl, &Dict::new())).unwrap();
     assert_eq!(c.channels, 2);
-    assert!(c.use_apop && !c.allow_self_poll && c.unified.is_empty());
+    assert!(c.use_apop && c.use_tls && !c.allow_self_poll && c.unified.is_empty());
     assert_eq!((c.delay_hosts, c.delay_accounts), (600, 600));
 }
 

@@ -662,6 +662,15 @@ impl Channel for SmtpChannel {
             // The released host is unreachable again: its mail waits for the next wake-up.
             holds.end_release(host, domain);
         }
+        if let Some(link) = &self.link {
+            let delivered = matches!(out, Outcome::Delivered);
+            let result = if delivered {
+                "OK".into()
+            } else {
+                describe(&out)
+            };
+            link.note_remote(TAG, host, result, usize::from(delivered));
+        }
         let level = match out {
             Outcome::Delivered => Level::Major,
             _ => Level::Failures,
@@ -936,7 +945,13 @@ pub(super) async fn open(
     Ok(conn)
 }
 
-async fn starttls(conn: Conn, name: &str, check: Option<Vec<String>>) -> Result<Conn, String> {
+/// A TLS client for outgoing connections (SMTP STARTTLS, RPOP STLS) and the name to send as SNI:
+/// with `check`, the certificate must name one of them; without, any certificate is accepted
+/// (see [`NameVerifier`]).
+pub(crate) fn tls_connector(
+    name: &str,
+    check: Option<Vec<String>>,
+) -> Result<(TlsConnector, ServerName<'static>), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(NameVerifier {
         provider: provider.clone(),
@@ -952,9 +967,14 @@ async fn starttls(conn: Conn, name: &str, check: Option<Vec<String>>) -> Result<
         Ok(ip) => ServerName::IpAddress(ip.into()),
         Err(_) => ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?,
     };
+    Ok((TlsConnector::from(Arc::new(config)), sni))
+}
+
+async fn starttls(conn: Conn, name: &str, check: Option<Vec<String>>) -> Result<Conn, String> {
+    let (connector, sni) = tls_connector(name, check)?;
     // RFC 3207 §4.2: anything buffered before the handshake is discarded.
     let io = conn.io.into_inner();
-    let tls = TlsConnector::from(Arc::new(config))
+    let tls = connector
         .connect(sni, io)
         .await
         .map_err(|e| e.to_string())?;
