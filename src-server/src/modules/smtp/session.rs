@@ -73,7 +73,8 @@ struct Session {
     ep: Endpoint,
     tag: String,
     client: bool,
-    blacklisted: bool,
+    /// The refusal every RCPT gets (explicit Blacklist, DNS name or RBL).
+    blacklisted: Option<String>,
     submission: bool,
     tls: bool,
     helo: Option<(String, bool)>,
@@ -99,10 +100,11 @@ pub async fn serve(
             .unwrap_or_default()
     };
     let ip = ep.peer.ip().to_canonical();
-    let client = policy.client_ips.contains(ip);
-    // guide.txt:3538: Client IPs are never blacklisted; White Holes override the Blacklist.
-    let blacklisted =
-        !client && policy.blacklisted.contains(ip) && !policy.white_holes.contains(ip);
+    // Client IPs, the Blacklist, White Holes, DNS names and RBLs (order in `dns`).
+    let super::dns::Screen {
+        client,
+        blacklisted,
+    } = super::dns::screen(&cfg.dns, &policy, ip).await;
     let submission = policy.settings.submission_port != 0
         && u32::from(ep.local.port())
             == u32::from(policy.settings.submission_port) + u32::from(cfg.port_offset);
@@ -124,6 +126,12 @@ pub async fn serve(
         input: Input::new(),
         out: Vec::new(),
     };
+    if let Some(why) = s.blacklisted.as_deref() {
+        // Blacklisted through the DNS (RBL, PTR name): the admin sees who and why.
+        if why != super::dns::BLACKLISTED {
+            s.log(Level::Major, format_args!("[{ip}] blacklisted: {why}"));
+        }
+    }
     s.log(
         Level::LowLevel,
         format_args!(
@@ -131,7 +139,10 @@ pub async fn serve(
             ip,
             ep.local,
             if client { ", a client" } else { "" },
-            if blacklisted { ", blacklisted" } else { "" }
+            match &s.blacklisted {
+                Some(why) => format!(", blacklisted: {why}"),
+                None => String::new(),
+            }
         ),
     );
     s.run(stream).await
@@ -421,6 +432,21 @@ impl Session {
                     );
                     return self.error(550, "5.7.1", text);
                 }
+                if let Err(r) = self.verify_return_path_dns(&path, &routed).await {
+                    self.log(
+                        Level::LowLevel,
+                        format_args!(
+                            "MAIL FROM:<{}> refused: {}",
+                            proto::printable(&path),
+                            r.text
+                        ),
+                    );
+                    return if r.temporary {
+                        self.error(451, "4.4.3", &r.text)
+                    } else {
+                        self.error(550, "5.7.1", &r.text)
+                    };
+                }
             }
         }
         self.state = State::Mail(Transaction {
@@ -463,6 +489,31 @@ impl Session {
         Ok(())
     }
 
+    /// Return-Path verification through the DNS (guide.txt:3416-3448), for an address the Router
+    /// sends out unchanged: an address it knows (local, rerouted with the Relay marker) needs no
+    /// DNS (guide.txt:3429-3432).
+    async fn verify_return_path_dns(
+        &self,
+        path: &str,
+        routed: &Result<Routed, RouteError>,
+    ) -> Result<(), super::dns::Refusal> {
+        let Ok(Routed {
+            target: Target::Smtp { .. },
+            relay: false,
+        }) = routed
+        else {
+            return Ok(());
+        };
+        let domain = path.rsplit_once('@').map_or("", |(_, d)| d);
+        if domain.starts_with('[') {
+            return Ok(());
+        }
+        self.cfg
+            .dns
+            .verify_domain(&self.policy.dns_servers, domain, &self.policy.blacklisted)
+            .await
+    }
+
     /// RCPT TO — inside a transaction.
     async fn cmd_rcpt(&mut self, path: String, params: proto::RcptParams) {
         let (count, return_path) = match &self.state {
@@ -471,12 +522,8 @@ impl Session {
         };
         // guide.txt:3449-3479: a blacklisted host may talk, but every recipient is refused
         // permanently, so it does not retry through backup MXs.
-        if self.blacklisted {
-            return self.error(
-                550,
-                "5.7.1",
-                "Your host is blacklisted. No mail will be accepted",
-            );
+        if let Some(why) = self.blacklisted.clone() {
+            return self.error(550, "5.7.1", &why);
         }
         // RFC 5321 §4.5.3.1.10: 452 for too many recipients.
         if count >= self.policy.settings.recipients_limit {
