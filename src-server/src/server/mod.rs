@@ -258,7 +258,8 @@ impl Server {
                     store.clone(),
                     logger.clone(),
                 )
-                .with_link(link.clone()),
+                .with_link(link.clone())
+                .with_queue(queue.clone()),
             ),
         );
         cli.queue = Some(queue);

@@ -18,8 +18,11 @@
 //!
 //! Lock order: the index mutex is never held across file I/O or a channel call.
 //!
-//! todo: whole-queue suspension (a channel defers each recipient; there is no per-domain hold
-//! yet); the Server-Wide Rules step of the Enqueuer arrives with the Rules engine.
+//! Per-domain suspension after a failed SMTP connection is the SMTP channel's
+//! (`modules::smtp::suspend`): it defers without connecting and releases the domain's messages
+//! here (`release`) when the domain answers again.
+//!
+//! todo: the Server-Wide Rules step of the Enqueuer arrives with the Rules engine.
 
 pub mod bench;
 pub mod dequeuer;

@@ -30,8 +30,11 @@
 //! runs the async client on the server's tokio runtime with `Handle::block_on`. One idle
 //! connection per queue is kept for `IdleTimeout` seconds and reused after RSET.
 //!
+//! A destination that takes no connection is suspended until the queue's retry time
+//! ([`super::suspend`], guide.txt:11346-11351).
+//!
 //! todo: DSN parameters (NOTIFY/ORCPT/ENVID/RET) are not in `Job`, so they are not relayed;
-//! Channels/Host and "Add Channel after"; per-domain suspension lives in the queue's schedule.
+//! Channels/Host and "Add Channel after".
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -53,11 +56,13 @@ use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio_rustls::TlsConnector;
 
+use super::suspend::Suspensions;
 use super::wildcard;
 use crate::dialup::Link;
 use crate::format::{Dict, Value};
 use crate::kernel::log::{Level, Logger};
 use crate::kernel::mail::{Channel, Job, Outcome, Target};
+use crate::kernel::queue::Queue;
 use crate::store::Store;
 
 /// The log tag of the sending side.
@@ -247,6 +252,32 @@ pub enum Route {
     Mx(String),
 }
 
+impl Route {
+    /// What a suspension applies to: the domain, the relay hosts, or the address.
+    pub fn destination(&self) -> String {
+        match self {
+            Route::Literal(a) => format!("[{a}]"),
+            Route::Hosts { hosts, .. } => hosts
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            Route::Mx(domain) => domain.clone(),
+        }
+    }
+}
+
+/// Whether a delivery got a connection (for per-destination suspension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reached {
+    /// A server took the connection (whatever it said to the message).
+    Yes,
+    /// Every address was tried and none took a connection.
+    No,
+    /// No connection was tried (a DNS answer or a setting decided first).
+    NotTried,
+}
+
 /// The route for a queue name (`Target::Smtp::host`).
 pub fn route_of(queue: &str, s: &SendSettings) -> Result<Route, String> {
     let q = queue.trim();
@@ -313,6 +344,8 @@ pub struct SmtpChannel {
     freed: Condvar,
     /// The dial-up link: no connection is made while the TCP Activity Schedule keeps it closed.
     link: Option<Arc<Link>>,
+    /// Destinations suspended after a failed connection (with the queue, see `suspend`).
+    suspensions: Option<Suspensions>,
 }
 
 impl SmtpChannel {
@@ -334,6 +367,7 @@ impl SmtpChannel {
             active: Mutex::new(0),
             freed: Condvar::new(),
             link: None,
+            suspensions: None,
         }
     }
 
@@ -341,6 +375,15 @@ impl SmtpChannel {
     pub fn with_link(self, link: Arc<Link>) -> SmtpChannel {
         SmtpChannel {
             link: Some(link),
+            ..self
+        }
+    }
+
+    /// The same channel, suspending a destination after a failed connection until the queue's
+    /// retry time, and releasing its messages from `queue` when it answers again.
+    pub fn with_queue(self, queue: Arc<Queue>) -> SmtpChannel {
+        SmtpChannel {
+            suspensions: Some(Suspensions::new(queue)),
             ..self
         }
     }
@@ -520,17 +563,15 @@ impl SmtpChannel {
         }
     }
 
+    /// Delivers one recipient over `route`; also says whether a connection was made.
     async fn deliver_async(
         &self,
         job: &Job<'_>,
         queue: &str,
+        route: Route,
         address: &str,
         s: &SendSettings,
-    ) -> Outcome {
-        let route = match route_of(queue, s) {
-            Ok(r) => r,
-            Err(e) => return Outcome::Failed(e),
-        };
+    ) -> (Outcome, Reached) {
         let domain = address
             .rsplit_once('@')
             .map_or("", |(_, d)| d)
@@ -551,12 +592,12 @@ impl SmtpChannel {
             if conn.rset(s.reply_timeout).await.is_ok() {
                 let out = transaction(&mut conn, job, address, s).await;
                 self.finish(&key, conn, &out, s).await;
-                return out;
+                return (out, Reached::Yes);
             }
         }
         let candidates = match self.candidates(&route, s).await {
             Ok(c) => c,
-            Err(out) => return out,
+            Err(out) => return (out, Reached::NotTried),
         };
         let mut last = String::from("no mail server to try");
         for c in candidates {
@@ -575,9 +616,9 @@ impl SmtpChannel {
                     );
                     let out = transaction(&mut conn, job, address, s).await;
                     self.finish(&key, conn, &out, s).await;
-                    return out;
+                    return (out, Reached::Yes);
                 }
-                Err(Open::Fatal(e)) => return Outcome::Failed(e),
+                Err(Open::Fatal(e)) => return (Outcome::Failed(e), Reached::NotTried),
                 Err(Open::Next(e)) => {
                     self.logger.log(
                         Level::Problems,
@@ -588,7 +629,7 @@ impl SmtpChannel {
                 }
             }
         }
-        Outcome::Deferred(last)
+        (Outcome::Deferred(last), Reached::No)
     }
 
     /// Keeps a healthy connection for the next message to the same queue, or says QUIT.
@@ -617,11 +658,40 @@ impl Channel for SmtpChannel {
             ));
         }
         let s = (self.settings)();
+        let route = match route_of(host, &s) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let dest = route.destination();
+        if let Some(text) = self.suspensions.as_ref().and_then(|x| x.check(&dest, host)) {
+            return Outcome::Deferred(text);
+        }
         self.acquire(s.channels);
-        let out = self
+        let (mut out, reached) = self
             .handle
-            .block_on(self.deliver_async(job, host, address, &s));
+            .block_on(self.deliver_async(job, host, route, address, &s));
         self.release();
+        if let Some(x) = &self.suspensions {
+            match (reached, &out) {
+                (Reached::No, Outcome::Deferred(text)) => {
+                    let note = x.failed(&dest, host, text);
+                    self.logger
+                        .log(Level::Problems, TAG, format_args!("{note}: {text}"));
+                    out = Outcome::Deferred(format!("{text}; {note}"));
+                }
+                (Reached::Yes, _) => {
+                    let n = x.connected(&dest);
+                    if n > 0 {
+                        self.logger.log(
+                            Level::Major,
+                            TAG,
+                            format_args!("{dest} answers again: {n} waiting message(s) released"),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
         let level = match out {
             Outcome::Delivered => Level::Major,
             _ => Level::Failures,

@@ -35,6 +35,7 @@ pub mod client;
 pub mod dns;
 pub mod proto;
 pub mod session;
+pub mod suspend;
 
 #[cfg(test)]
 mod tests;
