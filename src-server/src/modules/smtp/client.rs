@@ -33,7 +33,10 @@
 //! A destination that takes no connection is suspended until the queue's retry time
 //! ([`super::suspend`], guide.txt:11346-11351).
 //!
-//! todo: DSN parameters (NOTIFY/ORCPT/ENVID/RET) are not in `Job`, so they are not relayed;
+//! DSN (RFC 3461 §5.2): to a server that advertises DSN, RET/ENVID go on MAIL FROM and
+//! NOTIFY/ORCPT on RCPT TO, as the envelope keeps them.
+//!
+//! todo: the "relayed" DSN for NOTIFY=SUCCESS to a server without DSN (RFC 3461 §5.2.2);
 //! Channels/Host and "Add Channel after".
 
 use std::collections::HashMap;
@@ -61,7 +64,7 @@ use super::wildcard;
 use crate::dialup::Link;
 use crate::format::{Dict, Value};
 use crate::kernel::log::{Level, Logger};
-use crate::kernel::mail::{Channel, Job, Outcome, Target};
+use crate::kernel::mail::{Channel, Job, JobDsn, Outcome, Ret, Target};
 use crate::kernel::queue::Queue;
 use crate::store::Store;
 
@@ -764,6 +767,7 @@ pub fn reply_line(line: &[u8]) -> Option<(u16, bool, String)> {
 struct Ext {
     starttls: bool,
     size: bool,
+    dsn: bool,
     auth: Vec<String>,
 }
 
@@ -847,6 +851,7 @@ impl Conn {
                 match words.next().map(str::to_ascii_uppercase).as_deref() {
                     Some("STARTTLS") => ext.starttls = true,
                     Some("SIZE") => ext.size = true,
+                    Some("DSN") => ext.dsn = true,
                     Some("AUTH") => ext.auth = words.map(str::to_ascii_uppercase).collect(),
                     _ => {}
                 }
@@ -1138,11 +1143,18 @@ async fn transaction(conn: &mut Conn, job: &Job<'_>, address: &str, s: &SendSett
     if conn.ext.size {
         mail.push_str(&format!(" SIZE={}", job.message.len()));
     }
+    let mut rcpt = format!("RCPT TO:<{address}>");
+    // RFC 3461 §5.2.1: to a server that takes DSN parameters, they go on as they came.
+    if conn.ext.dsn {
+        let (m, r) = dsn_params(&job.dsn);
+        mail.push_str(&m);
+        rcpt.push_str(&r);
+    }
     let r = conn.cmd(&mail, t).await;
     if let Err(o) = step(r, "MAIL FROM") {
         return o;
     }
-    let r = conn.cmd(&format!("RCPT TO:<{address}>"), t).await;
+    let r = conn.cmd(&rcpt, t).await;
     if let Err(o) = step(r, "RCPT TO") {
         if !conn.broken {
             let _ = conn.rset(t).await;
@@ -1164,6 +1176,59 @@ async fn transaction(conn: &mut Conn, job: &Job<'_>, address: &str, s: &SendSett
         Ok(r) => Outcome::Deferred(format!("after DATA: {}", r.text())),
         Err(e) => Outcome::Deferred(format!("after DATA: {e}")),
     }
+}
+
+/// The DSN parameters of MAIL FROM (`RET`, `ENVID`) and of RCPT TO (`NOTIFY`, `ORCPT`), each
+/// with its leading space (RFC 3461 §4.1-4.4; values in xtext).
+fn dsn_params(d: &JobDsn<'_>) -> (String, String) {
+    let mut mail = String::new();
+    match d.ret {
+        Some(Ret::Full) => mail.push_str(" RET=FULL"),
+        Some(Ret::Headers) => mail.push_str(" RET=HDRS"),
+        None => {}
+    }
+    if let Some(e) = d.env_id.filter(|e| !e.is_empty()) {
+        mail.push_str(&format!(" ENVID={}", xtext(e)));
+    }
+    let mut rcpt = String::new();
+    let n = d.notify;
+    let words: Vec<&str> = if n.never {
+        vec!["NEVER"]
+    } else {
+        [
+            (n.success, "SUCCESS"),
+            (n.failure, "FAILURE"),
+            (n.delay, "DELAY"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, w)| *w)
+        .collect()
+    };
+    if !words.is_empty() {
+        rcpt.push_str(&format!(" NOTIFY={}", words.join(",")));
+    }
+    // RFC 3461 §4.2: `addr-type ";" xtext`; the type is an atom and stays as it is.
+    if let Some((kind, addr)) = d.orcpt.and_then(|o| o.split_once(';')) {
+        let atom = !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if atom && !addr.is_empty() {
+            rcpt.push_str(&format!(" ORCPT={kind};{}", xtext(addr)));
+        }
+    }
+    (mail, rcpt)
+}
+
+/// `xtext` (RFC 3461 §4): `+`, `=`, and bytes outside `!`..`~` as `+XX`.
+fn xtext(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
