@@ -12,10 +12,12 @@ import socketserver
 import struct
 import threading
 import time
+import uuid
 
 import pytest
 
 from cli_helpers import cli
+from test_smtp_out import send_out
 
 A, PTR, MX, TXT = 1, 12, 15, 16
 
@@ -54,7 +56,7 @@ class _Handler(socketserver.BaseRequestHandler):
         if name in stub.silent:
             return
         question = data[12:off + 4]
-        if name in stub.servfail:
+        if name in stub.servfail or (name, qtype) in stub.servfail:
             sock.sendto(struct.pack("!HHHHHH", qid, 0x8582, 1, 0, 0, 0) + question,
                         self.client_address)
             return
@@ -70,7 +72,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
 class DnsStub:
     """A, PTR, MX and TXT answers from a small zone on 127.0.0.1 UDP; NXDOMAIN for unknown names,
-    SERVFAIL for names in `servfail`, no answer at all for names in `silent`. Records every query."""
+    SERVFAIL for names (or (name, type) pairs) in `servfail`, no answer at all for names in `silent`. Records every query."""
 
     def __init__(self, a=None, ptr=None, mx=None, txt=None, servfail=(), silent=()):
         self.zone = {}
@@ -251,3 +253,20 @@ def test_return_path_domains_are_verified_in_the_dns(dns_server):
 def test_bad_protection_settings_are_refused(dns_server, gatehouse_bin):
     r = cli(gatehouse_bin, dns_server, "SetProtection", "{UseRBL=Yes;RBLServers=(\"not a name\");}")
     assert r.returncode != 0 and "not a domain name" in r.stderr, (r.stdout, r.stderr)
+
+
+def test_an_mx_lookup_without_answer_defers_the_message(dns_server, gatehouse_bin):
+    """Sending: SERVFAIL for the MX query means "ask again later" (RFC 5321 §5.1), not "no MX":
+    the domain's A record (here 127.0.0.1, where nothing listens on port 25) is not tried."""
+    stub = DnsStub(a={"down.test": "127.0.0.1"}, servfail={("down.test", MX)})
+    dns_server.use(stub, SendTLS="Never")
+    send_out(dns_server, uuid.uuid4().hex, to="someone@down.test")
+    deadline = time.monotonic() + 20
+    while True:
+        states = [m["State"] for m in cli(gatehouse_bin, dns_server, "ListQueue", json=True) or []]
+        if any(s.startswith("Deferred") for s in states):
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.2)
+    assert any("MX lookup for down.test" in s for s in states), states
+    assert stub.count("down.test", A) == 0, stub.queries

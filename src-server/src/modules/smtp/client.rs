@@ -531,7 +531,12 @@ impl SmtpChannel {
                                 "the domain {domain} does not exist"
                             )))
                         }
-                        ResolveErrorKind::NoRecordsFound { .. } => Vec::new(),
+                        // No MX records (NOERROR): the implicit MX. SERVFAIL and the like are
+                        // no answer at all: try later (RFC 5321 §5.1), not the A record.
+                        ResolveErrorKind::NoRecordsFound {
+                            response_code: ResponseCode::NoError,
+                            ..
+                        } => Vec::new(),
                         _ => return Err(Outcome::Deferred(format!("MX lookup for {domain}: {e}"))),
                     },
                 };

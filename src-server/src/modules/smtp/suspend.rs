@@ -98,3 +98,46 @@ impl Suspensions {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::clock::ManualClock;
+    use crate::kernel::log::{LogSettings, Logger};
+    use crate::kernel::queue::QueueSettings;
+    use chrono::{DateTime, TimeDelta};
+
+    #[test]
+    fn a_failed_connection_holds_the_destination_until_retry_every() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock =
+            ManualClock::new(DateTime::parse_from_rfc3339("2024-03-01T10:00:00+00:00").unwrap());
+        let logger = Logger::open(
+            dir.path().join("SystemLogs"),
+            LogSettings::default(),
+            clock.clone(),
+        )
+        .unwrap();
+        let settings = QueueSettings {
+            retry_every: 600,
+            ..QueueSettings::default()
+        };
+        let q = Queue::open(dir.path(), "example.com", clock.clone(), logger, settings).unwrap();
+        let s = Suspensions::new(q);
+        assert_eq!(s.check("far.example", "far.example"), None);
+        let note = s.failed("far.example", "far.example", "connection refused");
+        assert_eq!(note, "far.example suspended until 10:10:00");
+        clock.advance(TimeDelta::seconds(599));
+        let why = s.check("far.example", "far.example").unwrap();
+        assert!(why.contains("until 10:10:00") && why.contains("connection refused"));
+        // Another destination is not held.
+        assert_eq!(s.check("near.example", "near.example"), None);
+        clock.advance(TimeDelta::seconds(1));
+        assert_eq!(s.check("far.example", "far.example"), None);
+        // It failed again: held again from now.
+        s.failed("far.example", "far.example", "timed out");
+        assert!(s.check("far.example", "far.example").is_some());
+        assert_eq!(s.connected("far.example"), 0);
+        assert_eq!(s.check("far.example", "far.example"), None);
+    }
+}
