@@ -210,9 +210,9 @@ def test_clients_detected_by_dns_name_may_relay(dns_server):
     assert rcpt(dns_server, "127.0.0.7", to="someone@remote.test")[0] == 550
 
 
-def mail_from(server, sender, source="127.0.0.1"):
+def mail_from(server, sender, source="127.0.0.1", helo="client.test"):
     with session(server, source) as s:
-        s.ehlo("client.test")
+        s.ehlo(helo)
         code, text = s.mail(sender)
         return code, text.decode()
 
@@ -220,7 +220,7 @@ def mail_from(server, sender, source="127.0.0.1"):
 def test_return_path_domains_are_verified_in_the_dns(dns_server):
     stub = DnsStub(mx={"good.test": [(10, "mx.good.test")], "fake.test": [(10, "ghost.fake.test")],
                        "blk.test": [(5, "mx.blk.test"), (20, "mx2.blk.test")]},
-                   a={"mx.good.test": "127.0.0.9", "nomx.test": "127.0.0.10",
+                   a={"client.test": "127.0.0.1", "mx.good.test": "127.0.0.9", "nomx.test": "127.0.0.10",
                       "mx.blk.test": "127.0.0.66", "mx2.blk.test": "127.0.0.9"},
                    txt={"bare.test": "v=spf1 -all"},
                    servfail={"down.test"})
@@ -248,6 +248,26 @@ def test_return_path_domains_are_verified_in_the_dns(dns_server):
     dns_server.cli("SetClientIPs", "127.0.0.8")
     assert mail_from(dns_server, "a@nowhere2.test", source="127.0.0.8")[0] == 250
     assert mail_from(dns_server, "a@nowhere2.test")[0] == 550
+
+
+def test_helo_names_are_verified_with_the_return_path(dns_server):
+    stub = DnsStub(a={"client.test": "127.0.0.1"}, mx={"mxonly.test": [(10, "client.test")]},
+                   servfail={"flaky.test"})
+    dns_server.use(stub, VerifyReturnPath="Everybody")
+    sender = f"user1@{dns_server.main_domain}"
+    assert mail_from(dns_server, sender)[0] == 250
+    assert mail_from(dns_server, sender, helo="mxonly.test")[0] == 250
+    code, text = mail_from(dns_server, sender, helo="ghost.test")
+    assert code == 550 and "HELO name ghost.test" in text, text
+    assert mail_from(dns_server, sender, helo="flaky.test")[0] == 451
+    # Names without a dot and address literals are not looked up (guide.txt:25637).
+    before = len(stub.queries)
+    assert mail_from(dns_server, sender, helo="laptop")[0] == 250
+    assert mail_from(dns_server, sender, helo="[127.0.0.1]")[0] == 250
+    assert len(stub.queries) == before
+    # Not verified when Return-Paths are not (guide.txt:11561).
+    dns_server.cli("UpdateModule", "SMTP", "{VerifyReturnPath=Nobody;}")
+    assert mail_from(dns_server, sender, helo="ghost.test")[0] == 250
 
 
 def test_bad_protection_settings_are_refused(dns_server, gatehouse_bin):

@@ -1,8 +1,10 @@
 //! DNS-based Protection for the SMTP receiver: RBL (DNS blacklists), blacklisting, un-blacklisting
-//! and client detection by the PTR name of the peer, and the DNS part of Return-Path verification.
+//! and client detection by the PTR name of the peer, and the DNS part of HELO and Return-Path
+//! verification.
 //!
 //! Guide: RBL guide.txt:3480-3514, Blacklist/UnBlacklist by DNS Name 3515-3551, Detect Clients by
-//! DNS Name 3190-3208, Return-Path verification 3406-3448, the resolver 2779-2845. RFC 5782 (DNSBL
+//! DNS Name 3190-3208, Return-Path verification 3406-3448, HELO names 11558-11568 and 25637, the
+//! resolver 2779-2845. RFC 5782 (DNSBL
 //! query names, IPv6 nibbles), RFC 7505 (null MX), RFC 5321 §5.1 (implicit MX).
 //!
 //! Settings: the server-wide `Protection` dictionary ([`Protection`], `GetProtection`/
@@ -549,6 +551,35 @@ impl Dns {
             "Your host [{}] is blacklisted by {zone}{why}",
             ip.to_canonical()
         ))
+    }
+
+    /// HELO name verification (guide.txt:11558-11568): a qualified name must exist in the DNS
+    /// with an address or an MX record. Names without a dot and address literals are not
+    /// looked up (guide.txt:25637).
+    pub async fn verify_helo(&self, servers: &[SocketAddr], name: &str) -> Result<(), Refusal> {
+        let name = name.trim_end_matches('.');
+        if !name.contains('.') || name.starts_with('[') {
+            return Ok(());
+        }
+        let failed = |e: String| Refusal {
+            temporary: true,
+            text: format!("cannot verify the HELO name now ({e})"),
+        };
+        let unknown = || Refusal {
+            temporary: false,
+            text: format!("the HELO name {} does not resolve", shown(name)),
+        };
+        match self.query(servers, Kind::Ip, name).await {
+            Ok(ips) if !ips.is_empty() => return Ok(()),
+            Ok(_) | Err(DnsError::NoRecords) => {}
+            Err(DnsError::NoSuchName) => return Err(unknown()),
+            Err(DnsError::Failed(e)) => return Err(failed(e)),
+        }
+        match self.query(servers, Kind::Mx, name).await {
+            Ok(mx) if !mx.is_empty() => Ok(()),
+            Err(DnsError::Failed(e)) => Err(failed(e)),
+            _ => Err(unknown()),
+        }
     }
 
     /// The DNS part of Return-Path verification (guide.txt:3416-3427): the domain must have MX or

@@ -22,12 +22,13 @@
 //! opens the relay.
 //!
 //! DNS-based Protection (RBL, Blacklist/UnBlacklist/Detect Clients by DNS Name, the DNS part of
-//! Return-Path verification) is [`dns`].
+//! HELO and Return-Path verification) is [`dns`].
 //!
-//! todo: ETRN/ATRN service (issue 5 item 4; answered 502 now, and not advertised); HELO name
-//! verification, Relay to Clients "simple addresses" and Relay to Hosts We Backup; Read-then-Send
-//! temporary clients; "Reject all Logins from Non-Client IP Addresses"; the 591 blacklist flow
-//! through the Router (guide.txt:11799-11885); DIGEST-MD5 and NTLM.
+//! todo: ETRN/ATRN service (issue 5 item 4; answered 502 now, and not advertised); Relay to
+//! Clients "simple addresses" and Relay to Hosts We Backup; Read-then-Send temporary clients;
+//! "Reject all Logins from Non-Client IP Addresses"; the 591 blacklist flow through the Router
+//! (guide.txt:11799-11885); the Protection page of WebAdmin shows the IP lists only, not the
+//! DNS options (set them with SetProtection); DIGEST-MD5 and NTLM.
 //!
 //! Sending is [`client`]: the `Channel` the Dequeuer calls for `Target::Smtp`.
 
@@ -145,7 +146,7 @@ pub fn module_decl() -> ModuleDecl {
             s("MessageRecipientsLimit", "100", "Message Recipients Limit: most recipients of one message (guide.txt:11553-11556)"),
             s("AdvertiseAUTH", "Everybody", "Advertise AUTH capability to: Everybody, Non-Clients or Nobody; AUTH itself stays available (guide.txt:11572-11578)"),
             s("Advertise8BITMIME", "Yes", "Advertise 8BITMIME: Yes or No; 8-bit messages pass unchanged either way (guide.txt:11590-11597)"),
-            s("VerifyReturnPath", "Nobody", "Verify HELO and Return-Path for: Everybody, Non-Clients or Nobody; the domain is checked in the DNS (DNSServers) unless the Router knows the address (guide.txt:11558-11570, 3406-3448)"),
+            s("VerifyReturnPath", "Nobody", "Verify HELO and Return-Path for: Everybody, Non-Clients or Nobody; a qualified HELO name must resolve, and the Return-Path domain is checked in the DNS (DNSServers) unless the Router knows the address (guide.txt:11558-11570, 3406-3448)"),
             s("ForceAUTH", "Nobody", "Force AUTH for: Everybody, Non-Clients or Nobody; a local Return-Path needs AUTH (guide.txt:11599-11609)"),
             s("ErrorsBeforeDisconnect", "10", "protocol errors after which the connection is closed"),
             s("CommandTimeout", "300", "seconds to wait for a command (RFC 5321 §4.5.3.2)"),

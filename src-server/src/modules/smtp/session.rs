@@ -410,6 +410,16 @@ impl Session {
         }
         let force_auth = self.auth.is_none() && s.force_auth.applies(self.client);
         let verify = s.verify_return_path.applies(self.client);
+        if verify {
+            if let Err(r) = self.verify_helo().await {
+                self.log(Level::LowLevel, format_args!("MAIL refused: {}", r.text));
+                return if r.temporary {
+                    self.error(451, "4.4.3", &r.text)
+                } else {
+                    self.error(550, "5.7.1", &r.text)
+                };
+            }
+        }
         if !path.is_empty() && (force_auth || verify) {
             let routed = self.route(&path).await;
             // guide.txt:11599-11609: Force AUTH — a local Return-Path needs AUTH.
@@ -487,6 +497,17 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// HELO name verification (with the Return-Path's, guide.txt:11558-11568).
+    async fn verify_helo(&self) -> Result<(), super::dns::Refusal> {
+        let Some((name, _)) = &self.helo else {
+            return Ok(());
+        };
+        self.cfg
+            .dns
+            .verify_helo(&self.policy.dns_servers, name)
+            .await
     }
 
     /// Return-Path verification through the DNS (guide.txt:3416-3448), for an address the Router
