@@ -162,6 +162,30 @@ def test_an_rbl_listing_refuses_every_recipient_with_its_text(dns_server):
     assert "blacklisted by rbl.test" in dns_server.log
 
 
+def test_authenticated_users_are_not_held_to_dns_listings(dns_server):
+    stub = DnsStub(a={"2.0.0.127.rbl.test": "127.0.0.2"})
+    dns_server.use(stub, RBL)
+    with session(dns_server, "127.0.0.2") as s:
+        s.ehlo("client.test")
+        s.login("user1", "pw")
+        s.mail("user1@" + dns_server.main_domain)
+        code, text = s.rcpt("someone@remote.test")
+        assert code == 250, text
+    # The submission port needs AUTH anyway: no RBL query there.
+    before = stub.count("2.0.0.127.rbl.test")
+    with smtplib.SMTP("127.0.0.1", dns_server.port(587), timeout=20,
+                      source_address=("127.0.0.2", 0)) as s:
+        assert s.ehlo("client.test")[0] == 250
+    assert stub.count("2.0.0.127.rbl.test") == before
+    # The explicit Blacklist holds even after AUTH.
+    dns_server.cli("SetBlacklistedIPs", "127.0.0.2")
+    with session(dns_server, "127.0.0.2") as s:
+        s.ehlo("client.test")
+        s.login("user1", "pw")
+        s.mail("user1@" + dns_server.main_domain)
+        assert s.rcpt("someone@remote.test")[0] == 550
+
+
 def test_white_holes_and_clients_are_not_asked_about(dns_server):
     stub = DnsStub(a={"2.0.0.127.rbl.test": "127.0.0.2", "4.0.0.127.rbl.test": "127.0.0.2"})
     dns_server.use(stub, RBL)

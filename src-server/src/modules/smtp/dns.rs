@@ -14,7 +14,9 @@
 //! `ClientDNSNames` and its forward lookup holds the address); clients are never checked further
 //! (guide.txt:3538). Then the explicit Blacklist (White Holes override it; DNS names cannot,
 //! guide.txt:3549), the White Holes, UnBlacklist by DNS Name, Blacklist by DNS Name, then each RBL
-//! server in order. A blacklisted host may talk, but its recipients are refused (guide.txt:3449).
+//! server in order. A blacklisted host may talk, but its recipients are refused (guide.txt:3449),
+//! except, for a DNS listing, after AUTH: RBLs list unauthenticated sources such as dynamic
+//! addresses. The submission port (AUTH required) asks the DNS nothing.
 //!
 //! Timeouts: RBL queries are sent at most twice with the short time-out (guide.txt:3511-3513):
 //! [`RBL_TIMEOUT`] each; other queries [`QUERY_TIMEOUT`], twice. A query that fails (time-out,
@@ -316,25 +318,28 @@ pub struct Screen {
     pub client: bool,
     /// Blacklisted: the text every RCPT gets.
     pub blacklisted: Option<String>,
+    /// Blacklisted through the DNS (an RBL or the PTR name), not by the explicit list.
+    pub by_dns: bool,
 }
 
 /// The explicit Blacklist's refusal.
 pub const BLACKLISTED: &str = "Your host is blacklisted. No mail will be accepted";
 
 /// Decides whether `ip` is a client and whether it is blacklisted (order in the module header).
-pub async fn screen(dns: &Dns, policy: &Policy, ip: IpAddr) -> Screen {
+/// Without `use_dns` only the address lists count (no PTR, no RBL query).
+pub async fn screen(dns: &Dns, policy: &Policy, ip: IpAddr, use_dns: bool) -> Screen {
     let ip = ip.to_canonical();
     let servers = &policy.dns_servers;
     let p = &policy.protection;
     if policy.client_ips.contains(ip) {
         return Screen {
             client: true,
-            blacklisted: None,
+            ..Screen::default()
         };
     }
     let explicit = policy.blacklisted.contains(ip);
     let white_hole = policy.white_holes.contains(ip);
-    let ptr = if p.needs_ptr() {
+    let ptr = if use_dns && p.needs_ptr() {
         dns.ptr(servers, ip).await
     } else {
         None
@@ -344,7 +349,7 @@ pub async fn screen(dns: &Dns, policy: &Policy, ip: IpAddr) -> Screen {
         if name_matches(&p.client_names, name) && dns.has_address(servers, name, ip).await {
             return Screen {
                 client: true,
-                blacklisted: None,
+                ..Screen::default()
             };
         }
     }
@@ -352,6 +357,7 @@ pub async fn screen(dns: &Dns, policy: &Policy, ip: IpAddr) -> Screen {
         return Screen {
             client: false,
             blacklisted: Some(BLACKLISTED.into()),
+            by_dns: false,
         };
     }
     let unlisted = Screen::default();
@@ -369,14 +375,17 @@ pub async fn screen(dns: &Dns, policy: &Policy, ip: IpAddr) -> Screen {
                     "Your host {} is blacklisted. No mail will be accepted",
                     shown(name)
                 )),
+                by_dns: true,
             };
         }
     }
-    for zone in &p.rbl_servers {
+    let zones = if use_dns { &p.rbl_servers[..] } else { &[] };
+    for zone in zones {
         if let Some(text) = dns.rbl(servers, ip, zone).await {
             return Screen {
                 client: false,
                 blacklisted: Some(text),
+                by_dns: true,
             };
         }
     }

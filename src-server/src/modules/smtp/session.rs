@@ -75,6 +75,8 @@ struct Session {
     client: bool,
     /// The refusal every RCPT gets (explicit Blacklist, DNS name or RBL).
     blacklisted: Option<String>,
+    /// Blacklisted through the DNS rather than by the explicit list.
+    blacklisted_by_dns: bool,
     submission: bool,
     tls: bool,
     helo: Option<(String, bool)>,
@@ -100,14 +102,16 @@ pub async fn serve(
             .unwrap_or_default()
     };
     let ip = ep.peer.ip().to_canonical();
-    // Client IPs, the Blacklist, White Holes, DNS names and RBLs (order in `dns`).
-    let super::dns::Screen {
-        client,
-        blacklisted,
-    } = super::dns::screen(&cfg.dns, &policy, ip).await;
     let submission = policy.settings.submission_port != 0
         && u32::from(ep.local.port())
             == u32::from(policy.settings.submission_port) + u32::from(cfg.port_offset);
+    // Client IPs, the Blacklist, White Holes, DNS names and RBLs (order in `dns`). The
+    // submission port takes mail only after AUTH, which DNS listings do not stop: no queries.
+    let super::dns::Screen {
+        client,
+        blacklisted,
+        by_dns: blacklisted_by_dns,
+    } = super::dns::screen(&cfg.dns, &policy, ip, !submission).await;
     let n = SESSIONS.fetch_add(1, Ordering::Relaxed) + 1;
     let s = Session {
         tag: format!("{NAME}-{n}"),
@@ -116,6 +120,7 @@ pub async fn serve(
         ep,
         client,
         blacklisted,
+        blacklisted_by_dns,
         submission,
         tls: ep.tls,
         helo: None,
@@ -543,7 +548,11 @@ impl Session {
         };
         // guide.txt:3449-3479: a blacklisted host may talk, but every recipient is refused
         // permanently, so it does not retry through backup MXs.
-        if let Some(why) = self.blacklisted.clone() {
+        // A DNS listing (an RBL, a PTR name) names unauthenticated sources such as dynamic
+        // addresses; a user who authenticated from one may still send. The explicit Blacklist
+        // holds for everybody.
+        let excused = self.blacklisted_by_dns && self.auth.is_some();
+        if let Some(why) = self.blacklisted.clone().filter(|_| !excused) {
             return self.error(550, "5.7.1", &why);
         }
         // RFC 5321 §4.5.3.1.10: 452 for too many recipients.
