@@ -323,7 +323,7 @@ pub struct Screen {
 }
 
 /// The explicit Blacklist's refusal.
-pub const BLACKLISTED: &str = "Your host is blacklisted. No mail will be accepted";
+const BLACKLISTED: &str = "Your host is blacklisted. No mail will be accepted";
 
 /// Decides whether `ip` is a client and whether it is blacklisted (order in the module header).
 /// Without `use_dns` only the address lists count (no PTR, no RBL query).

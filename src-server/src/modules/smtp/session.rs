@@ -131,11 +131,9 @@ pub async fn serve(
         input: Input::new(),
         out: Vec::new(),
     };
-    if let Some(why) = s.blacklisted.as_deref() {
-        // Blacklisted through the DNS (RBL, PTR name): the admin sees who and why.
-        if why != super::dns::BLACKLISTED {
-            s.log(Level::Major, format_args!("[{ip}] blacklisted: {why}"));
-        }
+    // Blacklisted through the DNS (RBL, PTR name): the admin sees who and why.
+    if let Some(why) = s.blacklisted.as_deref().filter(|_| s.blacklisted_by_dns) {
+        s.log(Level::Major, format_args!("[{ip}] blacklisted: {why}"));
     }
     s.log(
         Level::LowLevel,
