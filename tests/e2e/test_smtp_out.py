@@ -51,6 +51,8 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
                 caps = ["250-sink.remote.test", "250-SIZE 10000000"]
                 if sink.tls_ctx and not tls:
                     caps.append("250-STARTTLS")
+                if sink.dsn:
+                    caps.append("250-DSN")
                 caps.append("250 8BITMIME")
                 self.w("\r\n".join(caps))
             elif u.startswith("HELO"):
@@ -95,11 +97,12 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 class Sink:
-    """An SMTP sink on (host, port); port 0 picks a free one."""
+    """An SMTP sink on (host, port); port 0 picks a free one. dsn=True advertises DSN."""
 
     def __init__(self, host="127.0.0.1", port=0, rcpt_reply="250 ok", tls_ctx=None,
-                 greeting="220 sink.remote.test ESMTP"):
+                 greeting="220 sink.remote.test ESMTP", dsn=False):
         self.lock = threading.Lock()
+        self.dsn = dsn
         self.greeting = greeting
         self.messages, self.commands, self.connections = [], [], 0
         self.rcpt_reply, self.tls_ctx = rcpt_reply, tls_ctx

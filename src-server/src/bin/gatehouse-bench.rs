@@ -9,8 +9,19 @@
 //! `gatehouse-bench local [--messages N] [--size BYTES] [--submitters N] [--processors N]
 //! [--base DIR]`: the queue in-process, fsync on (`gatehouse::kernel::queue::bench`): submits
 //! per second and end-to-end delivery latency, for 1 KB and 100 KB messages by default.
+//!
+//! `gatehouse-bench imap`, `pop` and `imap-idle`: IMAP and POP sessions against any server, with
+//! operations per second and latency per operation, and the server's memory per idle IMAP
+//! session (`bench/imap.rs`, `bench/pop.rs`; docs/testing.md §Benchmarks).
 
 use std::process::ExitCode;
+
+#[path = "bench/common.rs"]
+mod common;
+#[path = "bench/imap.rs"]
+mod imap;
+#[path = "bench/pop.rs"]
+mod pop;
 
 use gatehouse::kernel::queue::bench;
 use std::time::{Duration, Instant};
@@ -29,7 +40,16 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("smtp") => SmtpArgs::parse(&args[1..]).and_then(|a| run(smtp(a))),
         Some("local") => bench::LocalArgs::parse(&args[1..]).and_then(|a| bench::run(&a)),
-        _ => Err(format!("{USAGE}\n   or: {}", bench::USAGE)),
+        Some("imap") => run(imap::imap(&args[1..])),
+        Some("imap-idle") => run(imap::imap_idle(&args[1..])),
+        Some("pop") => run(pop::pop(&args[1..])),
+        _ => Err(format!(
+            "{USAGE}\n   or: {}\n   or: {}\n   or: {}\n   or: {}",
+            bench::USAGE,
+            imap::USAGE,
+            pop::USAGE,
+            imap::IDLE_USAGE
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -173,9 +173,15 @@ pub(super) fn set_white_hole_ips(ctx: &CliContext, _: &Session, a: &mut Args) ->
 pub(super) fn get_protection(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
     get_dict(ctx, "Protection", a)
 }
-/// `SetProtection newSettings` — Settings.
+/// `SetProtection newSettings` — Settings. The DNS options are checked before they are stored
+/// (`modules::smtp::dns::Protection`).
 pub(super) fn set_protection(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
-    set_dict(ctx, "Protection", a)
+    let d = a.dict("newSettings")?;
+    a.end()?;
+    crate::modules::smtp::dns::Protection::from_dict(&d).map_err(CliError::new)?;
+    ctx.store
+        .set_server_settings("Protection", &Value::Dict(d))?;
+    Ok(None)
 }
 /// `GetBanned` — Settings.
 pub(super) fn get_banned(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {

@@ -353,7 +353,7 @@ pub static SECTIONS: &[Section] = &[
         cmd!("SetWhiteHoleIPs", [], [], "SetWhiteHoleIPs newAddresses", Settings,
              "Replaces the WhiteHole IP Addresses (lines separated with `\\e`).", s::set_white_hole_ips),
         cmd!("SetProtection", [], [], "SetProtection newSettings", Settings,
-             "Replaces the Protection settings.", s::set_protection),
+             "Replaces the Protection settings. DNS options (each table used when its option is Yes): UseRBL with RBLServers (RBL domain names); BlacklistByDNSName with BlacklistedDNSNames, UnBlacklistByDNSName with UnBlacklistedDNSNames, DetectClientsByDNSName with ClientDNSNames (PTR name patterns with *). Checked before they are stored.", s::set_protection),
         cmd!("SetBanned", [], [], "SetBanned newSettings", Settings,
              "Replaces the Banned message lines settings.", s::set_banned),
         plan!("GetClusterBlacklistedIPs", [], "GetClusterBlacklistedIPs", Settings, "Cluster-wide Blacklisted IP Addresses.", CLUSTER),

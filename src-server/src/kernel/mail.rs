@@ -257,6 +257,21 @@ pub struct Job<'a> {
     pub target: &'a Target,
     /// Who submitted the message.
     pub source: &'a Source,
+    /// The DSN parameters to pass on to the next hop (RFC 3461 §5.2).
+    pub dsn: JobDsn<'a>,
+}
+
+/// The DSN parameters of one job (RFC 3461), as the envelope keeps them (decoded, not xtext).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobDsn<'a> {
+    /// The message's `ENVID`.
+    pub env_id: Option<&'a str>,
+    /// The message's `RET`.
+    pub ret: Option<Ret>,
+    /// The recipient's `NOTIFY`.
+    pub notify: Notify,
+    /// The recipient's `ORCPT` (`addr-type;address`).
+    pub orcpt: Option<&'a str>,
 }
 
 /// What a channel did with a job.

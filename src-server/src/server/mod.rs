@@ -281,7 +281,8 @@ impl Server {
                     logger.clone(),
                 )
                 .with_link(link.clone())
-                .with_holds(holds.clone()),
+                .with_holds(holds.clone())
+                .with_queue(queue.clone()),
             ),
         );
         cli.queue = Some(queue);

@@ -30,8 +30,8 @@ use super::settings::{OnFailureReturn, QueueSettings};
 use super::{Queue, ReadError, Taken, DEQUEUER};
 use crate::kernel::log::Level;
 use crate::kernel::mail::{
-    Channel, Job, MessageId, NewRecipient, Outcome, Ret, Route, Routed, Source, Submission, Submit,
-    Target,
+    Channel, Job, JobDsn, MessageId, NewRecipient, Outcome, Ret, Route, Routed, Source, Submission,
+    Submit, Target,
 };
 
 /// The delivery modules a target can go to.
@@ -364,6 +364,12 @@ impl Dequeuer {
             recipient: address,
             target: &routed.target,
             source: &env.source,
+            dsn: JobDsn {
+                env_id: env.env_id.as_deref(),
+                ret: env.ret,
+                notify: env.recipients[i].notify,
+                orcpt: env.recipients[i].orcpt.as_deref(),
+            },
         };
         let outcome =
             catch_unwind(AssertUnwindSafe(|| channel.deliver(&job))).unwrap_or_else(|_| {

@@ -22,8 +22,11 @@
 //! Domains, the dial-up link); `release_where` makes a chosen set due again (ETRN, ATRN) and
 //! `count_where` says how many wait.
 //!
-//! todo: whole-queue suspension; the Server-Wide Rules step of the Enqueuer arrives with the
-//! Rules engine.
+//! Per-domain suspension after a failed SMTP connection is the SMTP channel's
+//! (`modules::smtp::suspend`): it defers without connecting and releases the domain's messages
+//! here (`release`) when the domain answers again.
+//!
+//! todo: the Server-Wide Rules step of the Enqueuer arrives with the Rules engine.
 
 pub mod bench;
 pub mod dequeuer;

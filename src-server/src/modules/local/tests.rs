@@ -66,6 +66,7 @@ fn deliver(f: &Fixture, target: &Target, msg: &[u8]) -> Outcome {
         recipient: "joe@example.com",
         target,
         source: &Source::Cli,
+        dsn: Default::default(),
     };
     f.local.deliver(&job)
 }

@@ -462,6 +462,7 @@ impl Fixture {
             recipient: "rcpt@example.test",
             target: &target,
             source: &Source::Pipe,
+            dsn: Default::default(),
         })
     }
     fn path(&self, rel: &str) -> PathBuf {
@@ -583,6 +584,7 @@ fn refusals() {
             recipient: "r@x.test",
             target: &other,
             source: &Source::Pipe,
+            dsn: Default::default(),
         }),
         Outcome::Failed(_)
     ));

@@ -30,8 +30,14 @@
 //! runs the async client on the server's tokio runtime with `Handle::block_on`. One idle
 //! connection per queue is kept for `IdleTimeout` seconds and reused after RSET.
 //!
-//! todo: DSN parameters (NOTIFY/ORCPT/ENVID/RET) are not in `Job`, so they are not relayed;
-//! Channels/Host and "Add Channel after"; per-domain suspension lives in the queue's schedule.
+//! A destination that takes no connection is suspended until the queue's retry time
+//! ([`super::suspend`], guide.txt:11346-11351).
+//!
+//! DSN (RFC 3461 §5.2): to a server that advertises DSN, RET/ENVID go on MAIL FROM and
+//! NOTIFY/ORCPT on RCPT TO, as the envelope keeps them.
+//!
+//! todo: the "relayed" DSN for NOTIFY=SUCCESS to a server without DSN (RFC 3461 §5.2.2);
+//! Channels/Host and "Add Channel after".
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -54,11 +60,13 @@ use tokio::runtime::Handle;
 use tokio_rustls::TlsConnector;
 
 use super::etrn::Holds;
+use super::suspend::Suspensions;
 use super::wildcard;
 use crate::dialup::Link;
 use crate::format::{Dict, Value};
 use crate::kernel::log::{Level, Logger};
-use crate::kernel::mail::{Channel, Job, Outcome, Target};
+use crate::kernel::mail::{Channel, Job, JobDsn, Outcome, Ret, Target};
+use crate::kernel::queue::Queue;
 use crate::store::Store;
 
 /// The log tag of the sending side.
@@ -247,6 +255,32 @@ pub enum Route {
     Mx(String),
 }
 
+impl Route {
+    /// What a suspension applies to: the domain, the relay hosts, or the address.
+    pub fn destination(&self) -> String {
+        match self {
+            Route::Literal(a) => format!("[{a}]"),
+            Route::Hosts { hosts, .. } => hosts
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            Route::Mx(domain) => domain.clone(),
+        }
+    }
+}
+
+/// Whether a delivery got a connection (for per-destination suspension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reached {
+    /// A server took the connection (whatever it said to the message).
+    Yes,
+    /// Every address was tried and none took a connection.
+    No,
+    /// No connection was tried (a DNS answer or a setting decided first).
+    NotTried,
+}
+
 /// The route for a queue name (`Target::Smtp::host`).
 pub fn route_of(queue: &str, s: &SendSettings) -> Result<Route, String> {
     let q = queue.trim();
@@ -315,6 +349,8 @@ pub struct SmtpChannel {
     link: Option<Arc<Link>>,
     /// Hold Mail for Domains, and the connections ATRN turned around.
     holds: Option<Arc<Holds>>,
+    /// Destinations suspended after a failed connection (with the queue, see `suspend`).
+    suspensions: Option<Suspensions>,
 }
 
 impl SmtpChannel {
@@ -337,6 +373,7 @@ impl SmtpChannel {
             freed: Condvar::new(),
             link: None,
             holds: None,
+            suspensions: None,
         }
     }
 
@@ -353,6 +390,15 @@ impl SmtpChannel {
     pub fn with_holds(self, holds: Arc<Holds>) -> SmtpChannel {
         SmtpChannel {
             holds: Some(holds),
+            ..self
+        }
+    }
+
+    /// The same channel, suspending a destination after a failed connection until the queue's
+    /// retry time, and releasing its messages from `queue` when it answers again.
+    pub fn with_queue(self, queue: Arc<Queue>) -> SmtpChannel {
+        SmtpChannel {
+            suspensions: Some(Suspensions::new(queue)),
             ..self
         }
     }
@@ -490,7 +536,12 @@ impl SmtpChannel {
                                 "the domain {domain} does not exist"
                             )))
                         }
-                        ResolveErrorKind::NoRecordsFound { .. } => Vec::new(),
+                        // No MX records (NOERROR): the implicit MX. SERVFAIL and the like are
+                        // no answer at all: try later (RFC 5321 §5.1), not the A record.
+                        ResolveErrorKind::NoRecordsFound {
+                            response_code: ResponseCode::NoError,
+                            ..
+                        } => Vec::new(),
                         _ => return Err(Outcome::Deferred(format!("MX lookup for {domain}: {e}"))),
                     },
                 };
@@ -525,17 +576,15 @@ impl SmtpChannel {
         }
     }
 
+    /// Delivers one recipient over `route`; also says whether a connection was made.
     async fn deliver_async(
         &self,
         job: &Job<'_>,
         queue: &str,
+        route: Route,
         address: &str,
         s: &SendSettings,
-    ) -> Outcome {
-        let route = match route_of(queue, s) {
-            Ok(r) => r,
-            Err(e) => return Outcome::Failed(e),
-        };
+    ) -> (Outcome, Reached) {
         let domain = address
             .rsplit_once('@')
             .map_or("", |(_, d)| d)
@@ -556,12 +605,12 @@ impl SmtpChannel {
             if conn.rset(s.reply_timeout).await.is_ok() {
                 let out = transaction(&mut conn, job, address, s).await;
                 self.finish(&key, conn, &out, s).await;
-                return out;
+                return (out, Reached::Yes);
             }
         }
         let candidates = match self.candidates(&route, s).await {
             Ok(c) => c,
-            Err(out) => return out,
+            Err(out) => return (out, Reached::NotTried),
         };
         let mut last = String::from("no mail server to try");
         for c in candidates {
@@ -580,9 +629,9 @@ impl SmtpChannel {
                     );
                     let out = transaction(&mut conn, job, address, s).await;
                     self.finish(&key, conn, &out, s).await;
-                    return out;
+                    return (out, Reached::Yes);
                 }
-                Err(Open::Fatal(e)) => return Outcome::Failed(e),
+                Err(Open::Fatal(e)) => return (Outcome::Failed(e), Reached::NotTried),
                 Err(Open::Next(e)) => {
                     self.logger.log(
                         Level::Problems,
@@ -593,7 +642,7 @@ impl SmtpChannel {
                 }
             }
         }
-        Outcome::Deferred(last)
+        (Outcome::Deferred(last), Reached::No)
     }
 
     /// Keeps a healthy connection for the next message to the same queue, or says QUIT.
@@ -653,11 +702,40 @@ impl Channel for SmtpChannel {
             ));
         }
         let s = (self.settings)();
+        let route = match route_of(host, &s) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let dest = route.destination();
+        if let Some(text) = self.suspensions.as_ref().and_then(|x| x.check(&dest, host)) {
+            return Outcome::Deferred(text);
+        }
         self.acquire(s.channels);
-        let out = self
+        let (mut out, reached) = self
             .handle
-            .block_on(self.deliver_async(job, host, address, &s));
+            .block_on(self.deliver_async(job, host, route, address, &s));
         self.release();
+        if let Some(x) = &self.suspensions {
+            match (reached, &out) {
+                (Reached::No, Outcome::Deferred(text)) => {
+                    let note = x.failed(&dest, host, text);
+                    self.logger
+                        .log(Level::Problems, TAG, format_args!("{note}: {text}"));
+                    out = Outcome::Deferred(format!("{text}; {note}"));
+                }
+                (Reached::Yes, _) => {
+                    let n = x.connected(&dest);
+                    if n > 0 {
+                        self.logger.log(
+                            Level::Major,
+                            TAG,
+                            format_args!("{dest} answers again: {n} waiting message(s) released"),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
         if let (Some(holds), Outcome::Deferred(_)) = (&self.holds, &out) {
             // The released host is unreachable again: its mail waits for the next wake-up.
             holds.end_release(host, domain);
@@ -743,6 +821,7 @@ pub fn reply_line(line: &[u8]) -> Option<(u16, bool, String)> {
 struct Ext {
     starttls: bool,
     size: bool,
+    dsn: bool,
     auth: Vec<String>,
 }
 
@@ -845,6 +924,7 @@ impl Conn {
                 match words.next().map(str::to_ascii_uppercase).as_deref() {
                     Some("STARTTLS") => ext.starttls = true,
                     Some("SIZE") => ext.size = true,
+                    Some("DSN") => ext.dsn = true,
                     Some("AUTH") => ext.auth = words.map(str::to_ascii_uppercase).collect(),
                     _ => {}
                 }
@@ -1152,11 +1232,18 @@ pub(super) async fn transaction(
     if conn.ext.size {
         mail.push_str(&format!(" SIZE={}", job.message.len()));
     }
+    let mut rcpt = format!("RCPT TO:<{address}>");
+    // RFC 3461 §5.2.1: to a server that takes DSN parameters, they go on as they came.
+    if conn.ext.dsn {
+        let (m, r) = dsn_params(&job.dsn);
+        mail.push_str(&m);
+        rcpt.push_str(&r);
+    }
     let r = conn.cmd(&mail, t).await;
     if let Err(o) = step(r, "MAIL FROM") {
         return o;
     }
-    let r = conn.cmd(&format!("RCPT TO:<{address}>"), t).await;
+    let r = conn.cmd(&rcpt, t).await;
     if let Err(o) = step(r, "RCPT TO") {
         if !conn.broken {
             let _ = conn.rset(t).await;
@@ -1178,6 +1265,59 @@ pub(super) async fn transaction(
         Ok(r) => Outcome::Deferred(format!("after DATA: {}", r.text())),
         Err(e) => Outcome::Deferred(format!("after DATA: {e}")),
     }
+}
+
+/// The DSN parameters of MAIL FROM (`RET`, `ENVID`) and of RCPT TO (`NOTIFY`, `ORCPT`), each
+/// with its leading space (RFC 3461 §4.1-4.4; values in xtext).
+fn dsn_params(d: &JobDsn<'_>) -> (String, String) {
+    let mut mail = String::new();
+    match d.ret {
+        Some(Ret::Full) => mail.push_str(" RET=FULL"),
+        Some(Ret::Headers) => mail.push_str(" RET=HDRS"),
+        None => {}
+    }
+    if let Some(e) = d.env_id.filter(|e| !e.is_empty()) {
+        mail.push_str(&format!(" ENVID={}", xtext(e)));
+    }
+    let mut rcpt = String::new();
+    let n = d.notify;
+    let words: Vec<&str> = if n.never {
+        vec!["NEVER"]
+    } else {
+        [
+            (n.success, "SUCCESS"),
+            (n.failure, "FAILURE"),
+            (n.delay, "DELAY"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, w)| *w)
+        .collect()
+    };
+    if !words.is_empty() {
+        rcpt.push_str(&format!(" NOTIFY={}", words.join(",")));
+    }
+    // RFC 3461 §4.2: `addr-type ";" xtext`; the type is an atom and stays as it is.
+    if let Some((kind, addr)) = d.orcpt.and_then(|o| o.split_once(';')) {
+        let atom = !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if atom && !addr.is_empty() {
+            rcpt.push_str(&format!(" ORCPT={kind};{}", xtext(addr)));
+        }
+    }
+    (mail, rcpt)
+}
+
+/// `xtext` (RFC 3461 §4): `+`, `=`, and bytes outside `!`..`~` as `+XX`.
+fn xtext(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("+{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The sending side against an in-process fake SMTP server on 127.0.0.1.
 
 use super::*;
-use crate::kernel::mail::{Job, Source};
+use crate::kernel::mail::{Job, Notify, Source};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -146,6 +146,7 @@ async fn send(ch: Arc<SmtpChannel>, host: String, rcpt: &str, message: &'static 
             recipient: &rcpt,
             target: &target,
             source: &Source::Cli,
+            dsn: JobDsn::default(),
         };
         ch.deliver(&job)
     })
@@ -447,4 +448,38 @@ fn certificate_name_check() {
         "other.test".into(),
         "mx.other.test".into()
     ])));
+}
+
+#[test]
+fn dsn_parameters_in_xtext() {
+    let d = JobDsn {
+        env_id: Some("id=1+a b"),
+        ret: Some(Ret::Headers),
+        notify: Notify {
+            success: true,
+            delay: true,
+            ..Notify::default()
+        },
+        orcpt: Some("rfc822;Bob=x@example.com"),
+    };
+    assert_eq!(
+        dsn_params(&d),
+        (
+            " RET=HDRS ENVID=id+3D1+2Ba+20b".to_string(),
+            " NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Bob+3Dx@example.com".to_string()
+        )
+    );
+    let never = JobDsn {
+        notify: Notify {
+            never: true,
+            ..Notify::default()
+        },
+        orcpt: Some("bad type;x"),
+        ..JobDsn::default()
+    };
+    assert_eq!(dsn_params(&never), (String::new(), " NOTIFY=NEVER".into()));
+    assert_eq!(
+        dsn_params(&JobDsn::default()),
+        (String::new(), String::new())
+    );
 }

@@ -26,17 +26,22 @@
 //! e-mails and holds the queues of Hold Mail for Domains; [`wakeup`] sends ETRN/ATRN to our own
 //! backup server. TURN is refused.
 //!
-//! todo: the DNS parts of Return-Path and HELO verification, RBL, Blacklist/Client by DNS name, Relay to Clients
-//! "simple addresses" and Relay to Hosts We Backup (they need the resolver); Read-then-Send
+//! DNS-based Protection (RBL, Blacklist/UnBlacklist/Detect Clients by DNS Name, the DNS part of
+//! HELO and Return-Path verification) is [`dns`].
+//!
+//! todo: Relay to Clients "simple addresses" and Relay to Hosts We Backup; Read-then-Send
 //! temporary clients; "Reject all Logins from Non-Client IP Addresses"; the 591 blacklist flow
-//! through the Router (guide.txt:11799-11885); DIGEST-MD5 and NTLM.
+//! through the Router (guide.txt:11799-11885); the Protection page of WebAdmin shows the IP lists
+//! only, not the DNS options (set them with SetProtection); DIGEST-MD5 and NTLM.
 //!
 //! Sending is [`client`]: the `Channel` the Dequeuer calls for `Target::Smtp`.
 
 pub mod client;
+pub mod dns;
 pub mod etrn;
 pub mod proto;
 pub mod session;
+pub mod suspend;
 pub mod wakeup;
 
 #[cfg(test)]
@@ -129,7 +134,9 @@ impl Default for SmtpSettings {
             recipients_limit: 100,
             advertise_auth: Whom::Everybody,
             advertise_8bitmime: true,
-            verify_return_path: Whom::NonClients,
+            // Nobody: verifying needs DNS traffic, which a dial-up site does not want for every
+            // message (guide.txt:11563-11568); a site on a permanent link sets Non-Clients.
+            verify_return_path: Whom::Nobody,
             force_auth: Whom::Nobody,
             max_errors: 10,
             command_timeout: Duration::from_secs(300),
@@ -149,7 +156,7 @@ pub fn module_decl() -> ModuleDecl {
             s("MessageRecipientsLimit", "100", "Message Recipients Limit: most recipients of one message (guide.txt:11553-11556)"),
             s("AdvertiseAUTH", "Everybody", "Advertise AUTH capability to: Everybody, Non-Clients or Nobody; AUTH itself stays available (guide.txt:11572-11578)"),
             s("Advertise8BITMIME", "Yes", "Advertise 8BITMIME: Yes or No; 8-bit messages pass unchanged either way (guide.txt:11590-11597)"),
-            s("VerifyReturnPath", "Non-Clients", "Verify HELO and Return-Path for: Everybody, Non-Clients or Nobody (guide.txt:11558-11570, 3406-3448)"),
+            s("VerifyReturnPath", "Nobody", "Verify HELO and Return-Path for: Everybody, Non-Clients or Nobody; a qualified HELO name must resolve, and the Return-Path domain is checked in the DNS (DNSServers) unless the Router knows the address (guide.txt:11558-11570, 3406-3448)"),
             s("ForceAUTH", "Nobody", "Force AUTH for: Everybody, Non-Clients or Nobody; a local Return-Path needs AUTH (guide.txt:11599-11609)"),
             s("ErrorsBeforeDisconnect", "10", "protocol errors after which the connection is closed"),
             s("CommandTimeout", "300", "seconds to wait for a command (RFC 5321 §4.5.3.2)"),
@@ -343,6 +350,10 @@ pub struct Policy {
     pub banned: Banned,
     /// Holding, ETRN and wake-up settings.
     pub dialup: etrn::DialupSettings,
+    /// The DNS options of the `Protection` settings (RBL, names).
+    pub protection: dns::Protection,
+    /// `DNSServers`: empty = the system's resolv.conf.
+    pub dns_servers: Vec<std::net::SocketAddr>,
 }
 
 /// Reads the policy from the store; broken lists read as empty (they were checked when set).
@@ -358,6 +369,13 @@ pub fn policy_from_store(ctx: &CliContext, store: &Store) -> Policy {
     Policy {
         settings: settings_from(&eff).unwrap_or_default(),
         dialup: etrn::dialup_settings_from(&eff).unwrap_or_default(),
+        dns_servers: client::send_settings_from(&eff)
+            .map(|s| s.dns_servers)
+            .unwrap_or_default(),
+        protection: match store.server_settings("Protection") {
+            Ok(Value::Dict(d)) => dns::Protection::from_dict(&d).unwrap_or_default(),
+            _ => dns::Protection::default(),
+        },
         client_ips: list("ClientIPs"),
         blacklisted: list("BlacklistedIPs"),
         white_holes: list("WhiteHoleIPs"),
@@ -391,6 +409,8 @@ pub struct Config {
     pub port_offset: u16,
     /// Held queues and ATRN connections (ETRN and ATRN are refused without).
     pub holds: Option<Arc<etrn::Holds>>,
+    /// The resolver for DNS-based Protection, with its answer cache.
+    pub dns: Arc<dns::Dns>,
 }
 
 impl Config {
@@ -409,6 +429,7 @@ impl Config {
             submit,
             route,
             tls,
+            dns: Arc::new(dns::Dns::new(logger.clone())),
             logger,
             policy: Arc::new(move || policy_from_store(&ctx, &ctx.store)),
             port_offset,

@@ -77,7 +77,10 @@ struct Session {
     ep: Endpoint,
     tag: String,
     client: bool,
-    blacklisted: bool,
+    /// The refusal every RCPT gets (explicit Blacklist, DNS name or RBL).
+    blacklisted: Option<String>,
+    /// Blacklisted through the DNS rather than by the explicit list.
+    blacklisted_by_dns: bool,
     submission: bool,
     /// On the ODMR port (RFC 2645 §6): AUTH before MAIL, as on the submission port.
     odmr: bool,
@@ -105,15 +108,18 @@ pub async fn serve(
             .unwrap_or_default()
     };
     let ip = ep.peer.ip().to_canonical();
-    let client = policy.client_ips.contains(ip);
-    // guide.txt:3538: Client IPs are never blacklisted; White Holes override the Blacklist.
-    let blacklisted =
-        !client && policy.blacklisted.contains(ip) && !policy.white_holes.contains(ip);
     let submission = policy.settings.submission_port != 0
         && u32::from(ep.local.port())
             == u32::from(policy.settings.submission_port) + u32::from(cfg.port_offset);
     let odmr =
         u32::from(ep.local.port()) == u32::from(super::ODMR_PORT) + u32::from(cfg.port_offset);
+    // Client IPs, the Blacklist, White Holes, DNS names and RBLs (order in `dns`). The
+    // submission and ODMR ports take mail only after AUTH, which DNS listings do not stop: no queries.
+    let super::dns::Screen {
+        client,
+        blacklisted,
+        by_dns: blacklisted_by_dns,
+    } = super::dns::screen(&cfg.dns, &policy, ip, !(submission || odmr)).await;
     let n = SESSIONS.fetch_add(1, Ordering::Relaxed) + 1;
     let s = Session {
         tag: format!("{NAME}-{n}"),
@@ -122,6 +128,7 @@ pub async fn serve(
         ep,
         client,
         blacklisted,
+        blacklisted_by_dns,
         submission,
         odmr,
         tls: ep.tls,
@@ -133,6 +140,10 @@ pub async fn serve(
         input: Input::new(),
         out: Vec::new(),
     };
+    // Blacklisted through the DNS (RBL, PTR name): the admin sees who and why.
+    if let Some(why) = s.blacklisted.as_deref().filter(|_| s.blacklisted_by_dns) {
+        s.log(Level::Major, format_args!("[{ip}] blacklisted: {why}"));
+    }
     s.log(
         Level::LowLevel,
         format_args!(
@@ -140,7 +151,10 @@ pub async fn serve(
             ip,
             ep.local,
             if client { ", a client" } else { "" },
-            if blacklisted { ", blacklisted" } else { "" }
+            match &s.blacklisted {
+                Some(why) => format!(", blacklisted: {why}"),
+                None => String::new(),
+            }
         ),
     );
     s.run(stream).await
@@ -535,6 +549,16 @@ impl Session {
         }
         let force_auth = self.auth.is_none() && s.force_auth.applies(self.client);
         let verify = s.verify_return_path.applies(self.client);
+        if verify {
+            if let Err(r) = self.verify_helo().await {
+                self.log(Level::LowLevel, format_args!("MAIL refused: {}", r.text));
+                return if r.temporary {
+                    self.error(451, "4.4.3", &r.text)
+                } else {
+                    self.error(550, "5.7.1", &r.text)
+                };
+            }
+        }
         if !path.is_empty() && (force_auth || verify) {
             let routed = self.route(&path).await;
             // guide.txt:11599-11609: Force AUTH — a local Return-Path needs AUTH.
@@ -556,6 +580,21 @@ impl Session {
                         format_args!("MAIL FROM:<{}> refused: {text}", proto::printable(&path)),
                     );
                     return self.error(550, "5.7.1", text);
+                }
+                if let Err(r) = self.verify_return_path_dns(&path, &routed).await {
+                    self.log(
+                        Level::LowLevel,
+                        format_args!(
+                            "MAIL FROM:<{}> refused: {}",
+                            proto::printable(&path),
+                            r.text
+                        ),
+                    );
+                    return if r.temporary {
+                        self.error(451, "4.4.3", &r.text)
+                    } else {
+                        self.error(550, "5.7.1", &r.text)
+                    };
                 }
             }
         }
@@ -600,6 +639,42 @@ impl Session {
         Ok(())
     }
 
+    /// HELO name verification (with the Return-Path's, guide.txt:11558-11568).
+    async fn verify_helo(&self) -> Result<(), super::dns::Refusal> {
+        let Some((name, _)) = &self.helo else {
+            return Ok(());
+        };
+        self.cfg
+            .dns
+            .verify_helo(&self.policy.dns_servers, name)
+            .await
+    }
+
+    /// Return-Path verification through the DNS (guide.txt:3416-3448), for an address the Router
+    /// sends out unchanged: an address it knows (local, rerouted with the Relay marker) needs no
+    /// DNS (guide.txt:3429-3432).
+    async fn verify_return_path_dns(
+        &self,
+        path: &str,
+        routed: &Result<Routed, RouteError>,
+    ) -> Result<(), super::dns::Refusal> {
+        let Ok(Routed {
+            target: Target::Smtp { .. },
+            relay: false,
+        }) = routed
+        else {
+            return Ok(());
+        };
+        let domain = path.rsplit_once('@').map_or("", |(_, d)| d);
+        if domain.starts_with('[') {
+            return Ok(());
+        }
+        self.cfg
+            .dns
+            .verify_domain(&self.policy.dns_servers, domain, &self.policy.blacklisted)
+            .await
+    }
+
     /// RCPT TO — inside a transaction.
     async fn cmd_rcpt(&mut self, path: String, params: proto::RcptParams) {
         let (count, return_path) = match &self.state {
@@ -608,12 +683,12 @@ impl Session {
         };
         // guide.txt:3449-3479: a blacklisted host may talk, but every recipient is refused
         // permanently, so it does not retry through backup MXs.
-        if self.blacklisted {
-            return self.error(
-                550,
-                "5.7.1",
-                "Your host is blacklisted. No mail will be accepted",
-            );
+        // A DNS listing (an RBL, a PTR name) names unauthenticated sources such as dynamic
+        // addresses; a user who authenticated from one may still send. The explicit Blacklist
+        // holds for everybody.
+        let excused = self.blacklisted_by_dns && self.auth.is_some();
+        if let Some(why) = self.blacklisted.clone().filter(|_| !excused) {
+            return self.error(550, "5.7.1", &why);
         }
         // RFC 5321 §4.5.3.1.10: 452 for too many recipients.
         if count >= self.policy.settings.recipients_limit {

@@ -110,6 +110,7 @@ impl T {
             route: Arc::new(FakeRouter),
             auth: Arc::new(ctx),
             tls: None,
+            dns: Arc::new(dns::Dns::new(logger.clone())),
             logger,
             policy: Arc::new(move || p.clone()),
             port_offset: 0,
@@ -247,7 +248,16 @@ async fn relaying_refused_for_strangers_allowed_for_clients_auth_and_relay_route
 
 #[tokio::test]
 async fn unknown_users_errors_and_spam_traps() {
-    let mut t = T::stranger().await;
+    // Return-Path verification's checks that need no DNS.
+    let p = policy();
+    let verifying = Policy {
+        settings: SmtpSettings {
+            verify_return_path: Whom::NonClients,
+            ..p.settings.clone()
+        },
+        ..p
+    };
+    let mut t = T::start("192.0.2.1", 25, verifying).await;
     t.cmd("EHLO x", "250").await;
     t.cmd("RCPT TO:<joe@example.com>", "503 5.5.1").await;
     t.cmd("MAIL FROM:<a@err.example>", "550 5.7.1").await;
@@ -393,7 +403,7 @@ fn settings_and_banned_lines() {
         .collect();
     let s = settings_from(&eff).unwrap();
     assert_eq!(s.size_limit, Some(10 << 20));
-    assert_eq!(s.verify_return_path, Whom::NonClients);
+    assert_eq!(s.verify_return_path, Whom::Nobody);
     let mut bad = eff.clone();
     bad.insert(b"ForceAUTH".to_vec(), Value::str("sometimes"));
     assert!(settings_from(&bad).is_err());

@@ -1,0 +1,47 @@
+"""DSN parameters carried to the next hop (RFC 3461 §5.2.1): a message received over SMTP with
+RET/ENVID and NOTIFY/ORCPT is relayed with them to a server that advertises DSN, and without
+them to one that does not. The next hop is the Python sink of test_smtp_out, which records
+every command.
+"""
+
+import smtplib
+import uuid
+
+from cli_helpers import cli
+from test_smtp_out import Sink, got, smtp_settings
+
+
+def relay_through(server, gatehouse_bin, sink, marker):
+    cli(gatehouse_bin, server, "SetClientIPs", "127.0.0.1", check=True)
+    smtp_settings(gatehouse_bin, server, ForwardTo=f"127.0.0.1:{sink.port}", IdleTimeout="0")
+    with smtplib.SMTP("127.0.0.1", server.port(25), timeout=10) as s:
+        s.ehlo("client.test")
+        s.sendmail("a@far.example", ["someone@remote.test"],
+                   f"Subject: {marker}\r\n\r\n{marker}\r\n",
+                   mail_options=["RET=HDRS", "ENVID=env+2B1"],
+                   rcpt_options=["NOTIFY=SUCCESS,DELAY", "ORCPT=rfc822;Someone+40Remote.test"])
+    assert sink.wait(got(sink, marker)), sink.commands
+    mail = next(c for c in sink.commands if c.startswith("MAIL"))
+    rcpt = next(c for c in sink.commands if c.startswith("RCPT"))
+    return mail, rcpt
+
+
+def test_dsn_parameters_go_to_a_dsn_server(server, gatehouse_bin):
+    sink = Sink(dsn=True)
+    try:
+        mail, rcpt = relay_through(server, gatehouse_bin, sink, uuid.uuid4().hex)
+        assert mail.startswith("MAIL FROM:<a@far.example>"), mail
+        assert " RET=HDRS" in mail and " ENVID=env+2B1" in mail, mail
+        assert rcpt == "RCPT TO:<someone@remote.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Someone@Remote.test", rcpt
+    finally:
+        sink.close()
+
+
+def test_no_dsn_parameters_to_a_server_without_dsn(server, gatehouse_bin):
+    sink = Sink()
+    try:
+        mail, rcpt = relay_through(server, gatehouse_bin, sink, uuid.uuid4().hex)
+        assert "RET=" not in mail and "ENVID=" not in mail, mail
+        assert rcpt == "RCPT TO:<someone@remote.test>", rcpt
+    finally:
+        sink.close()
