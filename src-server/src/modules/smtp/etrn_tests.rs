@@ -351,6 +351,7 @@ async fn session_with(e: &Env, peer: &str, port: u16) -> (Reader, Writer, tempfi
         policy: Arc::new(Policy::default),
         port_offset: 0,
         holds: Some(e.holds.clone()),
+        dns: Arc::new(crate::modules::smtp::dns::Dns::new(e.logger.clone())),
     };
     let (client, server) = tokio::io::duplex(1 << 16);
     let ep = session::Endpoint {
@@ -491,6 +492,7 @@ async fn wakeups_only_from_clients_when_so_set() {
         }),
         port_offset: 0,
         holds: Some(e.holds.clone()),
+        dns: Arc::new(crate::modules::smtp::dns::Dns::new(e.logger.clone())),
     };
     let (client, server) = tokio::io::duplex(1 << 16);
     let ep = session::Endpoint {
