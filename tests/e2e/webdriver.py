@@ -120,6 +120,9 @@ class Element:
     def attribute(self, name):
         return self.driver.cmd("GET", f"/element/{self.id}/attribute/{name}")
 
+    def property(self, name):
+        return self.driver.cmd("GET", f"/element/{self.id}/property/{name}")
+
 
 def chromium(chromedriver="/usr/bin/chromedriver", binary="/usr/bin/chromium", download_dir=None):
     """Starts chromedriver on a free loopback port and a headless Chromium session; returns

@@ -300,16 +300,25 @@ async fn compose(
             // A draft remembers its Bcc; a sent message never shows it.
             b = b.bcc(list(&bcc));
         }
+        let text_list = |v: &mail_parser::HeaderValue<'_>| -> Vec<String> {
+            v.as_text_list()
+                .map(|l| l.iter().map(|s| s.to_string()).collect())
+                .or_else(|| v.as_text().map(|t| vec![t.to_string()]))
+                .unwrap_or_default()
+        };
         if let Some(orig) = replied.as_deref().and_then(mime::parse) {
             if let Some(id) = orig.message_id() {
-                let mut refs: Vec<String> = orig
-                    .references()
-                    .as_text_list()
-                    .map(|l| l.iter().map(|s| s.to_string()).collect())
-                    .or_else(|| orig.references().as_text().map(|t| vec![t.to_string()]))
-                    .unwrap_or_default();
+                let mut refs = text_list(orig.references());
                 refs.push(id.to_string());
                 b = b.in_reply_to(id.to_string()).references(refs);
+            }
+        } else if let Some(draft) = kept.as_deref().and_then(mime::parse) {
+            // A draft of a reply keeps answering the same message.
+            let irt = text_list(draft.in_reply_to());
+            if let Some(id) = irt.first() {
+                b = b
+                    .in_reply_to(id.clone())
+                    .references(text_list(draft.references()));
             }
         }
         let body_text = d.body.replace('\n', "\r\n");
