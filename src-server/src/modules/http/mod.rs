@@ -19,6 +19,7 @@
 mod auth;
 mod html;
 mod pages;
+pub mod sanitize;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
