@@ -19,6 +19,7 @@
 mod auth;
 mod html;
 mod pages;
+pub mod sanitize;
 pub mod webuser;
 
 use std::net::SocketAddr;

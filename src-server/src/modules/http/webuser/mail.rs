@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use maud::{html, Markup};
+use maud::{html, PreEscaped};
 
 use super::form::Posted;
 use super::{
@@ -21,6 +21,7 @@ use crate::format::Value;
 use crate::mailbox::account::{AccountMailboxes, INBOX};
 use crate::mailbox::{Flags, Mailbox, MessageMeta, SetMode};
 use crate::modules::http::html::{csrf_field, message as notice};
+use crate::modules::http::sanitize::{self, SanitizeOptions};
 
 /// The Trash mailbox (guide.txt:20583-20586: created on first use).
 pub const TRASH: &str = "Trash";
@@ -737,11 +738,13 @@ pub async fn message(
     };
     let mref = format!("Mailbox={}&UID={uid}", enc(&name));
     let attachments = super::mime::attachments(&msg);
-    let has_html = msg.html_body_count() > 0 && msg.html_body.first() != msg.text_body.first();
+    // A text/html part is shown (sanitised, framed); a plain text one as text.
+    let has_html = msg
+        .html_part(0)
+        .is_some_and(|p| matches!(p.body, mail_parser::PartType::Html(_)));
     let has_remote = has_html
         && msg.body_html(0).is_some_and(|h| {
-            let l = h.to_ascii_lowercase();
-            l.contains("http://") || l.contains("https://") || l.contains("//")
+            sanitize::sanitize(&h, &sanitize_options(user, &name, uid, false)).remote_blocked
         });
     let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
     let is_draft = flags.contains(Flags::DRAFT);
@@ -836,12 +839,8 @@ pub async fn message_body(web: &Web, user: &User, q: &[(String, String)]) -> Res
         );
     };
     let html_src = msg.body_html(0).map(|h| h.into_owned()).unwrap_or_default();
-    let cid_url = format!(
-        "{}?Mailbox={}&UID={uid}&Inline=1&CID=",
-        user.url("Part.wssp"),
-        enc(&name)
-    );
-    let rendered = render_html(&html_src, remote, &cid_url);
+    let opts = sanitize_options(user, &name, uid, remote);
+    let rendered = PreEscaped(sanitize::sanitize_html(&html_src, &opts));
     let doc = html! {
         (maud::DOCTYPE)
         html {
@@ -853,12 +852,24 @@ pub async fn message_body(web: &Web, user: &User, q: &[(String, String)]) -> Res
             body { (rendered) }
         }
     };
-    respond(StatusCode::OK, doc, Csp::MessageBody { remote })
+    respond(
+        StatusCode::OK,
+        doc,
+        Csp::MessageBody(sanitize::content_security_policy(&opts)),
+    )
 }
 
-/// A message's HTML made inert. Until the sanitiser is in, the HTML is shown as escaped text.
-fn render_html(src: &str, _remote: bool, _cid_url: &str) -> Markup {
-    html! { pre.body { (src) } }
+/// The sanitiser's options for a message: remote images as asked, `cid:` references turned
+/// into `Part.wssp` URLs of this message.
+fn sanitize_options(user: &User, name: &str, uid: u32, remote: bool) -> SanitizeOptions {
+    SanitizeOptions {
+        allow_remote: remote,
+        cid_url: Some(format!(
+            "{}?Mailbox={}&UID={uid}&Inline=1&CID=",
+            user.url("Part.wssp"),
+            enc(name)
+        )),
+    }
 }
 
 /// `Part.wssp`: one part of a message, decoded: a download (`Content-Disposition: attachment`,

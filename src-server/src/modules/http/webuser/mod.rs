@@ -385,16 +385,13 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// Which Content-Security-Policy a response gets.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub enum Csp {
     /// Every application page: no script, own images.
     Page,
-    /// A sanitised message body in its frame: sandboxed, inline styles, own images (and remote
-    /// ones when the user asked).
-    MessageBody {
-        /// Remote images allowed.
-        remote: bool,
-    },
+    /// A sanitised message body in its frame: the sanitiser's policy for these options (no
+    /// script, inline styles, own images, remote ones only when asked) plus `sandbox`.
+    MessageBody(String),
 }
 
 /// Sends `body` with the security headers every WebUser response carries.
@@ -402,14 +399,11 @@ pub fn respond(status: StatusCode, body: impl IntoResponse, csp: Csp) -> Respons
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     let policy = match csp {
-        Csp::Page => "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-        Csp::MessageBody { remote: false } => "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'none'; frame-ancestors 'self'; base-uri 'none'; sandbox allow-popups allow-popups-to-escape-sandbox",
-        Csp::MessageBody { remote: true } => "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https: http:; form-action 'none'; frame-ancestors 'self'; base-uri 'none'; sandbox allow-popups allow-popups-to-escape-sandbox",
+        Csp::Page => HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        Csp::MessageBody(p) => HeaderValue::from_str(&format!("{p}; sandbox allow-popups allow-popups-to-escape-sandbox"))
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; sandbox")),
     };
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(policy),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, policy);
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
