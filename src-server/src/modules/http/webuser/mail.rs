@@ -610,13 +610,16 @@ pub async fn mailbox(
                         th { (header_link("from", "From")) }
                         th { (header_link("subject", "Subject")) }
                         th.size { (header_link("size", "Size")) }
-                        th { (header_link("date", "Received")) }
+                        th.date2 { (header_link("date", "Received")) }
                     } }
                     tbody {
                         @for (meta, s) in shown {
                             tr class=@if !meta.flags.contains(Flags::SEEN) { "unseen" } @else { "" } {
                                 td.check { input type="checkbox" name="uid" value=(meta.uid) aria-label="Select"; }
-                                td.flag { @if meta.flags.contains(Flags::FLAGGED) { "⚑" } @if s.attachments { "📎" } }
+                                td.flag {
+                                    @if meta.flags.contains(Flags::FLAGGED) { span title="Flagged" { "⚑" } }
+                                    @if s.attachments { span.att title="Has attachments" { "+" } }
+                                }
                                 td { (s.from) }
                                 td { a.subject href=(format!("{}?Mailbox={}&UID={}", user.url("Message.wssp"), enc(&name), meta.uid)) {
                                     @if s.subject.is_empty() { span.muted { "(no subject)" } } @else { (s.subject) }
@@ -758,7 +761,7 @@ pub async fn message(
                 dt { "To" } dd #to { (super::mime::addresses(msg.to()).join(", ")) }
                 @let cc = super::mime::addresses(msg.cc());
                 @if !cc.is_empty() { dt { "Cc" } dd { (cc.join(", ")) } }
-                dt { "Date" } dd { (msg.date().map(|d| prefs.format_time(d.to_timestamp())).unwrap_or_default()) }
+                @if let Some(d) = msg.date() { dt { "Date" } dd { (prefs.format_time(d.to_timestamp())) } }
             }
             div.toolbar {
                 a.button href=(format!("{}?Op=Reply&{mref}", user.url("Compose.wssp"))) { "Reply" }
@@ -937,10 +940,5 @@ pub async fn part(web: &Web, user: &User, q: &[(String, String)]) -> Response {
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    // Cross-origin frames (the sandboxed body) may load inline images.
-    h.insert(
-        header::HeaderName::from_static("cross-origin-resource-policy"),
-        HeaderValue::from_static("same-site"),
-    );
     r
 }

@@ -453,10 +453,6 @@ pub fn enc(s: &str) -> String {
 
 /// WebMail's own style rules, after WebAdmin's.
 const CSS: &str = r#"
-.mail-layout { display:grid; grid-template-columns: 200px 1fr; gap:1rem; }
-.folders a { display:block; padding:.3rem .5rem; border-radius:6px; color:var(--text); text-decoration:none; }
-.folders a.on, .folders a:hover { background:var(--panel); }
-.folders .count { float:right; color:var(--muted); font-size:.85em; }
 tr.unseen td { font-weight:650; }
 td.flag { width:1.5rem; color:var(--bad); }
 td.check { width:1.8rem; }
@@ -464,6 +460,8 @@ td.check { width:1.8rem; }
 .toolbar select, .toolbar input[type=text], .toolbar input[type=search] { width:auto; }
 .headers dt { color:var(--muted); float:left; clear:left; width:5rem; }
 .headers dd { margin:0 0 .2rem 5.5rem; word-break:break-word; }
+dl.headers { overflow:hidden; }
+.att { display:inline-block; font-size:.75em; font-weight:700; color:var(--muted); border:1px solid var(--line); border-radius:4px; padding:0 .25rem; }
 pre.body { white-space:pre-wrap; word-break:break-word; font: 14px/1.5 ui-monospace, SFMono-Regular, Menlo, monospace; margin:0; }
 iframe.body { width:100%; height:65vh; border:1px solid var(--line); border-radius:8px; background:#fff; }
 ul.attachments { list-style:none; padding:0; display:flex; flex-wrap:wrap; gap:.5rem; }
@@ -472,7 +470,8 @@ ul.attachments li a { display:inline-block; padding:.3rem .6rem; border:1px soli
 .compose textarea { min-height:16rem; }
 a.subject { color:var(--text); text-decoration:none; display:block; }
 .notice { padding:.5rem .8rem; border-radius:8px; background:var(--bg); border:1px dashed var(--line); margin:.5rem 0; }
-@media (max-width:640px) { .mail-layout { grid-template-columns: 1fr; } td.size, th.size, td.date2 { display:none; } iframe.body { height:55vh; } }
+@media (max-width:640px) { td.size, th.size { display:none; } td.date2 { font-size:.85em; }
+  iframe.body { height:55vh; } header nav { flex-wrap:nowrap; overflow-x:auto; order:3; flex-basis:100%; } header .brand { flex:1; } }
 "#;
 
 /// A page without the session frame (login, errors).
