@@ -669,15 +669,12 @@ fn read_message(
 }
 
 /// The mailbox and UID a message URL names.
-fn message_ref(q: &[(String, String)]) -> Result<(String, u32), Response> {
+fn message_ref(q: &[(String, String)]) -> Option<(String, u32)> {
     let name = match param(q, "Mailbox") {
         "" => INBOX.to_string(),
         n => n.to_string(),
     };
-    let uid = param(q, "UID")
-        .parse::<u32>()
-        .map_err(|_| error_page(StatusCode::BAD_REQUEST, "No such message."))?;
-    Ok((name, uid))
+    Some((name, param(q, "UID").parse::<u32>().ok()?))
 }
 
 /// `Message.wssp`: headers, body, attachments and actions of one message.
@@ -687,9 +684,8 @@ pub async fn message(
     q: &[(String, String)],
     posted: Option<&Posted>,
 ) -> Response {
-    let (name, uid) = match message_ref(q) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some((name, uid)) = message_ref(q) else {
+        return error_page(StatusCode::BAD_REQUEST, "No such message.");
     };
     let mut error = None;
     if let Some(p) = posted {
@@ -825,9 +821,8 @@ pub async fn message(
 /// `MessageBody.wssp`: the message's HTML, sanitised, for the sandboxed frame of the message
 /// page. `cid:` references become `Part.wssp` URLs of this message.
 pub async fn message_body(web: &Web, user: &User, q: &[(String, String)]) -> Response {
-    let (name, uid) = match message_ref(q) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some((name, uid)) = message_ref(q) else {
+        return error_page(StatusCode::BAD_REQUEST, "No such message.");
     };
     let remote = param(q, "Remote") == "1";
     let (w, u, n) = (web.clone(), clone_user(user), name.clone());
@@ -878,9 +873,8 @@ fn sanitize_options(user: &User, name: &str, uid: u32, remote: bool) -> Sanitize
 /// `Part.wssp`: one part of a message, decoded: a download (`Content-Disposition: attachment`,
 /// cleaned name), or with `Inline=1` an image shown in place (other types still download).
 pub async fn part(web: &Web, user: &User, q: &[(String, String)]) -> Response {
-    let (name, uid) = match message_ref(q) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some((name, uid)) = message_ref(q) else {
+        return error_page(StatusCode::BAD_REQUEST, "No such message.");
     };
     let inline = param(q, "Inline") == "1";
     let cid = param(q, "CID").to_string();

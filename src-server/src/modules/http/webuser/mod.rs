@@ -238,7 +238,7 @@ fn timeouts(web: &WebUser) -> (Duration, Duration) {
 
 /// The session of a request, or the "disconnected" page (guide.txt:19464-19468: an unknown
 /// session or a request from another address).
-fn find_session(web: &Web, sid: &str, info: &ConnInfo) -> Result<User, Response> {
+fn find_session(web: &Web, sid: &str, info: &ConnInfo) -> Result<User, Box<Response>> {
     let (idle, limit) = timeouts(web);
     let peer = info.peer.ip();
     let found = web.sessions.lookup_limited(sid, peer, idle, Some(limit));
@@ -248,10 +248,10 @@ fn find_session(web: &Web, sid: &str, info: &ConnInfo) -> Result<User, Response>
             MODULE,
             format_args!("request from {peer} for an unknown or foreign session"),
         );
-        return Err(disconnected());
+        return Err(Box::new(disconnected()));
     };
     let session = cli::Session::load(&web.cli.store, &id.name, &id.domain)
-        .map_err(|e| error_page(StatusCode::FORBIDDEN, &e.0))?;
+        .map_err(|e| Box::new(error_page(StatusCode::FORBIDDEN, &e.0)))?;
     Ok(User {
         id,
         cli: session,
@@ -296,7 +296,7 @@ async fn session_get(
 ) -> Response {
     let user = match find_session(&web, &sid, &info) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match page.to_ascii_lowercase().as_str() {
         "bye.wssp" => login::bye(&web, &user),
@@ -324,7 +324,7 @@ async fn session_post(
 ) -> Response {
     let user = match find_session(&web, &sid, &info) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let ct = headers
         .get(header::CONTENT_TYPE)
