@@ -105,7 +105,6 @@ fn human_size(n: u64) -> String {
 /// `Mailboxes.wssp`: every mailbox with its counts; management forms.
 pub async fn mailboxes(web: &Web, user: &User, posted: Option<&Posted>) -> Response {
     let mut error = None;
-    let mut ok = None;
     if let Some(p) = posted {
         let me = Value::str(user.address());
         let mb = |n: &str| Value::str(n.trim());
@@ -168,14 +167,9 @@ pub async fn mailboxes(web: &Web, user: &User, posted: Option<&Posted>) -> Respo
             _ => Err(crate::cli::CliError::new("Unknown action")),
         };
         match result {
-            Ok(_) => {
-                if error.is_none() {
-                    return see_other(&user.url("Mailboxes.wssp"));
-                }
-            }
+            Ok(_) => return see_other(&user.url("Mailboxes.wssp")),
             Err(e) => error = Some(e.0),
         }
-        ok = ok.or(None);
     }
     let subscribed: Vec<String> = match run(
         web,
@@ -238,7 +232,7 @@ pub async fn mailboxes(web: &Web, user: &User, posted: Option<&Posted>) -> Respo
     }
     let body = html! {
         h1 { "Mailboxes" }
-        (notice(error.as_deref(), ok))
+        (notice(error.as_deref(), None))
         section.panel {
             p.muted { "Used " (human_size(total)) }
             table #mailboxes {
@@ -691,7 +685,9 @@ pub async fn message(
     if let Some(p) = posted {
         let action = p.get("action");
         match act(web, user, &name, vec![uid], action, p.get("target")).await {
-            Ok(()) if matches!(action, "delete" | "move") => {
+            // "Close as Unread" (guide.txt:20702-20763): back to the list, or the page would
+            // mark it read again.
+            Ok(()) if matches!(action, "delete" | "move" | "unread") => {
                 return see_other(&format!(
                     "{}?Mailbox={}",
                     user.url("Mailbox.wssp"),
