@@ -24,7 +24,7 @@ use mail_builder::MessageBuilder;
 use maud::html;
 
 use super::form::{Posted, Upload};
-use super::mail::{clone_user, open, open_or_create};
+use super::mail::{clone_user, open, open_or_create, remove};
 use super::mime::{self, safe_filename};
 use super::{blocking, enc, error_page, page, param, see_other, User, Web, MODULE};
 use crate::kernel::log::Level;
@@ -411,10 +411,7 @@ async fn compose(
         }
         // The edited draft is replaced by what was just sent or saved.
         if let Some((m, uid)) = split_ref(&d.draft) {
-            let mb = open(&w, &u, m)?;
-            mb.set_flags(&[uid], Flags::DELETED, SetMode::Add)
-                .map_err(|e| e.to_string())?;
-            mb.expunge().map_err(|e| e.to_string())?;
+            remove(&*open(&w, &u, m)?, &[uid])?;
         }
         Ok(if sending { "sent" } else { "saved" })
     })

@@ -405,11 +405,23 @@ fn move_to(from: &Mailbox, to: &Mailbox, uids: &[u32]) -> Result<(), String> {
     remove(from, uids)
 }
 
-/// Marks messages `\Deleted` and expunges the mailbox.
-fn remove(m: &Mailbox, uids: &[u32]) -> Result<(), String> {
-    m.set_flags(uids, Flags::DELETED, SetMode::Add)
-        .map_err(|e| e.to_string())?;
-    m.expunge().map(|_| ()).map_err(|e| e.to_string())
+/// Removes these messages: marks them `\Deleted` and expunges, sparing other messages an IMAP
+/// client marked `\Deleted` but has not expunged (as IMAP's UID EXPUNGE does, RFC 4315 §2.1).
+pub fn remove(m: &Mailbox, uids: &[u32]) -> Result<(), String> {
+    let spare: Vec<u32> = m
+        .list()
+        .iter()
+        .filter(|x| x.flags.contains(Flags::DELETED) && !uids.contains(&x.uid))
+        .map(|x| x.uid)
+        .collect();
+    let e = |e: crate::mailbox::MailboxError| e.to_string();
+    m.set_flags(&spare, Flags::DELETED, SetMode::Remove)
+        .map_err(e)?;
+    m.set_flags(uids, Flags::DELETED, SetMode::Add).map_err(e)?;
+    let r = m.expunge();
+    m.set_flags(&spare, Flags::DELETED, SetMode::Add)
+        .map_err(e)?;
+    r.map(|_| ()).map_err(e)
 }
 
 /// Sort orders of the message list (guide.txt:20446-20460).
