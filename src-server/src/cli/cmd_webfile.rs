@@ -19,6 +19,7 @@ use super::args::Args;
 use super::cmd_account::{object_ref, require_admin};
 use super::{CliContext, CliError, CmdResult, Session};
 use crate::format::{Dict, Value};
+use crate::net::sasl::AccountId;
 use crate::store::website::{Entry, Limits, Site, WebError};
 use crate::store::{Object, StoreError};
 
@@ -41,6 +42,13 @@ fn site(ctx: &CliContext, s: &Session, a: &mut Args) -> Result<(Site, Limits), C
     }
     let limits = Limits::from_settings(&ctx.store.account_effective_settings(&domain, &name)?);
     Ok((Site::of(&ctx.store, &domain, &name)?, limits))
+}
+
+/// Whether account `who` may manage the web sites of domain `domain` as an administrator ("All
+/// Domains", or domain administration with `WebSite`); owners always may.
+pub fn may_manage_site(ctx: &CliContext, who: &AccountId, domain: &str) -> bool {
+    Session::load(&ctx.store, &who.name, &who.domain)
+        .is_ok_and(|s| require_admin(ctx, &s, domain, Some("WebSite")).is_ok())
 }
 
 /// A time in ACAP format (RFC 2244 §6.5), UTC.

@@ -35,6 +35,7 @@ use crate::store::settings::SettingDecl;
 use crate::store::{Store, StoreError};
 
 pub use cmd_server::{effective_module_settings, time_of_day};
+pub use cmd_webfile::{acap_time, may_manage_site};
 pub use rights::Session;
 
 /// A command failure; its text is what the `501` line shows.
