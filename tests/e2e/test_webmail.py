@@ -10,14 +10,17 @@ import os
 import re
 import shutil
 import smtplib
+import struct
 import subprocess
 import time
+import zlib
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from cli_helpers import cli
+from webdriver import ELEMENT
 
 SHOTS = Path(os.environ.get("GATEHOUSE_SCREENSHOTS")
              or Path(__file__).resolve().parents[1] / "out" / "screenshots")
@@ -308,6 +311,32 @@ def test_auto_signup_only_where_enabled(users, gatehouse_bin):
 # ------------------------------------------------------------------ the browser tour
 
 
+def png_1x1():
+    """A valid 1x1 red PNG."""
+    def chunk(kind, data):
+        c = kind + data
+        return struct.pack(">I", len(data)) + c + struct.pack(">I", zlib.crc32(c) & 0xFFFFFFFF)
+    raw = b"\x00\xff\x00\x00"
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def html_message(subject, remote_url):
+    m = EmailMessage()
+    m["From"] = "News <news@outside.test>"
+    m["To"] = "u1@example.test"
+    m["Subject"] = subject
+    m.set_content("plain alternative")
+    m.add_alternative(
+        '<html><head><title>t</title><script>document.title="pwned"</script></head><body>'
+        '<p onclick="document.title=\'pwned\'">Hello <b>HTML</b> reader</p>'
+        '<img alt="logo" src="cid:logo@outside.test">'
+        f'<img alt="remote" src="{remote_url}">'
+        '<a href="javascript:document.title=\'pwned\'">click</a></body></html>', subtype="html")
+    m.get_payload()[1].add_related(png_1x1(), maintype="image", subtype="png", cid="<logo@outside.test>")
+    return m
+
+
 @pytest.fixture
 def browser(tmp_path):
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
@@ -435,6 +464,56 @@ def test_browser_webmail_tour(users, gatehouse_bin, browser, tmp_path):
                                 if "away until Monday" in str(x.get_payload(decode=True) or x.get_payload())],
                        "the auto-reply at u2")
     assert answers
+
+    # An HTML message: shown sanitised in a sandboxed frame, the cid: image from the message,
+    # the remote image only after asking, and nothing of its script runs.
+    hits = []
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    class Tracker(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(png_1x1())
+
+        def log_message(self, *a):
+            pass
+
+    tracker = ThreadingHTTPServer(("127.0.0.1", 0), Tracker)
+    threading.Thread(target=tracker.serve_forever, daemon=True).start()
+    try:
+        deliver(server, "u1@example.test",
+                html_message("html newsletter", f"http://127.0.0.1:{tracker.server_port}/pixel.png"))
+        wait_for(lambda: imap_find(server, "u1", "pw-one", "html newsletter"), "the HTML message")
+        b.get(session + "/Mailbox.wssp?Mailbox=INBOX&Search=newsletter")
+        b.find("#messages a.subject").click()
+        b.wait_for(lambda: "/Message.wssp" in b.current_url(), "the HTML message page")
+        assert b.find("#remote-notice")
+        frame = b.find("#htmlbody")
+        b.cmd("POST", "/frame", {"id": {ELEMENT: frame.id}})
+        b.wait_for(lambda: "Hello" in b.find("p").text(), "the framed HTML")
+        imgs = b.find_all("img")
+        logo = [i for i in imgs if i.attribute("alt") == "logo"][0]
+        assert "CID=logo" in (logo.attribute("src") or "")
+        b.wait_for(lambda: logo.property("naturalWidth") == 1, "the inline cid: image")
+        remote = [i for i in imgs if i.attribute("alt") == "remote"][0]
+        assert not remote.attribute("src")
+        assert not b.find_all("script")
+        for a in b.find_all("a"):
+            assert not (a.attribute("href") or "").lower().startswith("javascript")
+        b.cmd("POST", "/frame/parent", {})
+        shot(b, "html-message")
+        assert b.execute("return document.title") != "pwned"
+        assert hits == [], "a remote image was loaded before the user asked"
+        b.find("#remote-notice a").click()
+        b.wait_for(lambda: "Remote=1" in b.current_url(), "remote content shown")
+        wait_for(lambda: hits, "the remote image, once asked for")
+        assert "pwned" not in b.execute("return document.title")
+    finally:
+        tracker.shutdown()
 
     # Phone-sized layout still shows the list.
     b.cmd("POST", "/window/rect", {"width": 390, "height": 844})

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use maud::{html, Markup};
+use maud::{html, PreEscaped};
 
 use super::form::Posted;
 use super::{
@@ -21,6 +21,7 @@ use crate::format::Value;
 use crate::mailbox::account::{AccountMailboxes, INBOX};
 use crate::mailbox::{Flags, Mailbox, MessageMeta, SetMode};
 use crate::modules::http::html::{csrf_field, message as notice};
+use crate::modules::http::sanitize::{self, SanitizeOptions};
 
 /// The Trash mailbox (guide.txt:20583-20586: created on first use).
 pub const TRASH: &str = "Trash";
@@ -609,13 +610,16 @@ pub async fn mailbox(
                         th { (header_link("from", "From")) }
                         th { (header_link("subject", "Subject")) }
                         th.size { (header_link("size", "Size")) }
-                        th { (header_link("date", "Received")) }
+                        th.date2 { (header_link("date", "Received")) }
                     } }
                     tbody {
                         @for (meta, s) in shown {
                             tr class=@if !meta.flags.contains(Flags::SEEN) { "unseen" } @else { "" } {
                                 td.check { input type="checkbox" name="uid" value=(meta.uid) aria-label="Select"; }
-                                td.flag { @if meta.flags.contains(Flags::FLAGGED) { "⚑" } @if s.attachments { "📎" } }
+                                td.flag {
+                                    @if meta.flags.contains(Flags::FLAGGED) { span title="Flagged" { "⚑" } }
+                                    @if s.attachments { span.att title="Has attachments" { "+" } }
+                                }
                                 td { (s.from) }
                                 td { a.subject href=(format!("{}?Mailbox={}&UID={}", user.url("Message.wssp"), enc(&name), meta.uid)) {
                                     @if s.subject.is_empty() { span.muted { "(no subject)" } } @else { (s.subject) }
@@ -665,15 +669,12 @@ fn read_message(
 }
 
 /// The mailbox and UID a message URL names.
-fn message_ref(q: &[(String, String)]) -> Result<(String, u32), Response> {
+fn message_ref(q: &[(String, String)]) -> Option<(String, u32)> {
     let name = match param(q, "Mailbox") {
         "" => INBOX.to_string(),
         n => n.to_string(),
     };
-    let uid = param(q, "UID")
-        .parse::<u32>()
-        .map_err(|_| error_page(StatusCode::BAD_REQUEST, "No such message."))?;
-    Ok((name, uid))
+    Some((name, param(q, "UID").parse::<u32>().ok()?))
 }
 
 /// `Message.wssp`: headers, body, attachments and actions of one message.
@@ -683,9 +684,8 @@ pub async fn message(
     q: &[(String, String)],
     posted: Option<&Posted>,
 ) -> Response {
-    let (name, uid) = match message_ref(q) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some((name, uid)) = message_ref(q) else {
+        return error_page(StatusCode::BAD_REQUEST, "No such message.");
     };
     let mut error = None;
     if let Some(p) = posted {
@@ -737,11 +737,13 @@ pub async fn message(
     };
     let mref = format!("Mailbox={}&UID={uid}", enc(&name));
     let attachments = super::mime::attachments(&msg);
-    let has_html = msg.html_body_count() > 0 && msg.html_body.first() != msg.text_body.first();
+    // A text/html part is shown (sanitised, framed); a plain text one as text.
+    let has_html = msg
+        .html_part(0)
+        .is_some_and(|p| matches!(p.body, mail_parser::PartType::Html(_)));
     let has_remote = has_html
         && msg.body_html(0).is_some_and(|h| {
-            let l = h.to_ascii_lowercase();
-            l.contains("http://") || l.contains("https://") || l.contains("//")
+            sanitize::sanitize(&h, &sanitize_options(user, &name, uid, false)).remote_blocked
         });
     let text = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
     let is_draft = flags.contains(Flags::DRAFT);
@@ -755,7 +757,7 @@ pub async fn message(
                 dt { "To" } dd #to { (super::mime::addresses(msg.to()).join(", ")) }
                 @let cc = super::mime::addresses(msg.cc());
                 @if !cc.is_empty() { dt { "Cc" } dd { (cc.join(", ")) } }
-                dt { "Date" } dd { (msg.date().map(|d| prefs.format_time(d.to_timestamp())).unwrap_or_default()) }
+                @if let Some(d) = msg.date() { dt { "Date" } dd { (prefs.format_time(d.to_timestamp())) } }
             }
             div.toolbar {
                 a.button href=(format!("{}?Op=Reply&{mref}", user.url("Compose.wssp"))) { "Reply" }
@@ -819,9 +821,8 @@ pub async fn message(
 /// `MessageBody.wssp`: the message's HTML, sanitised, for the sandboxed frame of the message
 /// page. `cid:` references become `Part.wssp` URLs of this message.
 pub async fn message_body(web: &Web, user: &User, q: &[(String, String)]) -> Response {
-    let (name, uid) = match message_ref(q) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some((name, uid)) = message_ref(q) else {
+        return error_page(StatusCode::BAD_REQUEST, "No such message.");
     };
     let remote = param(q, "Remote") == "1";
     let (w, u, n) = (web.clone(), clone_user(user), name.clone());
@@ -836,12 +837,8 @@ pub async fn message_body(web: &Web, user: &User, q: &[(String, String)]) -> Res
         );
     };
     let html_src = msg.body_html(0).map(|h| h.into_owned()).unwrap_or_default();
-    let cid_url = format!(
-        "{}?Mailbox={}&UID={uid}&Inline=1&CID=",
-        user.url("Part.wssp"),
-        enc(&name)
-    );
-    let rendered = render_html(&html_src, remote, &cid_url);
+    let opts = sanitize_options(user, &name, uid, remote);
+    let rendered = PreEscaped(sanitize::sanitize_html(&html_src, &opts));
     let doc = html! {
         (maud::DOCTYPE)
         html {
@@ -853,20 +850,31 @@ pub async fn message_body(web: &Web, user: &User, q: &[(String, String)]) -> Res
             body { (rendered) }
         }
     };
-    respond(StatusCode::OK, doc, Csp::MessageBody { remote })
+    respond(
+        StatusCode::OK,
+        doc,
+        Csp::MessageBody(sanitize::content_security_policy(&opts)),
+    )
 }
 
-/// A message's HTML made inert. Until the sanitiser is in, the HTML is shown as escaped text.
-fn render_html(src: &str, _remote: bool, _cid_url: &str) -> Markup {
-    html! { pre.body { (src) } }
+/// The sanitiser's options for a message: remote images as asked, `cid:` references turned
+/// into `Part.wssp` URLs of this message.
+fn sanitize_options(user: &User, name: &str, uid: u32, remote: bool) -> SanitizeOptions {
+    SanitizeOptions {
+        allow_remote: remote,
+        cid_url: Some(format!(
+            "{}?Mailbox={}&UID={uid}&Inline=1&CID=",
+            user.url("Part.wssp"),
+            enc(name)
+        )),
+    }
 }
 
 /// `Part.wssp`: one part of a message, decoded: a download (`Content-Disposition: attachment`,
 /// cleaned name), or with `Inline=1` an image shown in place (other types still download).
 pub async fn part(web: &Web, user: &User, q: &[(String, String)]) -> Response {
-    let (name, uid) = match message_ref(q) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some((name, uid)) = message_ref(q) else {
+        return error_page(StatusCode::BAD_REQUEST, "No such message.");
     };
     let inline = param(q, "Inline") == "1";
     let cid = param(q, "CID").to_string();
@@ -926,10 +934,5 @@ pub async fn part(web: &Web, user: &User, q: &[(String, String)]) -> Response {
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    // Cross-origin frames (the sandboxed body) may load inline images.
-    h.insert(
-        header::HeaderName::from_static("cross-origin-resource-policy"),
-        HeaderValue::from_static("same-site"),
-    );
     r
 }

@@ -243,7 +243,7 @@ fn timeouts(web: &WebUser) -> (Duration, Duration) {
 
 /// The session of a request, or the "disconnected" page (guide.txt:19464-19468: an unknown
 /// session or a request from another address).
-fn find_session(web: &Web, sid: &str, info: &ConnInfo) -> Result<User, Response> {
+fn find_session(web: &Web, sid: &str, info: &ConnInfo) -> Result<User, Box<Response>> {
     let (idle, limit) = timeouts(web);
     let peer = info.peer.ip();
     let found = web.sessions.lookup_limited(sid, peer, idle, Some(limit));
@@ -253,10 +253,10 @@ fn find_session(web: &Web, sid: &str, info: &ConnInfo) -> Result<User, Response>
             MODULE,
             format_args!("request from {peer} for an unknown or foreign session"),
         );
-        return Err(disconnected());
+        return Err(Box::new(disconnected()));
     };
     let session = cli::Session::load(&web.cli.store, &id.name, &id.domain)
-        .map_err(|e| error_page(StatusCode::FORBIDDEN, &e.0))?;
+        .map_err(|e| Box::new(error_page(StatusCode::FORBIDDEN, &e.0)))?;
     Ok(User {
         id,
         cli: session,
@@ -301,7 +301,7 @@ async fn session_get(
 ) -> Response {
     let user = match find_session(&web, &sid, &info) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match page.to_ascii_lowercase().as_str() {
         "bye.wssp" => login::bye(&web, &user),
@@ -329,7 +329,7 @@ async fn session_post(
 ) -> Response {
     let user = match find_session(&web, &sid, &info) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -390,16 +390,13 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// Which Content-Security-Policy a response gets.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub enum Csp {
     /// Every application page: no script, own images.
     Page,
-    /// A sanitised message body in its frame: sandboxed, inline styles, own images (and remote
-    /// ones when the user asked).
-    MessageBody {
-        /// Remote images allowed.
-        remote: bool,
-    },
+    /// A sanitised message body in its frame: the sanitiser's policy for these options (no
+    /// script, inline styles, own images, remote ones only when asked) plus `sandbox`.
+    MessageBody(String),
 }
 
 /// Sends `body` with the security headers every WebUser response carries.
@@ -407,14 +404,11 @@ pub fn respond(status: StatusCode, body: impl IntoResponse, csp: Csp) -> Respons
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     let policy = match csp {
-        Csp::Page => "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-        Csp::MessageBody { remote: false } => "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'none'; frame-ancestors 'self'; base-uri 'none'; sandbox allow-popups allow-popups-to-escape-sandbox",
-        Csp::MessageBody { remote: true } => "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https: http:; form-action 'none'; frame-ancestors 'self'; base-uri 'none'; sandbox allow-popups allow-popups-to-escape-sandbox",
+        Csp::Page => HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        Csp::MessageBody(p) => HeaderValue::from_str(&format!("{p}; sandbox allow-popups allow-popups-to-escape-sandbox"))
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; sandbox")),
     };
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(policy),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, policy);
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -464,10 +458,6 @@ pub fn enc(s: &str) -> String {
 
 /// WebMail's own style rules, after WebAdmin's.
 const CSS: &str = r#"
-.mail-layout { display:grid; grid-template-columns: 200px 1fr; gap:1rem; }
-.folders a { display:block; padding:.3rem .5rem; border-radius:6px; color:var(--text); text-decoration:none; }
-.folders a.on, .folders a:hover { background:var(--panel); }
-.folders .count { float:right; color:var(--muted); font-size:.85em; }
 tr.unseen td { font-weight:650; }
 td.flag { width:1.5rem; color:var(--bad); }
 td.check { width:1.8rem; }
@@ -475,6 +465,8 @@ td.check { width:1.8rem; }
 .toolbar select, .toolbar input[type=text], .toolbar input[type=search] { width:auto; }
 .headers dt { color:var(--muted); float:left; clear:left; width:5rem; }
 .headers dd { margin:0 0 .2rem 5.5rem; word-break:break-word; }
+dl.headers { overflow:hidden; }
+.att { display:inline-block; font-size:.75em; font-weight:700; color:var(--muted); border:1px solid var(--line); border-radius:4px; padding:0 .25rem; }
 pre.body { white-space:pre-wrap; word-break:break-word; font: 14px/1.5 ui-monospace, SFMono-Regular, Menlo, monospace; margin:0; }
 iframe.body { width:100%; height:65vh; border:1px solid var(--line); border-radius:8px; background:#fff; }
 ul.attachments { list-style:none; padding:0; display:flex; flex-wrap:wrap; gap:.5rem; }
@@ -483,7 +475,8 @@ ul.attachments li a { display:inline-block; padding:.3rem .6rem; border:1px soli
 .compose textarea { min-height:16rem; }
 a.subject { color:var(--text); text-decoration:none; display:block; }
 .notice { padding:.5rem .8rem; border-radius:8px; background:var(--bg); border:1px dashed var(--line); margin:.5rem 0; }
-@media (max-width:640px) { .mail-layout { grid-template-columns: 1fr; } td.size, th.size, td.date2 { display:none; } iframe.body { height:55vh; } }
+@media (max-width:640px) { td.size, th.size { display:none; } td.date2 { font-size:.85em; }
+  iframe.body { height:55vh; } header nav { flex-wrap:nowrap; overflow-x:auto; order:3; flex-basis:100%; } header .brand { flex:1; } }
 "#;
 
 /// A page without the session frame (login, errors).
