@@ -82,9 +82,10 @@ def counter():
 
 def marker_state(b):
     return b.execute("""
-        let ls = null;
+        let ls = null, cookie = '';
         try { ls = window.localStorage.getItem('pwned'); } catch (e) { ls = 'blocked'; }
-        return [document.title, window.name, document.cookie, ls];""")
+        try { cookie = document.cookie; } catch (e) { cookie = 'blocked'; }
+        return [document.title, window.name, cookie, ls];""")
 
 
 def test_hostile_mail_runs_nothing_and_fetches_nothing(server, gatehouse_bin, browser, counter):

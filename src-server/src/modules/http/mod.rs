@@ -20,8 +20,8 @@ mod auth;
 mod html;
 mod pages;
 pub mod sanitize;
-pub mod webuser;
 pub mod website;
+pub mod webuser;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
