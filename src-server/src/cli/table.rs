@@ -8,6 +8,7 @@
 //! each alias goes to its first occurrence (spec B Appendix D 1-2).
 
 use super::args::Args;
+use super::cmd_webfile as w;
 use super::rights::Need;
 use super::{cmd_account as a, cmd_domain as d, cmd_mailbox as m, cmd_queue as q, cmd_server as s};
 use super::{CliContext, CmdResult, Session};
@@ -66,7 +67,6 @@ macro_rules! plan {
 const CLUSTER: &str = "not planned: Dynamic Cluster is out of scope for a single server";
 const DIRECTORY: &str = "the Directory module (LDAP issue)";
 const ALERTS: &str = "alerts (WebUser issue)";
-const WEBSITE: &str = "personal web sites (HTTP WebUser issue)";
 const LISTS: &str = "the LIST module (mailing lists issue)";
 const SKINS: &str = "WebUser skins (HTTP WebUser issue)";
 const WEBUSER: &str = "WebUser sessions (HTTP WebUser issue)";
@@ -265,18 +265,18 @@ pub static SECTIONS: &[Section] = &[
         plan!("RemoveClusterAlert", [], "RemoveClusterAlert timeStamp", SysAdmin, "Removes a cluster-wide alert.", CLUSTER),
     ]},
     Section { title: "Personal Web Site Administration", commands: &[
-        plan!("GETWEBFILE", [], "GETWEBFILE accountName FILE fileName", User,
-              "Returns a web-site file (base64) and its modification date.", WEBSITE),
-        plan!("PUTWEBFILE", [], "PUTWEBFILE accountName FILE fileName DATA encodedData", User,
-              "Stores a web-site file from base64 data.", WEBSITE),
-        plan!("RENAMEWEBFILE", [], "RENAMEWEBFILE accountName FILE oldFileName INTO newFileName", User,
-              "Renames a web-site file.", WEBSITE),
-        plan!("DELETEWEBFILE", [], "DELETEWEBFILE accountName FILE fileName", User,
-              "Removes a web-site file.", WEBSITE),
-        plan!("LISTWEBFILES", [], "LISTWEBFILES accountName [ PATH filePath ]", User,
-              "Lists a web-site directory.", WEBSITE),
-        plan!("GETWEBFILESINFO", [], "GETWEBFILESINFO accountName", User,
-              "Returns the web site's total size and number of files.", WEBSITE),
+        cmd!("GETWEBFILE", [], [], "GETWEBFILE accountName FILE fileName", User,
+             "Returns a web-site file: (base64 content, modification date in ACAP time). Owner, or `Users`, or domain administration with `WebSite`.", w::get_web_file),
+        cmd!("PUTWEBFILE", [], [], "PUTWEBFILE accountName FILE fileName DATA encodedData", User,
+             "Stores a web-site file from base64 data, replacing an old one and creating missing folders; refused past MaxWebSize (0 disables the site) or MaxWebFiles, and for the top-level index.html.", w::put_web_file),
+        cmd!("RENAMEWEBFILE", [], [], "RENAMEWEBFILE accountName FILE oldFileName INTO newFileName", User,
+             "Renames (moves) a web-site file or folder; the target folder must exist.", w::rename_web_file),
+        cmd!("DELETEWEBFILE", [], [], "DELETEWEBFILE accountName FILE fileName", User,
+             "Removes a web-site file, or a folder with its content.", w::delete_web_file),
+        cmd!("LISTWEBFILES", [], [], "LISTWEBFILES accountName [ PATH filePath ]", User,
+             "Lists a web-site folder: name to `{Size; Modified;}` for a file, `()` for a folder.", w::list_web_files),
+        cmd!("GETWEBFILESINFO", [], ["INFOWEBFILES"], "GETWEBFILESINFO accountName", User,
+             "Returns the web site's (total size, number of files and folders).", w::get_web_files_info),
     ]},
     Section { title: "Mailing Lists Administration", commands: &[
         plan!("ListLists", [], "ListLists [ domainName ]", DomainAdmin, "Returns the domain's mailing list names.", LISTS),

@@ -194,7 +194,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// `Authorization: Basic` credentials, if the request carries them.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()

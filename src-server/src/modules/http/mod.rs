@@ -20,6 +20,7 @@ mod auth;
 mod html;
 mod pages;
 pub mod sanitize;
+pub mod website;
 pub mod webuser;
 
 use std::net::SocketAddr;

@@ -158,7 +158,12 @@ pub fn module_decl() -> cli::ModuleDecl {
 
 /// The listener's handler.
 pub fn handler(web: Arc<WebUser>) -> Handler {
-    super::serve(router(web.clone()), web.logger.clone(), MODULE)
+    let sites = Arc::new(super::website::WebSites::new(
+        web.cli.clone(),
+        web.logger.clone(),
+    ));
+    let app = super::website::mount(router(web.clone()), sites);
+    super::serve(app, web.logger.clone(), MODULE)
 }
 
 type Web = Arc<WebUser>;
