@@ -281,11 +281,13 @@ pub async fn mailboxes(web: &Web, user: &User, posted: Option<&Posted>) -> Respo
                 label { "to" input type="text" name="newname" required; }
                 button type="submit" { "Rename" }
             }
-            form.inline.mt method="post" action=(user.url("Mailboxes.wssp")) {
-                (csrf_field(&user.csrf))
-                input type="hidden" name="action" value="delete";
-                label { "Delete" select name="name" { @for r in rows.iter().filter(|r| r.name != INBOX) { option { (r.name) } } } }
-                button.danger type="submit" { "Delete with its messages" }
+            @if rows.iter().any(|r| r.name != INBOX) {
+                form.inline.mt method="post" action=(user.url("Mailboxes.wssp")) {
+                    (csrf_field(&user.csrf))
+                    input type="hidden" name="action" value="delete";
+                    label { "Delete" select name="name" { @for r in rows.iter().filter(|r| r.name != INBOX) { option { (r.name) } } } }
+                    button.danger type="submit" { "Delete with its messages" }
+                }
             }
         }
     };
