@@ -817,9 +817,14 @@ pub async fn message(
                 h2 { "Attachments" }
                 ul.attachments #attachments {
                     @for a in &attachments {
-                        li { a href=(format!("{}?{mref}&Part={}", user.url("Part.wssp"), a.part)) download=(a.name) {
-                            (a.name) " " span.muted { "(" (human_size(a.size as u64)) ", " (a.mime) ")" }
-                        } }
+                        li {
+                            @if super::mime::is_inline_image(&a.mime) {
+                                img.preview src=(format!("{}?{mref}&Part={}&Inline=1", user.url("Part.wssp"), a.part)) alt=(a.name);
+                            }
+                            a href=(format!("{}?{mref}&Part={}", user.url("Part.wssp"), a.part)) download=(a.name) {
+                                (a.name) " " span.muted { "(" (human_size(a.size as u64)) ", " (a.mime) ")" }
+                            }
+                        }
                     }
                 }
             }

@@ -43,7 +43,10 @@
 //! `AddressBook` = array of `{Name; Email}`), written with `store::fsutil::write_atomic`
 //! (single-mailbox accounts, which have no directory, keep none).
 //!
-//! todo: skins and WSSP templates (pages are built in code), list archives, Alerts, foreign
+//! todo: the login form has no CSRF token (there is no state before login; with
+//! `Referrer-Policy: no-referrer` browsers send `Origin: null`, so an Origin check cannot tell
+//! our form from a foreign one), so a foreign page can log a browser into an account whose
+//! password it knows (login CSRF). Skins and WSSP templates (pages are built in code), list archives, Alerts, foreign
 //! (shared) mailboxes, the dedicated-IP domain choice, the "Require Fixed Network Address" user
 //! option (sessions are always address-bound).
 
@@ -472,6 +475,8 @@ dl.headers { overflow:hidden; }
 pre.body { white-space:pre-wrap; word-break:break-word; font: 14px/1.5 ui-monospace, SFMono-Regular, Menlo, monospace; margin:0; }
 iframe.body { width:100%; height:65vh; border:1px solid var(--line); border-radius:8px; background:#fff; }
 ul.attachments { list-style:none; padding:0; display:flex; flex-wrap:wrap; gap:.5rem; }
+ul.attachments li { display:flex; flex-direction:column; gap:.3rem; }
+img.preview { max-width:240px; max-height:180px; border:1px solid var(--line); border-radius:6px; }
 ul.attachments li a { display:inline-block; padding:.3rem .6rem; border:1px solid var(--line); border-radius:6px; text-decoration:none; }
 .compose label { display:block; margin:.4rem 0 .2rem; color:var(--muted); font-size:.9em; }
 .compose textarea { min-height:16rem; }
