@@ -312,6 +312,15 @@ def test_forward_reply_all_flag_contacts_and_mailbox_management(users, gatehouse
     assert inner, [p.get_content_type() for p in fwd.walk()]
     original = inner[0].get_payload()[0] if inner[0].is_multipart() else email.message_from_bytes(inner[0].get_payload(decode=True))
     assert original["Subject"] == "team plan"
+    # Redirect: the original, unchanged but for Resent- fields, goes to u2.
+    code, _, _ = curl("-d", f"action=redirect&addresses=u2%40example.test&csrf={token}",
+                      f"{s}/Message.wssp?Mailbox=INBOX&UID={uid}")
+    assert code == 303
+    redirected = wait_for(lambda: [x for x in imap_find(server, "u2", "pw-two", "team plan") if x["Resent-From"]],
+                          "the redirected message")[0]
+    assert redirected["Resent-From"] == "<u1@example.test>" and redirected["From"] == "Carol <carol@outside.test>"
+    _, body, _ = curl("-d", f"action=redirect&addresses=a%40b%3Ec&csrf={token}", f"{s}/Message.wssp?Mailbox=INBOX&UID={uid}")
+    assert "is not an e-mail address" in body
     # An address nobody can deliver to is refused with the form kept.
     code, body, _ = curl("-F", f"csrf={token}", "-F", "To=not an address", "-F", "Subject=kept", "-F", "Send=1",
                          f"{s}/Compose.wssp")

@@ -215,6 +215,51 @@ fn clean_type(t: &str) -> String {
     }
 }
 
+/// Redirect (guide.txt:20702-20763; RFC 5322 §3.6.6): the message unchanged, with `Resent-`
+/// fields on top, to `to`, from the user (blocking).
+pub fn redirect(w: &Web, u: &User, bytes: &[u8], to: &[String]) -> Result<(), String> {
+    if to.is_empty() {
+        return Err("Enter the addresses to redirect to.".into());
+    }
+    if let Some(bad) = to.iter().find(|a| !mime::valid_address(a)) {
+        return Err(format!("'{bad}' is not an e-mail address."));
+    }
+    if to.len() > MAX_RECIPIENTS {
+        return Err(format!("At most {MAX_RECIPIENTS} recipients."));
+    }
+    let me = u.address();
+    let mut out = format!(
+        "Resent-From: <{me}>\r\nResent-To: {}\r\nResent-Date: {}\r\n",
+        to.iter()
+            .map(|a| format!("<{a}>"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        chrono::Utc::now().to_rfc2822()
+    )
+    .into_bytes();
+    out.extend_from_slice(bytes);
+    let sub = Submission {
+        return_path: me.clone(),
+        recipients: to.iter().map(|a| NewRecipient::new(a.clone())).collect(),
+        source: Source::User(me.clone()),
+        env_id: None,
+        ret: None,
+    };
+    let id = w
+        .enqueuer
+        .submit(sub, &out)
+        .map_err(|e| format!("The message was not redirected: {e}"))?;
+    w.logger.log(
+        Level::Major,
+        MODULE,
+        format_args!(
+            "{me} redirected a message as {id} to {} recipient(s)",
+            to.len()
+        ),
+    );
+    Ok(())
+}
+
 /// An attachment part: base64 (mail-builder's choice for binary data), except a message, which
 /// RFC 2046 §5.2.1 allows only unencoded: it goes as it is, lines ended with CRLF.
 fn attachment(content_type: &str, name: &str, data: Vec<u8>) -> MimePart<'static> {
@@ -256,10 +301,7 @@ async fn compose(
         if all.is_empty() {
             return Err("Enter at least one recipient.".into());
         }
-        if let Some(bad) = all
-            .iter()
-            .find(|a| !a.contains('@') || a.contains(char::is_whitespace))
-        {
+        if let Some(bad) = all.iter().find(|a| !mime::valid_address(a)) {
             return Err(format!("'{bad}' is not an e-mail address."));
         }
         if all.len() > MAX_RECIPIENTS {

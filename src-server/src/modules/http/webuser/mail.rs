@@ -334,6 +334,14 @@ fn summary_of(
     s
 }
 
+/// The target of an action: the mailbox to move to, or the addresses to redirect to.
+fn target_of(p: &Posted) -> &str {
+    match p.get("action") {
+        "redirect" => p.get("addresses"),
+        _ => p.get("target"),
+    }
+}
+
 /// The uids a list form selected.
 fn selected(p: &Posted) -> Vec<u32> {
     p.all("uid").iter().filter_map(|u| u.parse().ok()).collect()
@@ -375,6 +383,15 @@ async fn act(
             "delete" => {
                 let trash = open_or_create(&w, &u, TRASH)?;
                 move_to(&m, &trash, &uids)
+            }
+            // guide.txt:20446-20577, 20702-20763: Redirect To sends the messages on unchanged.
+            "redirect" => {
+                let to = super::mime::parse_address_list(&target);
+                for uid in &uids {
+                    let bytes = m.read(*uid).map_err(|e| e.to_string())?;
+                    super::compose::redirect(&w, &u, &bytes, &to)?;
+                }
+                Ok(())
             }
             "move" => {
                 if target.is_empty() || target == name {
@@ -448,16 +465,7 @@ pub async fn mailbox(
     };
     let mut error = None;
     if let Some(p) = posted {
-        match act(
-            web,
-            user,
-            &name,
-            selected(p),
-            p.get("action"),
-            p.get("target"),
-        )
-        .await
-        {
+        match act(web, user, &name, selected(p), p.get("action"), target_of(p)).await {
             Ok(()) => {
                 let back = format!("{}?{}", user.url("Mailbox.wssp"), query_string(q));
                 return see_other(&back);
@@ -698,7 +706,7 @@ pub async fn message(
     let mut error = None;
     if let Some(p) = posted {
         let action = p.get("action");
-        match act(web, user, &name, vec![uid], action, p.get("target")).await {
+        match act(web, user, &name, vec![uid], action, target_of(p)).await {
             // "Close as Unread" (guide.txt:20702-20763): back to the list, or the page would
             // mark it read again.
             Ok(()) if matches!(action, "delete" | "move" | "unread") => {
@@ -796,6 +804,12 @@ pub async fn message(
                 }
                 button type="submit" { "Apply" }
                 a href=(format!("{}?Mailbox={}", user.url("Mailbox.wssp"), enc(&name))) { "Back to " (name) }
+            }
+            form.toolbar method="post" action=(format!("{}?{mref}", user.url("Message.wssp"))) {
+                (csrf_field(&user.csrf))
+                input type="hidden" name="action" value="redirect";
+                input #redirect-to type="text" name="addresses" placeholder="Redirect to (comma-separated)" aria-label="Redirect to";
+                button.secondary #redirect type="submit" { "Redirect" }
             }
         }
         section.panel {

@@ -109,6 +109,21 @@ pub fn parse_address_list(text: &str) -> Vec<String> {
         .unwrap_or_else(|| vec![clean])
 }
 
+/// Whether `a` is a plain `local@domain` address as it may go into an envelope and a header:
+/// one `@`, both sides non-empty, no spaces, controls, quotes or RFC 5322 specials.
+pub fn valid_address(a: &str) -> bool {
+    let Some((local, domain)) = a.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && a.len() <= 320
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>()[],;:\\\"".contains(c))
+        && !local.contains('@')
+}
+
 /// The last path component of an untrusted file name, with control characters, separators,
 /// quotes and leading dots removed, at most 100 characters; `attachment` when nothing is left.
 pub fn safe_filename(name: &str) -> String {
@@ -289,6 +304,20 @@ mod tests {
         );
         assert!(parse_address_list("  ").is_empty());
         assert_eq!(parse_address_list("not an address"), vec!["not an address"]);
+        assert!(valid_address("a.b+c@x.test"));
+        for bad in [
+            "",
+            "a",
+            "@x",
+            "a@",
+            "a b@x",
+            "a@b>c",
+            "a@b@c",
+            "a@b\r\nX: y",
+            "\"a\"@x",
+        ] {
+            assert!(!valid_address(bad), "{bad}");
+        }
     }
 
     #[test]

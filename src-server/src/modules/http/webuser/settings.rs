@@ -26,10 +26,7 @@ pub async fn contacts(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
         let result = match f.get("action") {
             "add" => {
                 let name = f.get("name").trim().to_string();
-                if !email.contains('@')
-                    || email.contains(char::is_whitespace)
-                    || email.contains(['<', '>', ','])
-                {
+                if !super::mime::valid_address(&email) {
                     Err(format!("'{email}' is not an e-mail address."))
                 } else if p.contacts.len() >= prefs::MAX_CONTACTS {
                     Err("The address book is full.".into())
@@ -197,7 +194,7 @@ pub async fn rules(web: &Web, user: &User, posted: Option<&Posted>) -> Response 
             }
             "redirect" => {
                 let to = super::mime::parse_address_list(f.get("to"));
-                if let Some(bad) = to.iter().find(|a| !a.contains('@')) {
+                if let Some(bad) = to.iter().find(|a| !super::mime::valid_address(a)) {
                     error = Some(format!("'{bad}' is not an e-mail address."));
                 }
                 builtin::replace_rule(
