@@ -235,8 +235,13 @@ def test_settings_password_page_size_and_search(users, gatehouse_bin):
     wait_for(lambda: curl(f"{s}/Mailboxes.wssp")[1].count(">12<") >= 1, "12 messages counted")
     _, page, _ = curl(f"{s}/Settings.wssp")
     token = csrf_of(page)
-    code, _, _ = curl("-d", f"action=prefs&tz=%2B0200&pagesize=10&csrf={token}", f"{s}/Settings.wssp")
+    code, _, _ = curl("-d", f"action=prefs&tz=%2B0200&pagesize=10&signature=Best%2C%0D%0AU1&csrf={token}",
+                      f"{s}/Settings.wssp")
     assert code == 303
+    _, page, _ = curl(f"{s}/Compose.wssp")
+    assert "-- \nBest,\nU1</textarea>" in page, page[page.find("<textarea"):][:300]
+    code, body, _ = curl("-d", f"action=prefs&tz=Mars&pagesize=10&csrf={token}", f"{s}/Settings.wssp")
+    assert code == 200 and "+HHMM" in body
     _, page, _ = curl(f"{s}/Mailbox.wssp?Mailbox=INBOX")
     assert page.count('name="uid"') == 10 and "Page 1 of 2" in page
     _, page, _ = curl(f"{s}/Mailbox.wssp?Mailbox=INBOX&Page=1")

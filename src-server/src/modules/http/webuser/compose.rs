@@ -136,6 +136,13 @@ pub async fn get(web: &Web, user: &User, q: &[(String, String)]) -> Response {
             _ => return error_page(StatusCode::BAD_REQUEST, "Unknown operation."),
         }
     }
+    // guide.txt:20813-20859: the Signature goes under new text, above a quoted original.
+    if op != "Draft" {
+        let sig = super::prefs::load(web, user).await.signature;
+        if !sig.is_empty() {
+            d.body = format!("\n\n-- \n{sig}{}", d.body);
+        }
+    }
     form(web, user, &d, None).await
 }
 

@@ -39,7 +39,7 @@
 //!   through the Enqueuer (fsynced before "sent" is shown), then appended to Sent.
 //!
 //! Storage of our own: the WebUser preferences and the address book are one data-format
-//! dictionary, `WebUser.settings` in the account directory (`TimeZone`, `PageSize`,
+//! dictionary, `WebUser.settings` in the account directory (`TimeZone`, `PageSize`, `Signature`,
 //! `AddressBook` = array of `{Name; Email}`), written with `store::fsutil::write_atomic`
 //! (single-mailbox accounts, which have no directory, keep none).
 //!

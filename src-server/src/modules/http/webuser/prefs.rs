@@ -1,5 +1,6 @@
 //! WebUser preferences and the address book: one data-format dictionary, `WebUser.settings`, in
-//! the account directory (`TimeZone`, `PageSize`, `AddressBook` = array of `{Name; Email}`;
+//! the account directory (`TimeZone`, `PageSize`, `Signature`, `AddressBook` = array of
+//! `{Name; Email}`;
 //! our names, after the guide's WebUser Preferences, guide.txt:20306-20316, and its address
 //! book, 20945-20972). Written whole with `store::fsutil::write_atomic`.
 //!
@@ -16,6 +17,8 @@ use crate::store::AccountType;
 const FILE: &str = "WebUser.settings";
 /// Most address book entries.
 pub const MAX_CONTACTS: usize = 2000;
+/// Longest signature kept, in characters.
+pub const MAX_SIGNATURE: usize = 2000;
 /// Page sizes offered.
 pub const PAGE_SIZES: &[usize] = &[10, 20, 50, 100];
 
@@ -37,6 +40,8 @@ pub struct Prefs {
     pub page_size: usize,
     /// The address book, sorted by name (History 23782).
     pub contacts: Vec<Contact>,
+    /// The Signature added to composed messages (guide.txt:20813-20859).
+    pub signature: String,
 }
 
 impl Default for Prefs {
@@ -45,6 +50,7 @@ impl Default for Prefs {
             tz_minutes: 0,
             page_size: 20,
             contacts: Vec::new(),
+            signature: String::new(),
         }
     }
 }
@@ -104,6 +110,9 @@ impl Prefs {
         if let Some(n) = text("PageSize").and_then(|t| t.parse::<usize>().ok()) {
             p.page_size = n.clamp(5, 200);
         }
+        if let Some(sig) = text("Signature") {
+            p.signature = sig.chars().take(MAX_SIGNATURE).collect();
+        }
         if let Some(Value::Array(a)) = d.get(b"AddressBook".as_slice()) {
             for e in a.iter().take(MAX_CONTACTS) {
                 if let Value::Dict(e) = e {
@@ -127,6 +136,9 @@ impl Prefs {
         let mut d = Dict::new();
         d.insert(b"TimeZone".to_vec(), Value::str(tz_text(self.tz_minutes)));
         d.insert(b"PageSize".to_vec(), Value::str(self.page_size.to_string()));
+        if !self.signature.is_empty() {
+            d.insert(b"Signature".to_vec(), Value::str(&self.signature));
+        }
         let book = self
             .contacts
             .iter()
@@ -226,5 +238,6 @@ mod tests {
         assert_eq!(q.tz_minutes, -60);
         assert_eq!(q.page_size, 50);
         assert_eq!(q.contacts, p.contacts);
+        assert_eq!(q.signature, p.signature);
     }
 }

@@ -131,6 +131,13 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
                         .parse::<usize>()
                         .unwrap_or(20)
                         .clamp(5, 200);
+                    p.signature = f
+                        .get("signature")
+                        .replace("\r\n", "\n")
+                        .trim_end()
+                        .chars()
+                        .take(prefs::MAX_SIGNATURE)
+                        .collect();
                     match prefs::save(web, user, &p).await {
                         Ok(()) => return see_other(&user.url("Settings.wssp")),
                         Err(e) => error = Some(e),
@@ -154,6 +161,7 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
                         @for n in PAGE_SIZES { option value=(n) selected[*n == p.page_size] { (n) } }
                     }
                 }
+                label { "Signature" textarea #signature name="signature" rows="3" { (p.signature) } }
                 button type="submit" { "Save" }
             }
         }
