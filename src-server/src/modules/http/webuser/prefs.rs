@@ -229,6 +229,7 @@ mod tests {
                 name: "Ann \"A\"".into(),
                 email: "ann@x.test".into(),
             }],
+            signature: "Ann\nOffice".into(),
         };
         let d = match format::parse(&format::to_bytes(&Value::Dict(p.to_dict()))) {
             Ok(Value::Dict(d)) => d,
