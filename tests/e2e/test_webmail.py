@@ -233,6 +233,8 @@ def test_settings_password_page_size_and_search(users, gatehouse_bin):
     sid = login(server, "u1", "pw-one")
     s = f"{base(server)}/Session/{sid}"
     wait_for(lambda: curl(f"{s}/Mailboxes.wssp")[1].count(">12<") >= 1, "12 messages counted")
+    cli(gatehouse_bin, server, "UpdateAccountSettings", "u1@example.test", "{MaxAccountSize=3M;}", check=True)
+    assert re.search(r'id="usage">Used \d+K of 3M<', curl(f"{s}/Mailboxes.wssp")[1])
     _, page, _ = curl(f"{s}/Settings.wssp")
     token = csrf_of(page)
     code, _, _ = curl("-d", f"action=prefs&tz=%2B0200&pagesize=10&signature=Best%2C%0D%0AU1&csrf={token}",
@@ -330,6 +332,13 @@ def test_forward_reply_all_flag_contacts_and_mailbox_management(users, gatehouse
     code, body, _ = curl("-F", f"csrf={token}", "-F", "To=not an address", "-F", "Subject=kept", "-F", "Send=1",
                          f"{s}/Compose.wssp")
     assert code == 200 and "is not an e-mail address" in body and 'value="kept"' in body
+    # Copy keeps the original; the copy is in the other mailbox.
+    code, _, _ = curl("-d", f"action=create&name=Kept&csrf={token}", f"{s}/Mailboxes.wssp")
+    assert code == 303
+    code, _, _ = curl("-d", f"action=copy&target=Kept&uid={uid}&csrf={token}", f"{s}/Mailbox.wssp?Mailbox=INBOX")
+    assert code == 303
+    assert imap_find(server, "u1", "pw-one", "team plan", mailbox="Kept")
+    assert imap_find(server, "u1", "pw-one", "team plan", mailbox="INBOX")
     # Flag, then unread, from the list.
     code, _, _ = curl("-d", f"action=flag&uid={uid}&csrf={token}", f"{s}/Mailbox.wssp?Mailbox=INBOX")
     assert code == 303

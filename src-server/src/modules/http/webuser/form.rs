@@ -209,4 +209,15 @@ Content-Type: application/octet-stream\r\n\r\n\r\n--XyZ--\r\n";
             let _ = parse("application/x-www-form-urlencoded", body);
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_parses_without_panic(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
+            boundary in "[a-zA-Z0-9'()+_,./:=?-]{1,70}",
+        ) {
+            let _ = parse(&format!("multipart/form-data; boundary={boundary}"), &body);
+            let _ = parse("application/x-www-form-urlencoded", &body);
+        }
+    }
 }

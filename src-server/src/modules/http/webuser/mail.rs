@@ -192,6 +192,18 @@ pub async fn mailboxes(web: &Web, user: &User, posted: Option<&Posted>) -> Respo
         let _ = acc.open_inbox(&w.mailboxes, crate::mailbox::Format::Mbox);
         let list = acc.list().map_err(|e| e.to_string())?;
         let total = acc.total_size();
+        // guide.txt:20412-20444: "used 238K of 3M".
+        let quota = w
+            .cli
+            .store
+            .account_effective_settings(&u.id.domain, &u.id.name)
+            .ok()
+            .and_then(|e| {
+                e.get(b"MaxAccountSize".as_slice())
+                    .and_then(|v| v.as_text())
+                    .map(|t| t.into_owned())
+            })
+            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("unlimited"));
         let mut rows = Vec::new();
         for l in list {
             let (messages, unseen, size) = match l.storage {
@@ -217,14 +229,14 @@ pub async fn mailboxes(web: &Web, user: &User, posted: Option<&Posted>) -> Respo
                 selectable: l.storage.is_some(),
             });
         }
-        Ok((rows, total))
+        Ok((rows, total, quota))
     })
     .await;
-    let (mut rows, total) = match listed {
+    let (mut rows, total, quota) = match listed {
         Ok(x) => x,
         Err(e) => {
             error = Some(e);
-            (Vec::new(), 0)
+            (Vec::new(), 0, None)
         }
     };
     for r in &mut rows {
@@ -234,7 +246,7 @@ pub async fn mailboxes(web: &Web, user: &User, posted: Option<&Posted>) -> Respo
         h1 { "Mailboxes" }
         (notice(error.as_deref(), None))
         section.panel {
-            p.muted { "Used " (human_size(total)) }
+            p.muted #usage { "Used " (human_size(total)) @if let Some(q) = &quota { " of " (q) } }
             table #mailboxes {
                 thead { tr { th { "Mailbox" } th { "Messages" } th { "New" } th.size { "Size" } th { "Subscribed" } } }
                 tbody {
@@ -382,7 +394,8 @@ async fn act(
             "delete" if name == TRASH => remove(&m, &uids),
             "delete" => {
                 let trash = open_or_create(&w, &u, TRASH)?;
-                move_to(&m, &trash, &uids)
+                copy_to(&m, &trash, &uids)?;
+                remove(&m, &uids)
             }
             // guide.txt:20446-20577, 20702-20763: Redirect To sends the messages on unchanged.
             "redirect" => {
@@ -393,12 +406,16 @@ async fn act(
                 }
                 Ok(())
             }
-            "move" => {
+            "move" | "copy" => {
                 if target.is_empty() || target == name {
-                    return Err("Choose another mailbox to move to.".into());
+                    return Err("Choose another mailbox.".into());
                 }
                 let to = open(&w, &u, &target)?;
-                move_to(&m, &to, &uids)
+                copy_to(&m, &to, &uids)?;
+                if action == "move" {
+                    remove(&m, &uids)?;
+                }
+                Ok(())
             }
             _ => Err("Unknown action".into()),
         }
@@ -406,8 +423,8 @@ async fn act(
     .await
 }
 
-/// Copies messages into `to` (each append fsynced) and then removes them from `from`.
-fn move_to(from: &Mailbox, to: &Mailbox, uids: &[u32]) -> Result<(), String> {
+/// Copies messages into `to`, each append fsynced (a move removes them from `from` only after).
+fn copy_to(from: &Mailbox, to: &Mailbox, uids: &[u32]) -> Result<(), String> {
     let metas = from.list();
     for uid in uids {
         let Some(meta) = metas.iter().find(|x| x.uid == *uid) else {
@@ -421,7 +438,7 @@ fn move_to(from: &Mailbox, to: &Mailbox, uids: &[u32]) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
     }
-    remove(from, uids)
+    Ok(())
 }
 
 /// Removes these messages: marks them `\Deleted` and expunges, sparing other messages an IMAP
@@ -611,6 +628,7 @@ pub async fn mailbox(
                         option value="unflag" { "Unflag" }
                         option value="delete" { "Delete" }
                         option value="move" { "Move to…" }
+                        option value="copy" { "Copy to…" }
                     }
                     select name="target" aria-label="Target mailbox" {
                         option value="" { "—" }
@@ -795,6 +813,7 @@ pub async fn message(
                 select name="action" aria-label="Action" {
                     option value="delete" { "Delete" }
                     option value="move" { "Move to…" }
+                    option value="copy" { "Copy to…" }
                     @if flags.contains(Flags::FLAGGED) { option value="unflag" { "Unflag" } } @else { option value="flag" { "Flag" } }
                     option value="unread" { "Mark unread" }
                 }

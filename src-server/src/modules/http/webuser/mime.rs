@@ -130,7 +130,12 @@ pub fn safe_filename(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = last
         .chars()
-        .filter(|c| !c.is_control() && !matches!(c, '"' | ':' | '<' | '>' | '|' | '?' | '*'))
+        .filter(|c| {
+            !c.is_control()
+                && !matches!(c, '"' | ':' | '<' | '>' | '|' | '?' | '*')
+                // Bidirectional overrides and invisible marks could disguise the extension.
+                && !matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        })
         .take(100)
         .collect();
     let trimmed = cleaned.trim().trim_start_matches('.').trim();
@@ -284,6 +289,7 @@ mod tests {
         assert_eq!(safe_filename(".hidden"), "hidden");
         assert_eq!(safe_filename("a\"b\r\nc.txt"), "abc.txt");
         assert_eq!(safe_filename("résumé.pdf"), "résumé.pdf");
+        assert_eq!(safe_filename("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
     }
 
     #[test]
@@ -337,5 +343,27 @@ Content-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\n";
         assert_eq!(a[0].name, "r.pdf");
         assert_eq!(a[0].size, 3);
         assert!(quote(&m).contains("> hello"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn safe_filenames_are_one_harmless_component(name in "\\PC{0,300}") {
+            let f = safe_filename(&name);
+            proptest::prop_assert!(!f.is_empty() && f.chars().count() <= 100);
+            proptest::prop_assert!(!f.contains(['/', '\\', '"']) && !f.starts_with('.'));
+            proptest::prop_assert!(!f.chars().any(char::is_control));
+            let d = content_disposition("attachment", &name);
+            proptest::prop_assert!(d.is_ascii() && !d.contains(['\r', '\n']));
+        }
+
+        #[test]
+        fn any_message_bytes_summarise_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)) {
+            let _ = summary(&bytes);
+            if let Some(m) = parse(&bytes) {
+                let _ = attachments(&m);
+                let _ = content_ids(&m);
+                let _ = quote(&m);
+            }
+        }
     }
 }
