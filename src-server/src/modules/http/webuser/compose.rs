@@ -458,9 +458,17 @@ async fn compose(
                 .append(&bytes, Flags::SEEN | Flags::DRAFT, now_s)
                 .map_err(|e| format!("The draft was not saved: {e}"))?;
         }
-        // The edited draft is replaced by what was just sent or saved.
-        if let Some((m, uid)) = split_ref(&d.draft) {
-            remove(&*open(&w, &u, m)?, &[uid])?;
+        // The edited draft is replaced by what was just sent or saved; only a message that is
+        // a draft in Drafts is ever removed this way.
+        if let Some((DRAFTS, uid)) = split_ref(&d.draft) {
+            let drafts = open(&w, &u, DRAFTS)?;
+            let is_draft = drafts
+                .list()
+                .iter()
+                .any(|x| x.uid == uid && x.flags.contains(Flags::DRAFT));
+            if is_draft {
+                remove(&drafts, &[uid])?;
+            }
         }
         Ok(if sending { "sent" } else { "saved" })
     })
