@@ -8,14 +8,16 @@
 //!   redirects to the session realm.
 //! - `/Signup.wssp`: Auto Sign-up, when the domain's `AutoSignup` setting is YES (15066-15073).
 //! - `/Session/<id>/<Page>.wssp`: the session realm. Pages (names case-insensitive, 18351):
-//!   `Mailboxes.wssp` (list with counts; create, rename, delete, subscribe),
+//!   `Mailboxes.wssp` (list with counts and quota; create, rename, delete, subscribe),
 //!   `Mailbox.wssp?Mailbox=M&Page=N&Sort=date|from|subject|size&Reverse=1&Search=text`,
 //!   `Message.wssp?Mailbox=M&UID=U[&Remote=1]` (the message page; HTML bodies are shown in a
 //!   sandboxed frame loaded from `MessageBody.wssp?Mailbox=M&UID=U[&Remote=1]`),
-//!   `Part.wssp?Mailbox=M&UID=U&Part=P[&Inline=1]` (part P of the parsed message: a download
-//!   with `Content-Disposition: attachment`, or an inline image for `cid:` references),
+//!   `Part.wssp?Mailbox=M&UID=U&Part=P[&Inline=1]` and `Part.wssp?...&Inline=1&CID=id` (part P,
+//!   or the part with that Content-ID, of the parsed message: a download with
+//!   `Content-Disposition: attachment` and `application/octet-stream`, or with `Inline=1` a PNG,
+//!   GIF, JPEG or WebP image shown in place, for `cid:` references and previews),
 //!   `Compose.wssp[?Op=Reply|ReplyAll|Forward|Draft&Mailbox=M&UID=U][&To=addr]`,
-//!   `Contacts.wssp` (address book), `Settings.wssp` (password, time zone, page size),
+//!   `Contacts.wssp` (address book), `Settings.wssp` (password, time zone, page size, signature),
 //!   `Rules.wssp` (Auto-Reply and Redirect All), `RPOP.wssp` (remote POP accounts), and
 //!   `Bye.wssp` (logout, 18273).
 //! - `/static/style.css`: the shared style sheet (WebAdmin's, plus WebMail's rules).
@@ -46,9 +48,11 @@
 //! todo: the login form has no CSRF token (there is no state before login; with
 //! `Referrer-Policy: no-referrer` browsers send `Origin: null`, so an Origin check cannot tell
 //! our form from a foreign one), so a foreign page can log a browser into an account whose
-//! password it knows (login CSRF). Skins and WSSP templates (pages are built in code), list archives, Alerts, foreign
-//! (shared) mailboxes, the dedicated-IP domain choice, the "Require Fixed Network Address" user
-//! option (sessions are always address-bound).
+//! password it knows (login CSRF). Not built yet: skins and WSSP templates (pages are built in
+//! code), list archives, Alerts, foreign (shared) mailboxes and Mailbox Aliases, the ACL editor,
+//! the "Mark" and "Immediately" delete methods (Delete moves to Trash), named time zones (only
+//! UTC offsets), HTML composing, the DSN checkbox, Personal/Public Info, the dedicated-IP domain
+//! choice and the "Require Fixed Network Address" option (sessions are always address-bound).
 
 mod compose;
 mod form;
