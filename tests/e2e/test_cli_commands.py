@@ -516,10 +516,14 @@ def test_user_reads_only_own_settings_and_changes_only_own_password(server, gate
     u.fail("ReadLog", expect=DENIED)
     assert pm.ok("GetAccountSettings", "u@a.test")["RealName"] == "U"
 
-    # Passwords: SetAccountPassword needs Domain Administration (docs/cli.md), for anyone's.
+    # Passwords: SetAccountPassword needs Domain Administration (docs/cli.md) for anyone else's;
+    # its own the user may set while PWDAllowed is YES (as WebMail's Settings page does).
     u.fail("SetAccountPassword", "v", "To", "hacked", expect=DENIED)
     u.fail("SetAccountPassword", "bob@b.test", "To", "hacked", expect=DENIED)
-    u.fail("SetAccountPassword", "*", "To", "viacli", expect=DENIED)
+    u.ok("SetAccountPassword", "*", "To", "viacli")
+    pm.ok("VerifyAccountPassword", "u@a.test", "PASSWORD", "viacli")
+    u = gh(gatehouse_bin, server, "u@a.test", "viacli")
+    u.ok("SetAccountPassword", "*", "To", "upw")
     pm.ok("VerifyAccountPassword", "v@a.test", "PASSWORD", "vpw")
     pm.ok("VerifyAccountPassword", "bob@b.test", "PASSWORD", "bobpw")
     pm.ok("VerifyAccountPassword", "u@a.test", "PASSWORD", "upw")
@@ -541,6 +545,7 @@ def test_user_reads_only_own_settings_and_changes_only_own_password(server, gate
         s.send("USER u@a.test")
         assert s.send("PASS upw2") == "200 login OK"
         assert s.send("NEWPASS upw3").startswith("501")
+    gh(gatehouse_bin, server, "u@a.test", "upw2").fail("SetAccountPassword", "*", "To", "upw3", expect=DENIED)
     pm.ok("VerifyAccountPassword", "u@a.test", "PASSWORD", "upw2")
 
 

@@ -120,10 +120,14 @@ class Element:
     def attribute(self, name):
         return self.driver.cmd("GET", f"/element/{self.id}/attribute/{name}")
 
+    def property(self, name):
+        return self.driver.cmd("GET", f"/element/{self.id}/property/{name}")
 
-def chromium(chromedriver="/usr/bin/chromedriver", binary="/usr/bin/chromium"):
+
+def chromium(chromedriver="/usr/bin/chromedriver", binary="/usr/bin/chromium", download_dir=None):
     """Starts chromedriver on a free loopback port and a headless Chromium session; returns
-    (driver, process). The flags keep Chromium off the network (only loopback is reachable)."""
+    (driver, process). The flags keep Chromium off the network (only loopback is reachable).
+    With `download_dir`, downloads are saved there without asking."""
     port = free_port()
     proc = subprocess.Popen([chromedriver, f"--port={port}", "--allowed-ips=127.0.0.1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -136,6 +140,11 @@ def chromium(chromedriver="/usr/bin/chromedriver", binary="/usr/bin/chromium"):
                      "--disable-dev-shm-usage", "--window-size=1280,900"],
         },
     }
+    if download_dir:
+        caps["goog:chromeOptions"]["prefs"] = {
+            "download.default_directory": str(download_dir),
+            "download.prompt_for_download": False,
+        }
     try:
         return Driver(f"http://127.0.0.1:{port}", caps), proc
     except Exception:

@@ -10,7 +10,8 @@ use super::args::Args;
 use super::rights::{denied, MASTER, SETTINGS};
 use super::{CliContext, CliError, CmdResult, Session};
 use crate::format::{Dict, Value};
-use crate::kernel::rules::{rules_to_value, validate_rules, Action};
+use crate::kernel::rules::builtin::AUTO_REPLY;
+use crate::kernel::rules::{parse_rules, rules_to_value, validate_rules, Action, Rule, RulesRight};
 use crate::store::{AccountType, StoreError};
 
 /// Splits `name[@domain]` (or `*`) into the real domain and the name.
@@ -209,9 +210,21 @@ pub(super) fn set_account_password(ctx: &CliContext, s: &Session, a: &mut Args) 
     a.expect_keyword("To")?;
     let pw = a.bytes("newPassword")?;
     a.end()?;
-    require_admin(ctx, s, &d, Some("BasicSettings"))?;
+    if !(s.is_self(&d, &name) && own_password_allowed(ctx, &d, &name)) {
+        require_admin(ctx, s, &d, Some("BasicSettings"))?;
+    }
     ctx.store.set_password(&d, &name, &pw)?;
     Ok(None)
+}
+
+/// Whether a user may change their own password: the account's effective `PWDAllowed`
+/// ("Allow to Modify", through PWD and the WebUser Interface, guide.txt:8669-8671).
+fn own_password_allowed(ctx: &CliContext, d: &str, name: &str) -> bool {
+    ctx.store
+        .account_effective_settings(d, name)
+        .ok()
+        .and_then(|e| dict_text(&e, "PWDAllowed").map(|v| v.eq_ignore_ascii_case("YES")))
+        .unwrap_or(false)
 }
 
 /// `VerifyAccountPassword accountName PASSWORD password` — DomainAdmin.
@@ -248,20 +261,28 @@ pub(super) fn set_account_aliases(ctx: &CliContext, s: &Session, a: &mut Args) -
 
 /// `GetAccountRules accountName` — DomainAdmin.
 pub(super) fn get_account_rules(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
-    let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
+    let (d, name) = own_or_admin(ctx, s, a)?;
     a.end()?;
-    require_admin(ctx, s, &d, None)?;
     Ok(Some(ctx.store.account_rules(&d, &name)?))
 }
 
-/// `SetAccountRules accountName newRules` — DomainAdmin + CanModifyRules.
+/// `SetAccountRules accountName newRules` — DomainAdmin + CanModifyRules, or the account itself
+/// within its `Automated Rules` right (guide.txt:8804-8815, 20389-20398): every rule it adds,
+/// changes or removes must use only actions that right allows, except the built-in Auto-Reply
+/// rule, which the user may always switch and edit (guide.txt:20395-20396).
 pub(super) fn set_account_rules(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
     let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
     let rules = a.array("newRules")?;
     a.end()?;
-    require_admin(ctx, s, &d, Some("CanModifyRules"))?;
+    let as_admin = require_admin(ctx, s, &d, Some("CanModifyRules"));
     // guide.txt:9058-9061, 10515-11066: checked and stored in the canonical form.
     let rules = validate_rules(&Value::Array(rules), false).map_err(|e| CliError::new(e.0))?;
+    if let Err(e) = as_admin {
+        if !s.is_self(&d, &name) {
+            return Err(e);
+        }
+        own_rules_allowed(ctx, &d, &name, &rules)?;
+    }
     // guide.txt:11062-11064: Write To Log is the Server Administrator's.
     let logs = rules
         .iter()
@@ -300,6 +321,33 @@ pub(super) fn set_account_rpop(ctx: &CliContext, s: &Session, a: &mut Args) -> C
         crate::modules::rpop::validate_account_records(&records).map_err(CliError::new)?;
     ctx.store.set_account_rpop(&d, &name, records)?;
     Ok(None)
+}
+
+/// Refuses a user's own rule change that its `Automated Rules` right does not cover.
+fn own_rules_allowed(ctx: &CliContext, d: &str, name: &str, new: &[Rule]) -> Result<(), CliError> {
+    let right = ctx
+        .store
+        .account_effective_settings(d, name)
+        .ok()
+        .and_then(|e| dict_text(&e, "RulesAllowed").and_then(|v| RulesRight::parse(&v)))
+        .unwrap_or(RulesRight::No);
+    let old = parse_rules(&ctx.store.account_rules(d, name)?).unwrap_or_default();
+    let changed = new
+        .iter()
+        .filter(|r| !old.contains(r))
+        .chain(old.iter().filter(|r| !new.contains(r)));
+    for r in changed {
+        if r.name == AUTO_REPLY {
+            continue;
+        }
+        if right == RulesRight::No || !r.actions.iter().all(|a| right.allows(a)) {
+            return Err(CliError::new(format!(
+                "Rule '{}': your account may not modify this rule",
+                r.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `GetAccountRights accountName` — DomainAdmin.

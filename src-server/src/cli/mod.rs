@@ -19,6 +19,7 @@ mod cmd_domain;
 mod cmd_mailbox;
 mod cmd_queue;
 mod cmd_server;
+mod cmd_webfile;
 pub mod rights;
 pub mod table;
 #[cfg(test)]
@@ -34,6 +35,7 @@ use crate::store::settings::SettingDecl;
 use crate::store::{Store, StoreError};
 
 pub use cmd_server::{effective, effective_module_settings, time_of_day};
+pub use cmd_webfile::{acap_time, may_manage_site};
 pub use rights::Session;
 
 /// A command failure; its text is what the `501` line shows.

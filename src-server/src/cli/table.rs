@@ -8,6 +8,7 @@
 //! each alias goes to its first occurrence (spec B Appendix D 1-2).
 
 use super::args::Args;
+use super::cmd_webfile as w;
 use super::rights::Need;
 use super::{cmd_account as a, cmd_domain as d, cmd_mailbox as m, cmd_queue as q, cmd_server as s};
 use super::{CliContext, CmdResult, Session};
@@ -66,7 +67,6 @@ macro_rules! plan {
 const CLUSTER: &str = "not planned: Dynamic Cluster is out of scope for a single server";
 const DIRECTORY: &str = "the Directory module (LDAP issue)";
 const ALERTS: &str = "alerts (WebUser issue)";
-const WEBSITE: &str = "personal web sites (HTTP WebUser issue)";
 const LISTS: &str = "the LIST module (mailing lists issue)";
 const SKINS: &str = "WebUser skins (HTTP WebUser issue)";
 const WEBUSER: &str = "WebUser sessions (HTTP WebUser issue)";
@@ -89,18 +89,18 @@ pub static SECTIONS: &[Section] = &[
              "Merges settings into the account's (`default` removes a key); a domain administrator changes only the settings it may modify.", a::update_account_settings),
         cmd!("GetAccountEffectiveSettings", [], [], "GetAccountEffectiveSettings accountName", User,
              "Returns the account settings with defaults filled in; any user may read their own (`*`).", a::get_account_effective_settings),
-        cmd!("SetAccountPassword", [], [], "SetAccountPassword accountName To newPassword", DomainAdmin,
-             "Sets the account password, stored with the effective Password Encryption; needs BasicSettings for a domain administrator.", a::set_account_password),
+        cmd!("SetAccountPassword", [], [], "SetAccountPassword accountName To newPassword", User,
+             "Sets the account password, stored with the effective Password Encryption; needs BasicSettings for a domain administrator; a user may set their own when PWDAllowed is YES.", a::set_account_password),
         cmd!("VerifyAccountPassword", [], [], "VerifyAccountPassword accountName PASSWORD password", DomainAdmin,
              "Succeeds if the password is the account's password, fails with an error otherwise.", a::verify_account_password),
         cmd!("GetAccountAliases", ["gtacntals"], [], "GetAccountAliases accountName", DomainAdmin,
              "Returns the array of the account's aliases.", a::get_account_aliases),
         cmd!("SetAccountAliases", ["stacntals"], [], "SetAccountAliases accountName newAliases", DomainAdmin,
              "Replaces the account's aliases with this array; needs CanCreateAliases for a domain administrator.", a::set_account_aliases),
-        cmd!("GetAccountRules", ["gtacntrl"], [], "GetAccountRules accountName", DomainAdmin,
-             "Returns the account's Rules array: (priority, name, conditions, actions) per rule.", a::get_account_rules),
-        cmd!("SetAccountRules", ["stacntrl"], [], "SetAccountRules accountName newRules", DomainAdmin,
-             "Replaces the account's Rules, each checked (a bad one refuses the whole set, naming the rule and the element); needs CanModifyRules for a domain administrator, and Write To Log needs the Server Administrator.", a::set_account_rules),
+        cmd!("GetAccountRules", ["gtacntrl"], [], "GetAccountRules accountName", User,
+             "Returns the account's Rules array: (priority, name, conditions, actions) per rule; any user may read their own.", a::get_account_rules),
+        cmd!("SetAccountRules", ["stacntrl"], [], "SetAccountRules accountName newRules", User,
+             "Replaces the account's Rules, each checked (a bad one refuses the whole set, naming the rule and the element); needs CanModifyRules for a domain administrator, and Write To Log needs the Server Administrator. A user may change their own rules within their RulesAllowed right, and the #Auto-Reply rule always.", a::set_account_rules),
         cmd!("GetAccountRPOP", [], [], "GetAccountRPOP accountName", DomainAdmin,
              "Returns the account's RPOP records: an array of {PollEvery; Account; Host=\"host[:port]\"; Password; Leave=Yes|No; APOP=Yes|No; Last} (Last: the time of the last successful poll, or its error).", a::get_account_rpop),
         cmd!("SetAccountRPOP", [], [], "SetAccountRPOP accountName newRecords", DomainAdmin,
@@ -265,18 +265,18 @@ pub static SECTIONS: &[Section] = &[
         plan!("RemoveClusterAlert", [], "RemoveClusterAlert timeStamp", SysAdmin, "Removes a cluster-wide alert.", CLUSTER),
     ]},
     Section { title: "Personal Web Site Administration", commands: &[
-        plan!("GETWEBFILE", [], "GETWEBFILE accountName FILE fileName", User,
-              "Returns a web-site file (base64) and its modification date.", WEBSITE),
-        plan!("PUTWEBFILE", [], "PUTWEBFILE accountName FILE fileName DATA encodedData", User,
-              "Stores a web-site file from base64 data.", WEBSITE),
-        plan!("RENAMEWEBFILE", [], "RENAMEWEBFILE accountName FILE oldFileName INTO newFileName", User,
-              "Renames a web-site file.", WEBSITE),
-        plan!("DELETEWEBFILE", [], "DELETEWEBFILE accountName FILE fileName", User,
-              "Removes a web-site file.", WEBSITE),
-        plan!("LISTWEBFILES", [], "LISTWEBFILES accountName [ PATH filePath ]", User,
-              "Lists a web-site directory.", WEBSITE),
-        plan!("GETWEBFILESINFO", [], "GETWEBFILESINFO accountName", User,
-              "Returns the web site's total size and number of files.", WEBSITE),
+        cmd!("GETWEBFILE", [], [], "GETWEBFILE accountName FILE fileName", User,
+             "Returns a web-site file: (base64 content, modification date in ACAP time). Owner, or `Users`, or domain administration with `WebSite`.", w::get_web_file),
+        cmd!("PUTWEBFILE", [], [], "PUTWEBFILE accountName FILE fileName DATA encodedData", User,
+             "Stores a web-site file from base64 data, replacing an old one and creating missing folders; refused past MaxWebSize (0 disables the site) or MaxWebFiles, and for the top-level index.html.", w::put_web_file),
+        cmd!("RENAMEWEBFILE", [], [], "RENAMEWEBFILE accountName FILE oldFileName INTO newFileName", User,
+             "Renames (moves) a web-site file or folder; the target folder must exist.", w::rename_web_file),
+        cmd!("DELETEWEBFILE", [], [], "DELETEWEBFILE accountName FILE fileName", User,
+             "Removes a web-site file, or a folder with its content.", w::delete_web_file),
+        cmd!("LISTWEBFILES", [], [], "LISTWEBFILES accountName [ PATH filePath ]", User,
+             "Lists a web-site folder: name to `{Size; Modified;}` for a file, `()` for a folder.", w::list_web_files),
+        cmd!("GETWEBFILESINFO", [], ["INFOWEBFILES"], "GETWEBFILESINFO accountName", User,
+             "Returns the web site's (total size, number of files and folders).", w::get_web_files_info),
     ]},
     Section { title: "Mailing Lists Administration", commands: &[
         plan!("ListLists", [], "ListLists [ domainName ]", DomainAdmin, "Returns the domain's mailing list names.", LISTS),

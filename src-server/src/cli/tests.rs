@@ -204,7 +204,17 @@ fn rights_matrix() {
         ("GetAccountSettings boss", "200", denied),
         ("CreateAccount new1", "200 OK", denied),
         ("CreateGroup g1", denied, denied),
-        ("SetAccountPassword joe To x", denied, denied),
+        // Own password: PWDAllowed is YES by default; another's needs BasicSettings.
+        ("SetAccountPassword joe To x", denied, "200"),
+        ("SetAccountPassword boss To x", "200", denied),
+        ("GetAccountRules boss", "200", denied),
+        ("GetAccountRules joe", "200", "200"),
+        // A user's own rules within RulesAllowed (No by default); another's are not theirs.
+        (
+            "SetAccountRules boss ((1,\"r\",(),((\"Discard\"))))",
+            "501 Rule 'r': your account may not",
+            denied,
+        ),
         ("ListDomains", denied, denied),
         ("MainDomainName", denied, denied),
         ("CreateDomain x.com", denied, denied),

@@ -126,6 +126,19 @@ const LISTENER_MODULES: &[ListenerModule] = &[
         default_listener: "{Sockets=({Port=8010;Address=all;SSL=No;},{Port=9010;Address=all;SSL=Yes;});MaxPerAddress=unlimited;}",
     },
     ListenerModule {
+        decl: http::webuser::module_decl,
+        handler: |server| {
+            http::webuser::handler(Arc::new(http::webuser::WebUser::new(
+                server.cli.clone(),
+                server.mailboxes.clone(),
+                server.enqueuer.clone(),
+                server.logger.clone(),
+            )))
+        },
+        // guide.txt:2947-2951: 8100 clear and 9100 TLS.
+        default_listener: "{Sockets=({Port=8100;Address=all;SSL=No;},{Port=9100;Address=all;SSL=Yes;});MaxPerAddress=unlimited;}",
+    },
+    ListenerModule {
         decl: pop::module_decl,
         handler: |server| {
             let mut ctx = pop::PopContext::new(

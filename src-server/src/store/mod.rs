@@ -55,6 +55,7 @@ pub mod password;
 pub mod settings;
 #[cfg(test)]
 mod tests;
+pub mod website;
 
 use std::fs;
 use std::io;

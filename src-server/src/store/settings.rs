@@ -95,6 +95,11 @@ pub const DOMAIN_SETTINGS: &[SettingDecl] = &[
         "Domain Limits: the most accounts (our name)",
     ),
     decl("AdminDomainName", "", "Administrator Domain Name"),
+    decl(
+        "AutoSignup",
+        "NO",
+        "Auto Sign-up Enabled: users may create accounts from the WebUser login page (YES/NO)",
+    ),
 ];
 
 /// Values of `PasswordEncryption` that store the password recoverably (clear text).

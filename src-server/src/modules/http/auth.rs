@@ -1,4 +1,6 @@
 //! WebAdmin logins: HTTP Basic (guide.txt:2873-2875) and form sessions, and the CSRF token.
+//! WebUser keeps its sessions in the same [`Sessions`] (its id travels in the URL instead of a
+//! cookie, guide.txt:14989-15016).
 //!
 //! A form session is a random id in a cookie, kept in memory with the account, the client
 //! address it was made from (a cookie replayed from elsewhere is refused), its CSRF token and
@@ -29,6 +31,7 @@ struct WebSession {
     account: AccountId,
     peer: IpAddr,
     csrf: String,
+    created: Instant,
     last_used: Instant,
 }
 
@@ -56,7 +59,7 @@ fn random_token() -> String {
 }
 
 /// Constant-time comparison of two tokens.
-fn same(a: &str, b: &str) -> bool {
+pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -79,6 +82,36 @@ impl Sessions {
     pub fn create(&self, account: AccountId, peer: IpAddr) -> String {
         let id = random_token();
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        Self::insert(&mut live, id.clone(), account, peer);
+        id
+    }
+
+    /// Starts a session unless `limit` sessions are live after those idle longer than `idle`
+    /// are dropped (WebUser's Sessions Limit, guide.txt:15021-15027); returns its id.
+    pub fn try_create(
+        &self,
+        account: AccountId,
+        peer: IpAddr,
+        limit: usize,
+        idle: Duration,
+    ) -> Option<String> {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        live.retain(|_, s| now.duration_since(s.last_used) < idle);
+        if live.len() >= limit {
+            return None;
+        }
+        let id = random_token();
+        Self::insert(&mut live, id.clone(), account, peer);
+        Some(id)
+    }
+
+    fn insert(
+        live: &mut HashMap<String, WebSession>,
+        id: String,
+        account: AccountId,
+        peer: IpAddr,
+    ) {
         if live.len() >= MAX_SESSIONS {
             if let Some(oldest) = live
                 .iter()
@@ -88,16 +121,17 @@ impl Sessions {
                 live.remove(&oldest);
             }
         }
+        let now = Instant::now();
         live.insert(
-            id.clone(),
+            id,
             WebSession {
                 account,
                 peer,
                 csrf: random_token(),
-                last_used: Instant::now(),
+                created: now,
+                last_used: now,
             },
         );
-        id
     }
 
     /// Ends a form session.
@@ -110,9 +144,25 @@ impl Sessions {
 
     /// The account and CSRF token of a live session used from `peer`, refreshing its timer.
     fn lookup(&self, id: &str, peer: IpAddr, timeout: Duration) -> Option<(AccountId, String)> {
+        self.lookup_limited(id, peer, timeout, None)
+    }
+
+    /// Like `lookup`, also ending a session older than `limit` (WebUser's Session Time Limit,
+    /// checked on each request, guide.txt:15046-15052). A session used from another address is
+    /// not found (guide.txt:15007-15016).
+    pub fn lookup_limited(
+        &self,
+        id: &str,
+        peer: IpAddr,
+        idle: Duration,
+        limit: Option<Duration>,
+    ) -> Option<(AccountId, String)> {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        live.retain(|_, s| now.duration_since(s.last_used) < timeout);
+        live.retain(|_, s| {
+            now.duration_since(s.last_used) < idle
+                && limit.is_none_or(|l| now.duration_since(s.created) < l)
+        });
         let s = live.get_mut(id)?;
         if s.peer != peer {
             return None;
@@ -144,7 +194,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// `Authorization: Basic` credentials, if the request carries them.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
@@ -237,4 +287,44 @@ fn session_timeout(web: &super::WebAdmin) -> Duration {
 /// Whether a posted form's token matches the login's.
 pub fn csrf_ok(admin: &Admin, token: Option<&str>) -> bool {
     token.is_some_and(|t| same(t, &admin.csrf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acct() -> AccountId {
+        AccountId {
+            name: "u1".into(),
+            domain: "example.test".into(),
+        }
+    }
+
+    #[test]
+    fn sessions_are_bound_to_the_address_and_limited() {
+        let s = Sessions::default();
+        let here: IpAddr = "127.0.0.1".parse().unwrap();
+        let there: IpAddr = "127.0.0.2".parse().unwrap();
+        let hour = Duration::from_secs(3600);
+        let id = s.try_create(acct(), here, 2, hour).unwrap();
+        assert!(id.len() >= 32);
+        assert!(s.lookup_limited(&id, there, hour, None).is_none());
+        let (who, csrf) = s.lookup_limited(&id, here, hour, None).unwrap();
+        assert_eq!(who, acct());
+        assert!(!csrf.is_empty());
+        // The Sessions Limit refuses a third login.
+        assert!(s.try_create(acct(), here, 2, hour).is_some());
+        assert!(s.try_create(acct(), here, 2, hour).is_none());
+        // The Session Time Limit and the Inactivity Time-Out end a session.
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(s
+            .lookup_limited(&id, here, hour, Some(Duration::from_millis(10)))
+            .is_none());
+        let id2 = s.try_create(acct(), here, 5, hour).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(s
+            .lookup_limited(&id2, here, Duration::from_millis(10), None)
+            .is_none());
+        s.remove(&id2);
+    }
 }

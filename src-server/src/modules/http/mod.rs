@@ -19,6 +19,9 @@
 mod auth;
 mod html;
 mod pages;
+pub mod sanitize;
+pub mod website;
+pub mod webuser;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -83,10 +86,15 @@ pub fn module_decl() -> cli::ModuleDecl {
 
 /// The listener's handler: HTTP/1.1 with keep-alive over each accepted connection.
 pub fn handler(web: Arc<WebAdmin>) -> Handler {
-    let app = pages::router(web.clone());
+    serve(pages::router(web.clone()), web.logger.clone(), "HTTPA")
+}
+
+/// Serves `app` over each accepted connection (HTTP/1.1 with keep-alive), logging under `tag`.
+/// WebAdmin and WebUser share it.
+fn serve(app: axum::Router, logger: Logger, tag: &'static str) -> Handler {
     Arc::new(move |conn: Connection| {
         let app = app.clone();
-        let web = web.clone();
+        let logger = logger.clone();
         Box::pin(async move {
             let info = ConnInfo {
                 peer: conn.peer,
@@ -99,9 +107,9 @@ pub fn handler(web: Arc<WebAdmin>) -> Handler {
                 .serve_connection(TokioIo::new(conn.stream), TowerToHyperService::new(service))
                 .await;
             if let Err(e) = result {
-                web.logger.log(
+                logger.log(
                     Level::LowLevel,
-                    "HTTPA",
+                    tag,
                     format_args!("connection from {} ended: {e}", info.peer),
                 );
             }

@@ -1,0 +1,287 @@
+//! The Login page, logout (Bye) and Auto Sign-up (guide.txt:14946-14988, 15066-15073,
+//! 8091-8100, 19162-19299).
+//!
+//! The Host name picks the domain: a domain name or alias opens its login page, an IP address
+//! the main domain, any other name an error page ("does not provide Web Access to this domain",
+//! guide.txt:14964-14970). A name without `@` logs into that domain; `user@domain` is always
+//! accepted. Logins go through the shared login policy (lockout, Enabled Services `WebMail`).
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Extension;
+use maud::{html, Markup};
+
+use super::{bare_page, error_page, form, respond, see_other, setting, Csp, User, Web, MODULE};
+use crate::format::Value;
+use crate::kernel::log::Level;
+use crate::modules::http::html::message;
+use crate::modules::http::ConnInfo;
+use crate::net::sasl::Failure;
+use crate::store::AccountType;
+
+/// The domain a request's Host header names, or `Err(host)` when it names none of ours.
+fn domain_of(web: &Web, headers: &HeaderMap) -> Result<String, String> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // Strip the port; `[v6]:port` keeps its address.
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let name = name.trim_end_matches('.');
+    // guide.txt:14971-14974: an address means the main domain (no domain has dedicated ones here).
+    if name.is_empty() || name.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(web.cli.store.main_domain());
+    }
+    web.cli
+        .store
+        .resolve_domain(name)
+        .ok_or_else(|| name.to_string())
+}
+
+fn no_domain(host: &str) -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        &format!("This server does not provide Web Access to the domain {host}."),
+    )
+}
+
+/// Whether the domain's Auto Sign-up is on (guide.txt:8091-8100).
+fn signup_enabled(web: &Web, domain: &str) -> bool {
+    web.cli
+        .store
+        .domain_effective_settings(domain)
+        .ok()
+        .and_then(|d| {
+            d.get(b"AutoSignup".as_slice())
+                .and_then(|v| v.as_text())
+                .map(|t| t.eq_ignore_ascii_case("yes"))
+        })
+        .unwrap_or(false)
+}
+
+fn login_form(domain: &str, signup: bool, error: Option<&str>, user: &str) -> Markup {
+    html! {
+        section.panel.login {
+            h1 { "Log in to " (domain) }
+            (message(error, None))
+            form method="post" action="/" {
+                label for="username" { "Name" }
+                input #username type="text" name="username" value=(user) autocomplete="username" required autofocus;
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
+                button type="submit" { "Log in" }
+            }
+            @if signup {
+                p.muted.mt { "No account yet? " a href="/Signup.wssp" { "Sign up" } }
+            }
+        }
+    }
+}
+
+/// `GET /`: the Login page of the addressed domain.
+pub async fn page(State(web): State<Web>, headers: HeaderMap) -> Response {
+    match domain_of(&web, &headers) {
+        Ok(d) => {
+            let signup = signup_enabled(&web, &d);
+            respond(
+                StatusCode::OK,
+                bare_page("Log in", login_form(&d, signup, None, "")),
+                Csp::Page,
+            )
+        }
+        Err(host) => no_domain(&host),
+    }
+}
+
+/// `POST /`: checks the name and password and starts a session (guide.txt:19162-19219).
+pub async fn post(
+    State(web): State<Web>,
+    Extension(info): Extension<ConnInfo>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let domain = match domain_of(&web, &headers) {
+        Ok(d) => d,
+        Err(host) => return no_domain(&host),
+    };
+    let fields = form::urlencoded(&body);
+    let user = super::param(&fields, "username").trim().to_string();
+    let password = super::param(&fields, "password").to_string();
+    let login = if user.contains(['@', '%']) {
+        user.clone()
+    } else {
+        format!("{user}@{domain}")
+    };
+    let result = web.cli.password_login(&login, password.as_bytes()).await;
+    let result = web.cli.finish_login(&login, Some("WebMail"), result).await;
+    let signup = signup_enabled(&web, &domain);
+    let id = match result {
+        Ok(id) => id,
+        Err(f) => {
+            let text = match f {
+                Failure::Server(e) => format!("Login is unavailable: {e}"),
+                other => other.to_string(),
+            };
+            web.logger.log(
+                Level::Major,
+                MODULE,
+                format_args!("login as {login} from {} refused: {text}", info.peer.ip()),
+            );
+            return respond(
+                StatusCode::UNAUTHORIZED,
+                bare_page("Log in", login_form(&domain, signup, Some(&text), &user)),
+                Csp::Page,
+            );
+        }
+    };
+    let (idle, _) = super::timeouts(&web);
+    let limit = usize::try_from(setting(&web, "SessionsLimit", 5000)).unwrap_or(usize::MAX);
+    let Some(sid) = web
+        .sessions
+        .try_create(id.clone(), info.peer.ip(), limit, idle)
+    else {
+        web.logger.log(
+            Level::Problems,
+            MODULE,
+            format_args!("login as {id} refused: the Sessions Limit ({limit}) is reached"),
+        );
+        return error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many WebMail sessions are open. Try again later.",
+        );
+    };
+    web.logger.log(
+        Level::Major,
+        MODULE,
+        format_args!("{id} logged in from {}", info.peer.ip()),
+    );
+    see_other(&format!("/Session/{sid}/Mailboxes.wssp"))
+}
+
+/// `Bye.wssp`: ends the session (guide.txt:20056-20070).
+pub fn bye(web: &Web, user: &User) -> Response {
+    web.sessions.remove(&user.sid);
+    web.logger
+        .log(Level::Major, MODULE, format_args!("{} logged out", user.id));
+    respond(
+        StatusCode::OK,
+        bare_page(
+            "Logged out",
+            html! {
+                section.panel.login {
+                    h1 { "You have logged out" }
+                    p { a.button href="/" { "Log in again" } }
+                }
+            },
+        ),
+        Csp::Page,
+    )
+}
+
+fn signup_form(domain: &str, error: Option<&str>, name: &str, real: &str) -> Markup {
+    html! {
+        section.panel.login {
+            h1 { "Sign up at " (domain) }
+            (message(error, None))
+            form method="post" action="/Signup.wssp" {
+                label for="username" { "Account name" }
+                input #username type="text" name="username" value=(name) required;
+                label for="realName" { "Your name" }
+                input #realName type="text" name="realName" value=(real);
+                label for="password1" { "Password" }
+                input #password1 type="password" name="password1" autocomplete="new-password" required;
+                label for="password2" { "Password again" }
+                input #password2 type="password" name="password2" autocomplete="new-password" required;
+                button type="submit" { "Create account" }
+            }
+        }
+    }
+}
+
+/// `GET /Signup.wssp`: the Auto Sign-up form, when the domain allows it.
+pub async fn signup_page(State(web): State<Web>, headers: HeaderMap) -> Response {
+    match domain_of(&web, &headers) {
+        Ok(d) if signup_enabled(&web, &d) => respond(
+            StatusCode::OK,
+            bare_page("Sign up", signup_form(&d, None, "", "")),
+            Csp::Page,
+        ),
+        Ok(_) => error_page(
+            StatusCode::NOT_FOUND,
+            "This domain does not allow signing up.",
+        ),
+        Err(host) => no_domain(&host),
+    }
+}
+
+/// `POST /Signup.wssp`: creates the account from the domain's Account Template
+/// (guide.txt:15066-15073, 19248-19299). No user is logged in, so the module acts for the
+/// domain itself, with the same store call `CreateAccount` makes.
+pub async fn signup_post(
+    State(web): State<Web>,
+    Extension(info): Extension<ConnInfo>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let domain = match domain_of(&web, &headers) {
+        Ok(d) if signup_enabled(&web, &d) => d,
+        Ok(_) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                "This domain does not allow signing up.",
+            )
+        }
+        Err(host) => return no_domain(&host),
+    };
+    let fields = form::urlencoded(&body);
+    let name = super::param(&fields, "username").trim().to_string();
+    let real = super::param(&fields, "realName").trim().to_string();
+    let p1 = super::param(&fields, "password1").to_string();
+    let p2 = super::param(&fields, "password2").to_string();
+    let again = |e: &str| {
+        respond(
+            StatusCode::BAD_REQUEST,
+            bare_page("Sign up", signup_form(&domain, Some(e), &name, &real)),
+            Csp::Page,
+        )
+    };
+    if name.is_empty() || name.contains(['@', '%']) {
+        return again("Enter an account name without a domain.");
+    }
+    if p1.is_empty() || p1 != p2 {
+        return again("The two passwords differ, or are empty.");
+    }
+    let mut settings = crate::format::Dict::new();
+    settings.insert(b"Password".to_vec(), Value::str(&p1));
+    if !real.is_empty() {
+        settings.insert(b"RealName".to_vec(), Value::str(&real));
+    }
+    let store = web.cli.store.clone();
+    let (d, n) = (domain.clone(), name.clone());
+    let created = super::blocking(move || {
+        store
+            .create_account(&d, &n, AccountType::MultiMailbox, settings)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    if let Err(e) = created {
+        return again(&e);
+    }
+    web.logger.log(
+        Level::Major,
+        MODULE,
+        format_args!(
+            "auto sign-up: {name}@{domain} created from {}",
+            info.peer.ip()
+        ),
+    );
+    respond(
+        StatusCode::OK,
+        bare_page("Log in", login_form(&domain, false, None, &name)),
+        Csp::Page,
+    )
+}
