@@ -145,6 +145,8 @@ impl Mbox {
                 size: r.size,
                 flags: r.flags,
                 internal_date: r.date,
+                keywords: 0,
+                modseq: 0,
             })
             .collect()
     }

@@ -197,6 +197,8 @@ impl Mdir {
                 size: r.size,
                 flags: r.flags,
                 internal_date: r.date,
+                keywords: 0,
+                modseq: 0,
             })
             .collect()
     }
