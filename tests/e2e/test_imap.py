@@ -367,3 +367,93 @@ def test_idle_sees_delivered_mail(imap):
     assert f.readline() == b"* 1 EXISTS\r\n"
     watcher.sendall(b"DONE\r\n")
     watcher.close()
+
+
+def test_keywords_are_kept_searched_and_seen_by_others(imap):
+    a = login(imap)
+    ok(a.append("INBOX", r"(\Seen $Forwarded)", None, MSG))
+    ok(a.append("INBOX", None, None, MSG))
+    b = login(imap)
+    typ, _ = a.select("INBOX")
+    assert typ == "OK"
+    flags = a.untagged_responses.pop("FLAGS")[-1]
+    assert b"$Forwarded" in flags, flags
+    perm = a.untagged_responses.pop("PERMANENTFLAGS")[-1]
+    assert b"\\*" in perm and b"$Forwarded" in perm, perm
+    b.select("INBOX")
+    ok(a.store("2", "+FLAGS", "(Work $Junk)"))
+    fetched = ok(a.fetch("2", "(FLAGS)"))[0]
+    assert b"Work" in fetched and b"$Junk" in fetched, fetched
+    assert ok(a.search(None, "KEYWORD", "work")) == [b"2"]
+    assert ok(a.search(None, "UNKEYWORD", "$Junk")) == [b"1"]
+    assert ok(a.search(None, "KEYWORD", "never-used")) == [b""]
+    # The other session hears of the new keywords: a new FLAGS list and the message's flags.
+    ok(b.noop())
+    assert b"Work" in b.untagged_responses.pop("FLAGS", [b""])[-1]
+    assert any(b"$Junk" in f for f in b.untagged_responses.pop("FETCH", []))
+    ok(b.store("2", "-FLAGS", "(Work)"))
+    ok(a.noop())
+    fetches = a.untagged_responses.pop("FETCH", [])
+    assert fetches and b"Work" not in fetches[-1] and b"$Junk" in fetches[-1], fetches
+    # A keyword must be an atom; an unknown system flag is refused.
+    with pytest.raises(imaplib.IMAP4.error, match="unknown system flag"):
+        a._simple_command("STORE", "1", "+FLAGS", r"(\Bogus)")
+    # Keywords survive a server restart and are copied along.
+    ok(a.create("Kept"))
+    ok(a.copy("2", "Kept"))
+    a.logout()
+    b.logout()
+    imap.stop()
+    imap.start()
+    c = login(imap)
+    c.select("Kept")
+    assert b"$Junk" in ok(c.fetch("1", "(FLAGS)"))[0]
+    c.select("INBOX")
+    assert b"$Forwarded" in ok(c.fetch("1", "(FLAGS)"))[0]
+    c.logout()
+
+
+def test_condstore(imap):
+    m = login(imap)
+    assert "CONDSTORE" in m.capabilities
+    for _ in range(3):
+        ok(m.append("INBOX", None, None, MSG))
+    typ, data = m._simple_command("ENABLE", "CONDSTORE")
+    assert typ == "OK", data
+    assert m.untagged_responses.pop("ENABLED") == [b"CONDSTORE"]
+    typ, data = m._simple_command("SELECT", "INBOX", "(CONDSTORE)")
+    assert typ == "OK", data
+    m.state = "SELECTED"  # imaplib tracks state only for its own select()
+    highest = int(m.untagged_responses.pop("HIGHESTMODSEQ")[-1])
+    st = ok(m.status("INBOX", "(HIGHESTMODSEQ)"))[0]
+    assert st.endswith(b"(HIGHESTMODSEQ %d)" % highest), st
+    typ, data = m._simple_command("STORE", "2", "+FLAGS", r"(\Flagged)")
+    assert typ == "OK", data
+    fetches = m.untagged_responses.pop("FETCH")
+    assert b"MODSEQ (%d)" % (highest + 1) in fetches[-1], fetches
+    # CHANGEDSINCE returns only what changed after the given mod-sequence.
+    typ, data = m._simple_command("FETCH", "1:*", "(FLAGS)", "(CHANGEDSINCE %d)" % highest)
+    assert typ == "OK", data
+    fetches = m.untagged_responses.pop("FETCH")
+    assert len(fetches) == 1 and fetches[0].startswith(b"2 (FLAGS"), fetches
+    assert b"MODSEQ" in fetches[0]
+    # UNCHANGEDSINCE: message 2 changed after `highest`, so it is left alone and reported.
+    typ, data = m._simple_command("STORE", "1:3", "(UNCHANGEDSINCE %d)" % highest,
+                                  "+FLAGS.SILENT", r"(\Seen)")
+    assert typ == "OK" and data[0].startswith(b"[MODIFIED 2]"), data
+    fetches = m.untagged_responses.pop("FETCH")
+    assert sorted(f.split()[0] for f in fetches) == [b"1", b"3"], fetches
+    assert b"\\Seen" not in ok(m.fetch("2", "(FLAGS)"))[0]
+    # SEARCH MODSEQ reports the highest mod-sequence found.
+    typ, data = m._simple_command("UID", "SEARCH", "MODSEQ", str(highest + 2))
+    assert typ == "OK", data
+    found = m.untagged_responses.pop("SEARCH")[-1]
+    assert found == b"1 3 (MODSEQ %d)" % (highest + 2), found
+    # Mod-sequences persist: after a restart HIGHESTMODSEQ is where it was.
+    m.logout()
+    imap.stop()
+    imap.start()
+    m = login(imap)
+    st = ok(m.status("INBOX", "(HIGHESTMODSEQ)"))[0]
+    assert st.endswith(b"(HIGHESTMODSEQ %d)" % (highest + 2)), st
+    m.logout()
