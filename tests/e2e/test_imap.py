@@ -322,6 +322,9 @@ def test_acl_sharing_between_accounts(imap, gatehouse_bin):
     ok(bob.setacl("INBOX", "cat", "lrs"))
     acl = ok(bob.getacl("INBOX"))[0]
     assert b'"cat" "lrs"' in acl, acl
+    # IMAP and the CLI share one ACL store.
+    shown = cli(gatehouse_bin, imap, "GETMAILBOXACL", "bob", "MAILBOX", "INBOX", check=True).stdout
+    assert "cat" in shown and "lrs" in shown, shown
     assert ok(bob.myrights("INBOX"))[0].endswith(b'"lrswipcda"')
     assert ok(cat.select("~bob/INBOX")) == [b"1"]
     assert ok(cat.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))[0][1].startswith(b"Subject: hello imap")
@@ -457,3 +460,53 @@ def test_condstore(imap):
     st = ok(m.status("INBOX", "(HIGHESTMODSEQ)"))[0]
     assert st.endswith(b"(HIGHESTMODSEQ %d)" % (highest + 2)), st
     m.logout()
+
+
+def test_public_namespace_and_mailbox_aliases(imap, gatehouse_bin):
+    def admin(*args):
+        cli(gatehouse_bin, imap, *args, check=True)
+
+    # Before a `public` account exists there is no shared namespace.
+    bob = login(imap)
+    assert ok(bob.namespace())[0] == b'(("" "/")) (("~" "/")) NIL'
+    admin("CreateAccount", "public", "{Password=ppw;}")
+    admin("CreateAccount", "chief", "{Password=chpw;}")
+    admin("CREATEMAILBOX", "public", "MAILBOX", "news")
+    admin("CREATEMAILBOX", "public", "MAILBOX", "staff")
+    admin("SETMAILBOXACL", "public", "MAILBOX", "news", "{anyone=lr;}")
+    admin("CREATEMAILBOX", "chief", "MAILBOX", "Pending")
+    admin("CREATEMAILBOX", "chief", "MAILBOX", "Private")
+    admin("SETMAILBOXACL", "chief", "MAILBOX", "Pending", "{bob=lrs;}")
+    chief = login(imap, "chief", "chpw")
+    ok(chief.append("INBOX", None, None, MSG))
+    admin("SETMAILBOXACL", "chief", "MAILBOX", "INBOX", "{bob=lrsw;}")
+    ok(chief.append("Pending", None, None, MSG))
+    pub = login(imap, "public", "ppw")
+    ok(pub.append("news", None, None, MSG))
+    assert ok(bob.namespace())[0] == b'(("" "/")) (("~" "/")) (("~public/" "/"))'
+    listed = b"\n".join(ok(bob.list('""', "~public/*")))
+    assert b'"~public/news"' in listed and b"staff" not in listed, listed
+    assert ok(bob.select("~public/news", readonly=True)) == [b"1"]
+    ok(bob.close())
+    # Mailbox aliases (guide.txt:9491-9522): one to a mailbox, one to a whole account, one to a
+    # mailbox bob may not see.
+    admin("SETMAILBOXALIASES", "bob",
+          '{boss="~chief";pubNews="~public/news";secret="~chief/Private";}')
+    listed = b"\n".join(ok(bob.list('""', "*")))
+    assert b'(\\Noselect \\HasChildren) "/" "boss"' in listed, listed
+    assert b'"boss/INBOX"' in listed and b'"boss/Pending"' in listed, listed
+    assert b"Private" not in listed and b"secret" not in listed, listed
+    assert b'"pubNews"' in listed, listed
+    assert ok(bob.select("boss/Pending")) == [b"1"]
+    ok(bob.store("1", "+FLAGS", r"(\Seen)"))
+    assert bob.select("boss")[0] == "NO"
+    assert bob.select("secret")[0] == "NO"
+    assert ok(bob.status("pubNews", "(MESSAGES)"))[0].endswith(b"(MESSAGES 1)")
+    # The alias names the owner's mailbox: chief sees bob's \Seen.
+    chief.select("Pending")
+    assert ok(chief.search(None, "SEEN")) == [b"1"]
+    # A mailbox granted later shows up under the alias at once.
+    admin("SETMAILBOXACL", "chief", "MAILBOX", "Private", "{bob=lr;}")
+    assert b'"boss/Private"' in b"\n".join(ok(bob.list('""', "boss/%")))
+    for m in (bob, chief, pub):
+        m.logout()

@@ -257,8 +257,15 @@ fn authenticated(
         Command::Status(name, items) => cmd_status(ctx, a, &name, &items, out),
         Command::Append(name, flags, date, msg) => cmd_append(ctx, a, &name, &flags, date, &msg),
         Command::Namespace => {
-            // RFC 2342: the personal namespace and other users' (`~account/`, guide.txt:14339).
-            out.extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) ((\"~\" \"/\")) NIL\r\n");
+            // RFC 2342: the personal namespace, other users' (`~account/`, guide.txt:14339) and,
+            // when the domain has a `public` account, the shared one (guide.txt:14365-14374).
+            let shared = match public_prefix(ctx, a) {
+                Some(p) => format!("((\"{p}\" \"/\"))"),
+                None => "NIL".into(),
+            };
+            out.extend_from_slice(
+                format!("* NAMESPACE ((\"\" \"/\")) ((\"~\" \"/\")) {shared}\r\n").as_bytes(),
+            );
             Ok("NAMESPACE completed".into())
         }
         Command::Enable(caps) => {
@@ -717,6 +724,8 @@ fn resolve(
     name: &str,
 ) -> Result<(Authed, String, Rights), CmdError> {
     let absent = || CmdError::No("[NONEXISTENT] Mailbox does not exist".into());
+    let expanded = expand_alias(ctx, a, name)?;
+    let name = expanded.as_deref().unwrap_or(name);
     let Some(rest) = name.strip_prefix('~') else {
         return Ok((a.clone(), name.to_string(), Rights::all()));
     };
@@ -733,6 +742,61 @@ fn resolve(
         return Err(absent());
     }
     Ok((owner, mailbox, rights))
+}
+
+/// The account's Mailbox Aliases (guide.txt:9491-9522): top-level name → mailbox name, kept by
+/// `SETMAILBOXALIASES` in the account's `.info`.
+fn aliases(ctx: &ImapContext, a: &Authed) -> Result<Vec<(String, String)>, CmdError> {
+    let v = ctx
+        .cli
+        .store
+        .account_info(&a.id.domain, &a.id.name, crate::cli::MAILBOX_ALIASES_KEY)
+        .map_err(|e| CmdError::Server(e.to_string()))?;
+    let Some(Value::Dict(d)) = v else {
+        return Ok(Vec::new());
+    };
+    Ok(d.iter()
+        .filter_map(|(k, v)| {
+            Some((
+                String::from_utf8(k.to_vec()).ok()?,
+                v.as_text()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// `name` with a leading mailbox alias replaced by what it points to: `salesBox` →
+/// `~sales/INBOX`, `boss/Pending` → `~chief/Pending` for `boss` = `~chief`. One level only, so
+/// aliases cannot loop; the target then goes through the ACL checks of a foreign name.
+fn expand_alias(ctx: &ImapContext, a: &Authed, name: &str) -> Result<Option<String>, CmdError> {
+    let (head, rest) = match name.split_once('/') {
+        Some((h, r)) => (h, Some(r)),
+        None => (name, None),
+    };
+    if head.starts_with('~') || head.eq_ignore_ascii_case("INBOX") {
+        return Ok(None);
+    }
+    let found = aliases(ctx, a)?.into_iter().find(|(k, _)| k == head);
+    Ok(found.map(|(_, target)| match rest {
+        Some(r) => format!("{}/{r}", target.trim_end_matches('/')),
+        None => target,
+    }))
+}
+
+/// The shared namespace prefix: `~public/` when the user's domain has a `public` account
+/// (guide.txt:14365-14374), `~public@domain/` in a secondary domain.
+fn public_prefix(ctx: &ImapContext, a: &Authed) -> Option<String> {
+    let main = ctx.cli.store.main_domain();
+    let login = format!("public@{}", a.id.domain);
+    let id = ctx.cli.login_account(&login)?;
+    if id.name != "public" {
+        return None;
+    }
+    Some(if a.id.domain == main {
+        "~public/".into()
+    } else {
+        format!("~{login}/")
+    })
 }
 
 /// Opens mailbox `name` for a user who needs right `need`.
@@ -1178,7 +1242,13 @@ fn cmd_list(
         return Ok(format!("{verb} completed"));
     }
     if let (Some(rest), false) = (full.strip_prefix('~'), lsub) {
-        return list_foreign(ctx, a, rest, out);
+        if let Some((account, _)) = rest.split_once('/') {
+            list_foreign(ctx, a, account, &full, &format!("~{account}"), out)?;
+        }
+        return Ok("LIST completed".into());
+    }
+    if !lsub {
+        list_aliases(ctx, a, &full, out)?;
     }
     let boxes = all_mailboxes(a);
     let subscribed = if lsub {
@@ -1235,19 +1305,24 @@ fn cmd_list(
     Ok(format!("{verb} completed"))
 }
 
-/// LIST `~account/pattern`: the other account's mailboxes this user may look up ('l' right).
-fn list_foreign(ctx: &ImapContext, a: &Authed, rest: &str, out: &mut Vec<u8>) -> Res {
-    let done = Ok("LIST completed".to_string());
-    let Some((account, pattern)) = rest.split_once('/') else {
-        return done;
-    };
+/// LIST of another account's mailboxes that this user may look up ('l' right), shown under
+/// `shown` (`~account`, or an alias of it), whose shown names match `pattern`.
+fn list_foreign(
+    ctx: &ImapContext,
+    a: &Authed,
+    account: &str,
+    pattern: &str,
+    shown: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), CmdError> {
     let Some(id) = ctx.cli.login_account(account) else {
-        return done;
+        return Ok(());
     };
     let owner = Authed::new(ctx, id).map_err(CmdError::Server)?;
     let boxes = all_mailboxes(&owner);
     for (name, selectable) in &boxes {
-        if !wildcard(pattern.as_bytes(), name.as_bytes()) {
+        let shown = format!("{shown}/{name}");
+        if !wildcard(pattern.as_bytes(), shown.as_bytes()) {
             continue;
         }
         let rights =
@@ -1259,12 +1334,49 @@ fn list_foreign(ctx: &ImapContext, a: &Authed, rest: &str, out: &mut Vec<u8>) ->
         if !selectable || !rights.has('r') {
             attrs.push("\\Noselect");
         }
-        let shown = format!("~{account}/{name}");
         out.extend_from_slice(
             format!("* LIST ({}) \"/\" {}\r\n", attrs.join(" "), quote(&shown)).as_bytes(),
         );
     }
-    done
+    Ok(())
+}
+
+/// LIST of the Mailbox Aliases matching `pattern` (guide.txt:9503-9522): an alias of a mailbox
+/// is shown as a mailbox when the user may look it up; an alias of an account (`~chief`) is an
+/// unselectable name with that account's visible mailboxes under it.
+fn list_aliases(ctx: &ImapContext, a: &Authed, pattern: &str, out: &mut Vec<u8>) -> Res {
+    for (alias, target) in aliases(ctx, a)? {
+        let account = target
+            .strip_prefix('~')
+            .filter(|t| !t.trim_end_matches('/').contains('/'));
+        if let Some(account) = account {
+            if wildcard(pattern.as_bytes(), alias.as_bytes()) {
+                out.extend_from_slice(
+                    format!(
+                        "* LIST (\\Noselect \\HasChildren) \"/\" {}\r\n",
+                        quote(&alias)
+                    )
+                    .as_bytes(),
+                );
+            }
+            list_foreign(ctx, a, account.trim_end_matches('/'), pattern, &alias, out)?;
+            continue;
+        }
+        if !wildcard(pattern.as_bytes(), alias.as_bytes()) {
+            continue;
+        }
+        let visible = match resolve(ctx, a, &alias) {
+            Ok((owner, local, rights)) => rights.has('l') && locate(&owner, &local)?.is_some(),
+            Err(CmdError::No(_)) => false,
+            Err(e) => return Err(e),
+        };
+        if visible {
+            out.extend_from_slice(
+                format!("* LIST (\\HasNoChildren) \"/\" {}\r\n", quote(&alias)).as_bytes(),
+            );
+        }
+    }
+    Ok("LIST completed".into())
 }
 
 fn subscriptions(ctx: &ImapContext, a: &Authed) -> Result<Vec<String>, CmdError> {
