@@ -510,3 +510,29 @@ def test_public_namespace_and_mailbox_aliases(imap, gatehouse_bin):
     assert b'"boss/Private"' in b"\n".join(ok(bob.list('""', "boss/%")))
     for m in (bob, chief, pub):
         m.logout()
+
+
+def test_enabled_services_gate_imap_and_pop_logins(imap, gatehouse_bin):
+    import poplib
+    cli(gatehouse_bin, imap, "CreateAccount", "poponly", "{Password=pw;AccessModes=(POP);}",
+        check=True)
+    cli(gatehouse_bin, imap, "CreateAccount", "imaponly", "{Password=pw;AccessModes=(IMAP);}",
+        check=True)
+    m = connect(imap)
+    with pytest.raises(imaplib.IMAP4.error):
+        m.login("poponly", "pw")
+    m.logout()
+    login(imap, "imaponly", "pw").logout()
+    p = poplib.POP3("127.0.0.1", imap.port(110), timeout=10)
+    p.user("imaponly")
+    with pytest.raises(poplib.error_proto):
+        p.pass_("pw")
+    p.quit()
+    p = poplib.POP3("127.0.0.1", imap.port(110), timeout=10)
+    p.user("poponly")
+    assert p.pass_("pw").startswith(b"+OK")
+    p.quit()
+    # Changing the setting takes effect at the next login.
+    cli(gatehouse_bin, imap, "UpdateAccountSettings", "poponly", "{AccessModes=(POP,IMAP);}",
+        check=True)
+    login(imap, "poponly", "pw").logout()
