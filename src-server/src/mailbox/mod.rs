@@ -6,6 +6,9 @@
 //! - `.mdir` ([`mdir`]): a directory with one `uid-flags-yyyymmddhhmmss` file per message, shared
 //!   between mailboxes with hard links.
 //!
+//! Keywords and mod-sequences, which neither format can hold, are in a journal beside each
+//! mailbox ([`meta`]), written before the mailbox file on every change.
+//!
 //! Names and on-disk placement are in [`names`], the subscription list in [`subscription`].
 //!
 //! Concurrency (guide.txt:9436-9441): no OS file locks. All sessions on one mailbox share one

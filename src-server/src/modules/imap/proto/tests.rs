@@ -203,3 +203,50 @@ fn wildcards() {
     assert!(wildcard(b"a%c", b"abc"));
     assert!(!wildcard(b"a%c", b"ab/c"));
 }
+
+#[test]
+fn keywords_and_condstore_syntax() {
+    assert_eq!(
+        parse("t SELECT INBOX (CONDSTORE)"),
+        Command::Select("INBOX".into(), false, true)
+    );
+    assert_eq!(
+        parse("t STORE 1 (UNCHANGEDSINCE 12) +FLAGS.SILENT ($Junk \\Seen)"),
+        Command::Store(
+            false,
+            SeqSet(vec![(SeqNum::Num(1), SeqNum::Num(1))]),
+            StoreMode::Add,
+            true,
+            vec![Flag::Keyword("$Junk".into()), Flag::System(Flags::SEEN)],
+            Some(12)
+        )
+    );
+    // RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ.
+    assert_eq!(
+        parse("t UID FETCH 1:* (FLAGS) (CHANGEDSINCE 7)"),
+        Command::Fetch(
+            true,
+            SeqSet(vec![(SeqNum::Num(1), SeqNum::Last)]),
+            vec![FetchAtt::Uid, FetchAtt::Flags, FetchAtt::ModSeq],
+            Some(7)
+        )
+    );
+    assert!(matches!(
+        parse("t SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338 KEYWORD Work"),
+        Command::Search(false, SearchKey::And(ref k))
+            if k == &vec![SearchKey::ModSeq(620162338), SearchKey::Keyword("Work".into(), true)]
+    ));
+    assert_eq!(
+        parse("t STATUS x (HIGHESTMODSEQ)"),
+        Command::Status("x".into(), vec![StatusItem::HighestModSeq])
+    );
+    for bad in [
+        "t STORE 1 +FLAGS (\\Bogus)",
+        "t STORE 1 +FLAGS (a]b)",
+        "t SELECT INBOX (QRESYNC)",
+        "t FETCH 1 FLAGS (CHANGEDSINCE x)",
+        "t STORE 1 (UNCHANGEDSINCE) FLAGS x",
+    ] {
+        assert!(parse_command(bad.as_bytes()).is_err(), "{bad}");
+    }
+}
