@@ -501,6 +501,8 @@ def test_public_namespace_and_mailbox_aliases(imap, gatehouse_bin):
     ok(bob.store("1", "+FLAGS", r"(\Seen)"))
     assert bob.select("boss")[0] == "NO"
     assert bob.select("secret")[0] == "NO"
+    assert bob.create("boss/New")[0] == "NO"
+    assert bob.create("pubNews")[0] == "NO"
     assert ok(bob.status("pubNews", "(MESSAGES)"))[0].endswith(b"(MESSAGES 1)")
     # The alias names the owner's mailbox: chief sees bob's \Seen.
     chief.select("Pending")

@@ -1443,6 +1443,10 @@ fn cmd_create(ctx: &ImapContext, a: &Authed, raw: &str) -> Res {
     if raw.starts_with('~') {
         return no("[NOPERM] other accounts' mailboxes are not available");
     }
+    if expand_alias(ctx, a, raw)?.is_some() {
+        // A mailbox under an alias name would be hidden by the alias (guide.txt:9503-9504).
+        return no("[ALREADYEXISTS] the name is a mailbox alias");
+    }
     let req = names::parse_create_name(raw).map_err(|e| CmdError::No(format!("[CANNOT] {e}")))?;
     if req.name == "INBOX" {
         return no("[ALREADYEXISTS] INBOX exists");
