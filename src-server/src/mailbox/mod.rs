@@ -323,6 +323,13 @@ impl Backend {
             Backend::Mdir(m) => m.list(),
         }
     }
+
+    fn get(&self, uid: u32) -> Option<MessageMeta> {
+        match self {
+            Backend::Mbox(m) => m.get(uid),
+            Backend::Mdir(m) => m.get(uid),
+        }
+    }
 }
 
 /// What the mutex guards: the storage and its keyword/mod-sequence journal. Lock order: the
@@ -458,15 +465,16 @@ impl Mailbox {
                 .mask(k, u.mode != SetMode::Remove)?
                 .ok_or(MailboxError::KeywordLimit)?,
         };
-        let list = inner.backend.list();
         let mut out = Stored::default();
         let mut journal = Vec::new();
         let mut flag_uids = Vec::new();
+        // Parallel to `out.changed`: whether the message gets the new mod-sequence.
+        let mut bumped = Vec::new();
         for &uid in uids {
-            let Ok(i) = list.binary_search_by_key(&uid, |m| m.uid) else {
+            let Some(mut m) = inner.backend.get(uid) else {
                 continue;
             };
-            let mut m = list[i];
+            let stored_flags = m.flags;
             let e = inner.meta.entry(uid);
             if u.unchanged_since.is_some_and(|since| e.modseq > since) {
                 out.modified.push(uid);
@@ -489,16 +497,15 @@ impl Mailbox {
             if visible {
                 journal.push((uid, keywords));
             }
-            if visible || flags != list[i].flags {
+            if visible || flags != stored_flags {
                 out.changed.push(m);
+                bumped.push(visible);
             }
         }
         if !journal.is_empty() {
             let modseq = inner.meta.bump(&journal)?;
-            for m in &mut out.changed {
-                if journal.iter().any(|(u, _)| *u == m.uid) {
-                    m.modseq = modseq;
-                }
+            for (m, _) in out.changed.iter_mut().zip(&bumped).filter(|(_, b)| **b) {
+                m.modseq = modseq;
             }
         }
         if !flag_uids.is_empty() {
