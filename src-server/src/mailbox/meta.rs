@@ -61,6 +61,15 @@ fn line(payload: &str) -> String {
     format!("{payload} {:08x}\n", fnv32(payload.as_bytes()))
 }
 
+/// Where the mod-sequences of a new journal start: the time, in units of 2^-16 s. A journal
+/// lost while the mailbox kept its UIDVALIDITY (deleted, or its first line damaged) restarts
+/// above anything it can have handed out (fewer than 65536 changes a second since it was
+/// made), so HIGHESTMODSEQ never goes back (RFC 7162 §3.1.1). Far below the 2^63 limit.
+fn fresh_base() -> u64 {
+    let secs = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    secs.saturating_mul(1 << 16).max(1)
+}
+
 /// The path of the journal of mailbox `path` in format `mdir` or not.
 pub(crate) fn meta_path(path: &Path, mdir: bool) -> PathBuf {
     if mdir {
@@ -110,8 +119,11 @@ impl Meta {
             entries: BTreeMap::new(),
             lines: 0,
         };
-        let damaged = m.parse(&bytes);
-        let mut dirty = damaged || bytes.is_empty();
+        let (damaged, fresh) = m.parse(&bytes);
+        let mut dirty = damaged || fresh;
+        if fresh {
+            m.highest = fresh_base();
+        }
         let live: std::collections::HashSet<u32> = uids.iter().copied().collect();
         let before = m.entries.len();
         m.entries.retain(|uid, _| live.contains(uid));
@@ -134,15 +146,15 @@ impl Meta {
             }
             dirty = true;
         }
-        m.highest = m.highest.max(1);
         if dirty {
             m.rewrite()?;
         }
         Ok(m)
     }
 
-    /// Reads the records; returns whether anything was damaged or foreign.
-    fn parse(&mut self, bytes: &[u8]) -> bool {
+    /// Reads the records; returns whether anything was damaged, and whether there was no
+    /// journal of this UIDVALIDITY at all.
+    fn parse(&mut self, bytes: &[u8]) -> (bool, bool) {
         let mut damaged = false;
         let mut first = true;
         for raw in bytes.split(|&b| b == b'\n') {
@@ -163,8 +175,8 @@ impl Meta {
             if first {
                 first = false;
                 if kind != "V" || f.next().and_then(|v| v.parse().ok()) != Some(self.uid_validity) {
-                    // Another generation of UIDs: none of it applies.
-                    return true;
+                    // Another generation of UIDs (or a lost first line): none of it applies.
+                    return (true, true);
                 }
                 continue;
             }
@@ -207,7 +219,7 @@ impl Meta {
             };
             damaged |= !good;
         }
-        damaged || first
+        (damaged, first)
     }
 
     /// Writes the live state as a new journal, atomically.
@@ -380,7 +392,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(".x.meta");
         let mut m = Meta::open(&p, 7, &[1, 2]).unwrap();
-        assert_eq!(m.highest(), 1);
+        let b = m.highest();
+        assert!(b > 1 << 40, "{b}");
+        assert_eq!(m.entry(1).modseq, b);
         let mask = m
             .mask(&["$Junk".into(), "work".into()], true)
             .unwrap()
@@ -389,7 +403,7 @@ mod tests {
         assert_eq!(m.mask(&["WORK".into()], false).unwrap(), Some(2));
         assert_eq!(m.mask(&["a]b".into()], true).unwrap(), None);
         let ms = m.bump(&[(2, mask)]).unwrap();
-        assert_eq!(ms, 2);
+        assert_eq!(ms, b + 1);
         drop(m);
         // A torn line at the end is skipped.
         let mut f = OpenOptions::new().append(true).open(&p).unwrap();
@@ -399,19 +413,19 @@ mod tests {
         assert_eq!(
             m.entry(2),
             Entry {
-                modseq: 2,
+                modseq: b + 1,
                 keywords: 3
             }
         );
-        assert_eq!(m.entry(1).modseq, 1);
+        assert_eq!(m.entry(1).modseq, b);
         // The unrecorded message 3 gets a mod-sequence above everything.
-        assert_eq!(m.entry(3).modseq, 3);
-        assert_eq!(m.highest(), 3);
+        assert_eq!(m.entry(3).modseq, b + 2);
+        assert_eq!(m.highest(), b + 2);
         drop(m);
-        // Another UIDVALIDITY starts afresh.
+        // Another UIDVALIDITY starts afresh, never lower.
         let m = Meta::open(&p, 8, &[1]).unwrap();
         assert!(m.keywords().is_empty());
-        assert_eq!(m.highest(), 1);
+        assert!(m.highest() >= b);
     }
 
     #[test]
