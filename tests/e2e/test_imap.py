@@ -538,3 +538,30 @@ def test_enabled_services_gate_imap_and_pop_logins(imap, gatehouse_bin):
     cli(gatehouse_bin, imap, "UpdateAccountSettings", "poponly", "{AccessModes=(POP,IMAP);}",
         check=True)
     login(imap, "poponly", "pw").logout()
+
+
+def test_keywords_and_modseqs_survive_kill9(imap):
+    """Every acknowledged STORE is on disk: after `kill -9` the keywords are there and
+    HIGHESTMODSEQ is not below any mod-sequence a client was shown."""
+    m = login(imap)
+    for _ in range(5):
+        ok(m.append("INBOX", None, None, MSG))
+    typ, data = m._simple_command("SELECT", "INBOX", "(CONDSTORE)")
+    assert typ == "OK", data
+    m.state = "SELECTED"
+    seen = 0
+    for i in range(40):
+        typ, data = m._simple_command("STORE", str(i % 5 + 1), "+FLAGS", f"(kw{i})")
+        assert typ == "OK", data
+        for f in m.untagged_responses.pop("FETCH"):
+            seen = max(seen, int(f.split(b"MODSEQ (")[1].split(b")")[0]))
+    imap.kill9()
+    imap.start()
+    m = login(imap)
+    st = ok(m.status("INBOX", "(HIGHESTMODSEQ)"))[0]
+    assert int(st.rsplit(b" ", 1)[1].rstrip(b")")) >= seen, (st, seen)
+    m.select("INBOX")
+    flags = b" ".join(ok(m.fetch("1:5", "(FLAGS)")))
+    for i in range(40):
+        assert b"kw%d" % i in flags, (i, flags)
+    m.logout()
