@@ -322,6 +322,9 @@ def test_acl_sharing_between_accounts(imap, gatehouse_bin):
     ok(bob.setacl("INBOX", "cat", "lrs"))
     acl = ok(bob.getacl("INBOX"))[0]
     assert b'"cat" "lrs"' in acl, acl
+    # IMAP and the CLI share one ACL store.
+    shown = cli(gatehouse_bin, imap, "GETMAILBOXACL", "bob", "MAILBOX", "INBOX", check=True).stdout
+    assert "cat" in shown and "lrs" in shown, shown
     assert ok(bob.myrights("INBOX"))[0].endswith(b'"lrswipcda"')
     assert ok(cat.select("~bob/INBOX")) == [b"1"]
     assert ok(cat.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))[0][1].startswith(b"Subject: hello imap")
@@ -367,3 +370,198 @@ def test_idle_sees_delivered_mail(imap):
     assert f.readline() == b"* 1 EXISTS\r\n"
     watcher.sendall(b"DONE\r\n")
     watcher.close()
+
+
+def test_keywords_are_kept_searched_and_seen_by_others(imap):
+    a = login(imap)
+    ok(a.append("INBOX", r"(\Seen $Forwarded)", None, MSG))
+    ok(a.append("INBOX", None, None, MSG))
+    b = login(imap)
+    typ, _ = a.select("INBOX")
+    assert typ == "OK"
+    flags = a.untagged_responses.pop("FLAGS")[-1]
+    assert b"$Forwarded" in flags, flags
+    perm = a.untagged_responses.pop("PERMANENTFLAGS")[-1]
+    assert b"\\*" in perm and b"$Forwarded" in perm, perm
+    b.select("INBOX")
+    ok(a.store("2", "+FLAGS", "(Work $Junk)"))
+    fetched = ok(a.fetch("2", "(FLAGS)"))[0]
+    assert b"Work" in fetched and b"$Junk" in fetched, fetched
+    assert ok(a.search(None, "KEYWORD", "work")) == [b"2"]
+    assert ok(a.search(None, "UNKEYWORD", "$Junk")) == [b"1"]
+    assert ok(a.search(None, "KEYWORD", "never-used")) == [b""]
+    # The other session hears of the new keywords: a new FLAGS list and the message's flags.
+    ok(b.noop())
+    assert b"Work" in b.untagged_responses.pop("FLAGS", [b""])[-1]
+    assert any(b"$Junk" in f for f in b.untagged_responses.pop("FETCH", []))
+    ok(b.store("2", "-FLAGS", "(Work)"))
+    ok(a.noop())
+    fetches = a.untagged_responses.pop("FETCH", [])
+    assert fetches and b"Work" not in fetches[-1] and b"$Junk" in fetches[-1], fetches
+    # A keyword must be an atom; an unknown system flag is refused.
+    with pytest.raises(imaplib.IMAP4.error, match="unknown system flag"):
+        a._simple_command("STORE", "1", "+FLAGS", r"(\Bogus)")
+    # Keywords survive a server restart and are copied along.
+    ok(a.create("Kept"))
+    ok(a.copy("2", "Kept"))
+    a.logout()
+    b.logout()
+    imap.stop()
+    imap.start()
+    c = login(imap)
+    c.select("Kept")
+    assert b"$Junk" in ok(c.fetch("1", "(FLAGS)"))[0]
+    c.select("INBOX")
+    assert b"$Forwarded" in ok(c.fetch("1", "(FLAGS)"))[0]
+    c.logout()
+
+
+def test_condstore(imap):
+    m = login(imap)
+    assert "CONDSTORE" in m.capabilities
+    for _ in range(3):
+        ok(m.append("INBOX", None, None, MSG))
+    typ, data = m._simple_command("ENABLE", "CONDSTORE")
+    assert typ == "OK", data
+    assert m.untagged_responses.pop("ENABLED") == [b"CONDSTORE"]
+    typ, data = m._simple_command("SELECT", "INBOX", "(CONDSTORE)")
+    assert typ == "OK", data
+    m.state = "SELECTED"  # imaplib tracks state only for its own select()
+    highest = int(m.untagged_responses.pop("HIGHESTMODSEQ")[-1])
+    st = ok(m.status("INBOX", "(HIGHESTMODSEQ)"))[0]
+    assert st.endswith(b"(HIGHESTMODSEQ %d)" % highest), st
+    typ, data = m._simple_command("STORE", "2", "+FLAGS", r"(\Flagged)")
+    assert typ == "OK", data
+    fetches = m.untagged_responses.pop("FETCH")
+    assert b"MODSEQ (%d)" % (highest + 1) in fetches[-1], fetches
+    # CHANGEDSINCE returns only what changed after the given mod-sequence.
+    typ, data = m._simple_command("FETCH", "1:*", "(FLAGS)", "(CHANGEDSINCE %d)" % highest)
+    assert typ == "OK", data
+    fetches = m.untagged_responses.pop("FETCH")
+    assert len(fetches) == 1 and fetches[0].startswith(b"2 (FLAGS"), fetches
+    assert b"MODSEQ" in fetches[0]
+    # UNCHANGEDSINCE: message 2 changed after `highest`, so it is left alone and reported.
+    typ, data = m._simple_command("STORE", "1:3", "(UNCHANGEDSINCE %d)" % highest,
+                                  "+FLAGS.SILENT", r"(\Seen)")
+    assert typ == "OK" and data[0].startswith(b"[MODIFIED 2]"), data
+    fetches = m.untagged_responses.pop("FETCH")
+    assert sorted(f.split()[0] for f in fetches) == [b"1", b"3"], fetches
+    assert b"\\Seen" not in ok(m.fetch("2", "(FLAGS)"))[0]
+    # SEARCH MODSEQ reports the highest mod-sequence found.
+    typ, data = m._simple_command("UID", "SEARCH", "MODSEQ", str(highest + 2))
+    assert typ == "OK", data
+    found = m.untagged_responses.pop("SEARCH")[-1]
+    assert found == b"1 3 (MODSEQ %d)" % (highest + 2), found
+    # Mod-sequences persist: after a restart HIGHESTMODSEQ is where it was.
+    m.logout()
+    imap.stop()
+    imap.start()
+    m = login(imap)
+    st = ok(m.status("INBOX", "(HIGHESTMODSEQ)"))[0]
+    assert st.endswith(b"(HIGHESTMODSEQ %d)" % (highest + 2)), st
+    m.logout()
+
+
+def test_public_namespace_and_mailbox_aliases(imap, gatehouse_bin):
+    def admin(*args):
+        cli(gatehouse_bin, imap, *args, check=True)
+
+    # Before a `public` account exists there is no shared namespace.
+    bob = login(imap)
+    assert ok(bob.namespace())[0] == b'(("" "/")) (("~" "/")) NIL'
+    admin("CreateAccount", "public", "{Password=ppw;}")
+    admin("CreateAccount", "chief", "{Password=chpw;}")
+    admin("CREATEMAILBOX", "public", "MAILBOX", "news")
+    admin("CREATEMAILBOX", "public", "MAILBOX", "staff")
+    admin("SETMAILBOXACL", "public", "MAILBOX", "news", "{anyone=lr;}")
+    admin("CREATEMAILBOX", "chief", "MAILBOX", "Pending")
+    admin("CREATEMAILBOX", "chief", "MAILBOX", "Private")
+    admin("SETMAILBOXACL", "chief", "MAILBOX", "Pending", "{bob=lrs;}")
+    chief = login(imap, "chief", "chpw")
+    ok(chief.append("INBOX", None, None, MSG))
+    admin("SETMAILBOXACL", "chief", "MAILBOX", "INBOX", "{bob=lrsw;}")
+    ok(chief.append("Pending", None, None, MSG))
+    pub = login(imap, "public", "ppw")
+    ok(pub.append("news", None, None, MSG))
+    assert ok(bob.namespace())[0] == b'(("" "/")) (("~" "/")) (("~public/" "/"))'
+    listed = b"\n".join(ok(bob.list('""', "~public/*")))
+    assert b'"~public/news"' in listed and b"staff" not in listed, listed
+    assert ok(bob.select("~public/news", readonly=True)) == [b"1"]
+    ok(bob.close())
+    # Mailbox aliases (guide.txt:9491-9522): one to a mailbox, one to a whole account, one to a
+    # mailbox bob may not see.
+    admin("SETMAILBOXALIASES", "bob",
+          '{boss="~chief";pubNews="~public/news";secret="~chief/Private";}')
+    listed = b"\n".join(ok(bob.list('""', "*")))
+    assert b'(\\Noselect \\HasChildren) "/" "boss"' in listed, listed
+    assert b'"boss/INBOX"' in listed and b'"boss/Pending"' in listed, listed
+    assert b"Private" not in listed and b"secret" not in listed, listed
+    assert b'"pubNews"' in listed, listed
+    assert ok(bob.select("boss/Pending")) == [b"1"]
+    ok(bob.store("1", "+FLAGS", r"(\Seen)"))
+    assert bob.select("boss")[0] == "NO"
+    assert bob.select("secret")[0] == "NO"
+    assert bob.create("boss/New")[0] == "NO"
+    assert bob.create("pubNews")[0] == "NO"
+    assert ok(bob.status("pubNews", "(MESSAGES)"))[0].endswith(b"(MESSAGES 1)")
+    # The alias names the owner's mailbox: chief sees bob's \Seen.
+    chief.select("Pending")
+    assert ok(chief.search(None, "SEEN")) == [b"1"]
+    # A mailbox granted later shows up under the alias at once.
+    admin("SETMAILBOXACL", "chief", "MAILBOX", "Private", "{bob=lr;}")
+    assert b'"boss/Private"' in b"\n".join(ok(bob.list('""', "boss/%")))
+    for m in (bob, chief, pub):
+        m.logout()
+
+
+def test_enabled_services_gate_imap_and_pop_logins(imap, gatehouse_bin):
+    import poplib
+    cli(gatehouse_bin, imap, "CreateAccount", "poponly", "{Password=pw;AccessModes=(POP);}",
+        check=True)
+    cli(gatehouse_bin, imap, "CreateAccount", "imaponly", "{Password=pw;AccessModes=(IMAP);}",
+        check=True)
+    m = connect(imap)
+    with pytest.raises(imaplib.IMAP4.error):
+        m.login("poponly", "pw")
+    m.logout()
+    login(imap, "imaponly", "pw").logout()
+    p = poplib.POP3("127.0.0.1", imap.port(110), timeout=10)
+    p.user("imaponly")
+    with pytest.raises(poplib.error_proto):
+        p.pass_("pw")
+    p.quit()
+    p = poplib.POP3("127.0.0.1", imap.port(110), timeout=10)
+    p.user("poponly")
+    assert p.pass_("pw").startswith(b"+OK")
+    p.quit()
+    # Changing the setting takes effect at the next login.
+    cli(gatehouse_bin, imap, "UpdateAccountSettings", "poponly", "{AccessModes=(POP,IMAP);}",
+        check=True)
+    login(imap, "poponly", "pw").logout()
+
+
+def test_keywords_and_modseqs_survive_kill9(imap):
+    """Every acknowledged STORE is on disk: after `kill -9` the keywords are there and
+    HIGHESTMODSEQ is not below any mod-sequence a client was shown."""
+    m = login(imap)
+    for _ in range(5):
+        ok(m.append("INBOX", None, None, MSG))
+    typ, data = m._simple_command("SELECT", "INBOX", "(CONDSTORE)")
+    assert typ == "OK", data
+    m.state = "SELECTED"
+    seen = 0
+    for i in range(40):
+        typ, data = m._simple_command("STORE", str(i % 5 + 1), "+FLAGS", f"(kw{i})")
+        assert typ == "OK", data
+        for f in m.untagged_responses.pop("FETCH"):
+            seen = max(seen, int(f.split(b"MODSEQ (")[1].split(b")")[0]))
+    imap.kill9()
+    imap.start()
+    m = login(imap)
+    st = ok(m.status("INBOX", "(HIGHESTMODSEQ)"))[0]
+    assert int(st.rsplit(b" ", 1)[1].rstrip(b")")) >= seen, (st, seen)
+    m.select("INBOX")
+    flags = b" ".join(ok(m.fetch("1:5", "(FLAGS)")))
+    for i in range(40):
+        assert b"kw%d" % i in flags, (i, flags)
+    m.logout()

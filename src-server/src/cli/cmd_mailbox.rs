@@ -31,7 +31,7 @@ use crate::mailbox::{names, subscription, Format, MailboxError};
 use crate::store::{AccountType, Object, StoreError};
 
 /// `.info` key of the mailbox aliases (our name).
-const ALIASES_KEY: &str = "MailboxAliases";
+pub const ALIASES_KEY: &str = "MailboxAliases";
 /// Most mailbox aliases per account.
 const MAX_ALIASES: usize = 1000;
 /// Longest listing filter.

@@ -34,6 +34,7 @@ use crate::net::sasl;
 use crate::store::settings::SettingDecl;
 use crate::store::{Store, StoreError};
 
+pub use cmd_mailbox::ALIASES_KEY as MAILBOX_ALIASES_KEY;
 pub use cmd_server::{effective, effective_module_settings, time_of_day};
 pub use cmd_webfile::{acap_time, may_manage_site};
 pub use rights::Session;

@@ -138,15 +138,12 @@ impl Mbox {
     }
 
     pub(crate) fn list(&self) -> Vec<MessageMeta> {
-        self.recs
-            .iter()
-            .map(|r| MessageMeta {
-                uid: r.uid,
-                size: r.size,
-                flags: r.flags,
-                internal_date: r.date,
-            })
-            .collect()
+        self.recs.iter().map(meta_of).collect()
+    }
+
+    /// One message's listing (keywords and mod-sequence are the journal's, filled in above).
+    pub(crate) fn get(&self, uid: u32) -> Option<MessageMeta> {
+        self.find(uid).map(|i| meta_of(&self.recs[i]))
     }
 
     fn find(&self, uid: u32) -> Option<usize> {
@@ -857,4 +854,15 @@ fn scan(file: &File, start: u64, fallback_date: i64) -> io::Result<Vec<Scanned>>
         out.push(finish(b, lines.pos, sep));
     }
     Ok(out)
+}
+
+fn meta_of(r: &Rec) -> MessageMeta {
+    MessageMeta {
+        uid: r.uid,
+        size: r.size,
+        flags: r.flags,
+        internal_date: r.date,
+        keywords: 0,
+        modseq: 0,
+    }
 }

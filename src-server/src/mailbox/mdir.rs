@@ -190,15 +190,12 @@ impl Mdir {
     }
 
     pub(crate) fn list(&self) -> Vec<MessageMeta> {
-        self.recs
-            .iter()
-            .map(|r| MessageMeta {
-                uid: r.uid,
-                size: r.size,
-                flags: r.flags,
-                internal_date: r.date,
-            })
-            .collect()
+        self.recs.iter().map(meta_of).collect()
+    }
+
+    /// One message's listing (keywords and mod-sequence are the journal's, filled in above).
+    pub(crate) fn get(&self, uid: u32) -> Option<MessageMeta> {
+        self.find(uid).map(|i| meta_of(&self.recs[i]))
     }
 
     fn find(&self, uid: u32) -> Option<usize> {
@@ -326,5 +323,16 @@ impl Mdir {
         self.recs = keep;
         fsutil::sync_dir(&self.dir).map_err(io_err("cannot sync", &self.dir))?;
         result.map(|_| gone)
+    }
+}
+
+fn meta_of(r: &MRec) -> MessageMeta {
+    MessageMeta {
+        uid: r.uid,
+        size: r.size,
+        flags: r.flags,
+        internal_date: r.date,
+        keywords: 0,
+        modseq: 0,
     }
 }

@@ -6,6 +6,9 @@
 //! - `.mdir` ([`mdir`]): a directory with one `uid-flags-yyyymmddhhmmss` file per message, shared
 //!   between mailboxes with hard links.
 //!
+//! Keywords and mod-sequences, which neither format can hold, are in a journal beside each
+//! mailbox ([`meta`]), written before the mailbox file on every change.
+//!
 //! Names and on-disk placement are in [`names`], the subscription list in [`subscription`].
 //!
 //! Concurrency (guide.txt:9436-9441): no OS file locks. All sessions on one mailbox share one
@@ -31,6 +34,7 @@ mod fsutil;
 mod index;
 mod mbox;
 mod mdir;
+pub mod meta;
 pub mod names;
 pub mod subscription;
 
@@ -206,6 +210,32 @@ pub struct MessageMeta {
     pub flags: Flags,
     /// When the message was added, Unix seconds (UTC).
     pub internal_date: i64,
+    /// Keywords: bit `i` is [`Mailbox::keywords`]`()[i]`.
+    pub keywords: u64,
+    /// Mod-sequence (RFC 7162): raised by every change of the flags or keywords.
+    pub modseq: u64,
+}
+
+/// A STORE of flags and keywords (see [`Mailbox::store`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Update<'a> {
+    /// System flags.
+    pub flags: Flags,
+    /// Keyword names (atoms); unknown ones join the mailbox's keyword table unless removed.
+    pub keywords: &'a [String],
+    /// How to apply them.
+    pub mode: SetMode,
+    /// RFC 7162 UNCHANGEDSINCE: messages with a higher mod-sequence are left alone.
+    pub unchanged_since: Option<u64>,
+}
+
+/// What a [`Mailbox::store`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The messages whose flags or keywords changed, as they are now.
+    pub changed: Vec<MessageMeta>,
+    /// The messages left alone for UNCHANGEDSINCE.
+    pub modified: Vec<u32>,
 }
 
 /// A change to a mailbox, broadcast to every holder of its handle.
@@ -216,12 +246,16 @@ pub enum Change {
         /// Its UID.
         uid: u32,
     },
-    /// A message's flags changed.
+    /// A message's flags or keywords changed.
     FlagsChanged {
         /// The message.
         uid: u32,
         /// Its new flags.
         flags: Flags,
+        /// Its new keywords.
+        keywords: u64,
+        /// Its new mod-sequence.
+        modseq: u64,
     },
     /// Messages were removed.
     Expunged {
@@ -251,6 +285,9 @@ pub enum MailboxError {
     /// No message with this UID.
     #[error("Unknown message UID {0}")]
     NoSuchMessage(u32),
+    /// A keyword is not an atom, or the mailbox's keyword table is full.
+    #[error("Too many keywords, or a keyword that is not an atom")]
+    KeywordLimit,
     /// The 32-bit UID space is used up; the mailbox needs a new UIDVALIDITY.
     #[error("Mailbox UIDs exhausted")]
     UidsExhausted,
@@ -279,11 +316,34 @@ enum Backend {
     Mdir(mdir::Mdir),
 }
 
+impl Backend {
+    fn list(&self) -> Vec<MessageMeta> {
+        match self {
+            Backend::Mbox(m) => m.list(),
+            Backend::Mdir(m) => m.list(),
+        }
+    }
+
+    fn get(&self, uid: u32) -> Option<MessageMeta> {
+        match self {
+            Backend::Mbox(m) => m.get(uid),
+            Backend::Mdir(m) => m.get(uid),
+        }
+    }
+}
+
+/// What the mutex guards: the storage and its keyword/mod-sequence journal. Lock order: the
+/// journal is written before the storage (see `meta.rs`).
+struct Inner {
+    backend: Backend,
+    meta: meta::Meta,
+}
+
 /// One open mailbox, shared by every session that has it open. Clone the `Arc`, not the mailbox.
 pub struct Mailbox {
     path: PathBuf,
     format: Format,
-    inner: Mutex<Backend>,
+    inner: Mutex<Inner>,
     changes: broadcast::Sender<Change>,
 }
 
@@ -292,7 +352,7 @@ pub struct Mailbox {
 const CHANGE_CAPACITY: usize = 1024;
 
 impl Mailbox {
-    fn lock(&self) -> MutexGuard<'_, Backend> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic in another session cannot leave the files torn (every write is ordered and
         // fsynced), so the state behind a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -321,54 +381,164 @@ impl Mailbox {
         flags: Flags,
         internal_date: i64,
     ) -> Result<u32, MailboxError> {
-        let uid = match &mut *self.lock() {
+        self.append_with(bytes, flags, &[], internal_date)
+    }
+
+    /// [`append`](Mailbox::append) with keywords (IMAP APPEND, COPY).
+    pub fn append_with(
+        &self,
+        bytes: &[u8],
+        flags: Flags,
+        keywords: &[String],
+        internal_date: i64,
+    ) -> Result<u32, MailboxError> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let kw = match keywords {
+            [] => 0,
+            k => inner
+                .meta
+                .mask(k, true)?
+                .ok_or(MailboxError::KeywordLimit)?,
+        };
+        let uid = match &mut inner.backend {
             Backend::Mbox(m) => m.append(bytes, flags, internal_date)?,
             Backend::Mdir(m) => m.append(bytes, flags, internal_date)?,
         };
+        inner.meta.appended(uid, kw);
+        drop(g);
         self.notify(Change::Appended { uid });
         Ok(uid)
     }
 
     /// Every message, in mailbox order (ascending UIDs).
     pub fn list(&self) -> Vec<MessageMeta> {
-        match &*self.lock() {
-            Backend::Mbox(m) => m.list(),
-            Backend::Mdir(m) => m.list(),
+        let g = self.lock();
+        let mut v = g.backend.list();
+        for m in &mut v {
+            let e = g.meta.entry(m.uid);
+            m.keywords = e.keywords;
+            m.modseq = e.modseq;
         }
+        v
     }
 
     /// The message with this UID, as it was appended.
     pub fn read(&self, uid: u32) -> Result<Vec<u8>, MailboxError> {
-        match &*self.lock() {
+        match &self.lock().backend {
             Backend::Mbox(m) => m.read(uid),
             Backend::Mdir(m) => m.read(uid),
         }
     }
 
-    /// Change the flags of these messages; returns the messages whose flags changed, with their
-    /// new flags. Unknown UIDs are skipped (another session may have expunged them).
+    /// Change the system flags of these messages; returns the messages whose flags changed, with
+    /// their new flags. Unknown UIDs are skipped (another session may have expunged them).
     pub fn set_flags(
         &self,
         uids: &[u32],
         flags: Flags,
         mode: SetMode,
     ) -> Result<Vec<(u32, Flags)>, MailboxError> {
-        let changed = match &mut *self.lock() {
-            Backend::Mbox(m) => m.set_flags(uids, |old| mode.apply(old, flags))?,
-            Backend::Mdir(m) => m.set_flags(uids, |old| mode.apply(old, flags))?,
+        let u = Update {
+            flags,
+            keywords: &[],
+            mode,
+            unchanged_since: None,
         };
-        for &(uid, flags) in &changed {
-            self.notify(Change::FlagsChanged { uid, flags });
+        Ok(self
+            .store(uids, &u)?
+            .changed
+            .into_iter()
+            .map(|m| (m.uid, m.flags))
+            .collect())
+    }
+
+    /// Change flags and keywords (IMAP STORE). A change other than `\Recent` alone gets a new
+    /// mod-sequence, recorded before the storage changes. Unknown UIDs are skipped.
+    pub fn store(&self, uids: &[u32], u: &Update<'_>) -> Result<Stored, MailboxError> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let kw = match u.keywords {
+            [] => 0,
+            k => inner
+                .meta
+                .mask(k, u.mode != SetMode::Remove)?
+                .ok_or(MailboxError::KeywordLimit)?,
+        };
+        let mut out = Stored::default();
+        let mut journal = Vec::new();
+        let mut flag_uids = Vec::new();
+        // Parallel to `out.changed`: whether the message gets the new mod-sequence.
+        let mut bumped = Vec::new();
+        for &uid in uids {
+            let Some(mut m) = inner.backend.get(uid) else {
+                continue;
+            };
+            let stored_flags = m.flags;
+            let e = inner.meta.entry(uid);
+            if u.unchanged_since.is_some_and(|since| e.modseq > since) {
+                out.modified.push(uid);
+                continue;
+            }
+            let flags = u.mode.apply(m.flags, u.flags);
+            let keywords = match u.mode {
+                SetMode::Add => e.keywords | kw,
+                SetMode::Remove => e.keywords & !kw,
+                SetMode::Replace => kw,
+            };
+            let visible = flags.without(Flags::RECENT) != m.flags.without(Flags::RECENT)
+                || keywords != e.keywords;
+            if flags != m.flags {
+                flag_uids.push(uid);
+            }
+            m.modseq = e.modseq;
+            m.flags = flags;
+            m.keywords = keywords;
+            if visible {
+                journal.push((uid, keywords));
+            }
+            if visible || flags != stored_flags {
+                out.changed.push(m);
+                bumped.push(visible);
+            }
         }
-        Ok(changed)
+        if !journal.is_empty() {
+            let modseq = inner.meta.bump(&journal)?;
+            for (m, _) in out.changed.iter_mut().zip(&bumped).filter(|(_, b)| **b) {
+                m.modseq = modseq;
+            }
+        }
+        if !flag_uids.is_empty() {
+            let (flags, mode) = (u.flags, u.mode);
+            match &mut inner.backend {
+                Backend::Mbox(m) => m.set_flags(&flag_uids, |old| mode.apply(old, flags))?,
+                Backend::Mdir(m) => m.set_flags(&flag_uids, |old| mode.apply(old, flags))?,
+            };
+        }
+        drop(g);
+        for m in &out.changed {
+            self.notify(Change::FlagsChanged {
+                uid: m.uid,
+                flags: m.flags,
+                keywords: m.keywords,
+                modseq: m.modseq,
+            });
+        }
+        Ok(out)
     }
 
     /// Remove every message flagged `\Deleted`; returns their UIDs.
     pub fn expunge(&self) -> Result<Vec<u32>, MailboxError> {
-        let uids = match &mut *self.lock() {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let uids = match &mut inner.backend {
             Backend::Mbox(m) => m.expunge()?,
             Backend::Mdir(m) => m.expunge()?,
         };
+        if !uids.is_empty() {
+            inner.meta.expunged(&uids);
+        }
+        drop(g);
         if !uids.is_empty() {
             self.notify(Change::Expunged { uids: uids.clone() });
         }
@@ -377,7 +547,7 @@ impl Mailbox {
 
     /// UIDVALIDITY (RFC 3501 §2.3.1.1).
     pub fn uid_validity(&self) -> u32 {
-        match &*self.lock() {
+        match &self.lock().backend {
             Backend::Mbox(m) => m.uid_validity(),
             Backend::Mdir(m) => m.uid_validity(),
         }
@@ -385,10 +555,25 @@ impl Mailbox {
 
     /// The UID the next appended message will get.
     pub fn uid_next(&self) -> u32 {
-        match &*self.lock() {
+        match &self.lock().backend {
             Backend::Mbox(m) => m.uid_next(),
             Backend::Mdir(m) => m.uid_next(),
         }
+    }
+
+    /// HIGHESTMODSEQ (RFC 7162 §3.1.1).
+    pub fn highest_modseq(&self) -> u64 {
+        self.lock().meta.highest()
+    }
+
+    /// The keyword table: bit `i` of [`MessageMeta::keywords`] is entry `i`.
+    pub fn keywords(&self) -> Vec<String> {
+        self.lock().meta.keywords().to_vec()
+    }
+
+    /// Whether a new keyword can still be added (IMAP PERMANENTFLAGS `\*`).
+    pub fn keywords_full(&self) -> bool {
+        self.lock().meta.keywords().len() >= meta::MAX_KEYWORDS
     }
 
     /// Receive every later change to this mailbox.
@@ -433,15 +618,26 @@ impl MailboxManager {
             return Ok(mb);
         }
         open.retain(|_, w| w.strong_count() > 0);
-        let backend = match format {
-            Format::Mbox => Backend::Mbox(mbox::Mbox::open(&key, create)?),
-            Format::Mdir => Backend::Mdir(mdir::Mdir::open(&key, create)?),
+        let (backend, validity) = match format {
+            Format::Mbox => {
+                let m = mbox::Mbox::open(&key, create)?;
+                let v = m.uid_validity();
+                (Backend::Mbox(m), v)
+            }
+            Format::Mdir => {
+                let m = mdir::Mdir::open(&key, create)?;
+                let v = m.uid_validity();
+                (Backend::Mdir(m), v)
+            }
         };
+        let uids: Vec<u32> = backend.list().iter().map(|m| m.uid).collect();
+        let meta_path = meta::meta_path(&key, format == Format::Mdir);
+        let meta = meta::Meta::open(&meta_path, validity, &uids)?;
         let (changes, _) = broadcast::channel(CHANGE_CAPACITY);
         let mb = Arc::new(Mailbox {
             path: key.clone(),
             format,
-            inner: Mutex::new(backend),
+            inner: Mutex::new(Inner { backend, meta }),
             changes,
         });
         open.insert(key, Arc::downgrade(&mb));
@@ -463,9 +659,11 @@ impl MailboxManager {
         }
         std::fs::rename(from, to).map_err(io_err("cannot rename", from))?;
         if format == Format::Mbox {
-            let (a, b) = (mbox::index_path(from), mbox::index_path(to));
-            if a.exists() {
-                std::fs::rename(&a, &b).map_err(io_err("cannot rename", &a))?;
+            for side in [mbox::index_path, |p: &Path| meta::meta_path(p, false)] {
+                let (a, b) = (side(from), side(to));
+                if a.exists() {
+                    std::fs::rename(&a, &b).map_err(io_err("cannot rename", &a))?;
+                }
             }
         }
         for dir in [fsutil::parent_of(from), fsutil::parent_of(to)] {
@@ -488,11 +686,12 @@ impl MailboxManager {
         match format {
             Format::Mbox => {
                 std::fs::remove_file(path).map_err(not_found("cannot delete"))?;
-                let idx = mbox::index_path(path);
-                match std::fs::remove_file(&idx) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_err("cannot delete", &idx)(e)),
+                for side in [mbox::index_path(path), meta::meta_path(path, false)] {
+                    match std::fs::remove_file(&side) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io_err("cannot delete", &side)(e)),
+                    }
                 }
             }
             Format::Mdir => std::fs::remove_dir_all(path).map_err(not_found("cannot delete"))?,
@@ -522,10 +721,16 @@ impl MailboxManager {
         let mut uids = Vec::with_capacity(boxes.len());
         let mut result = Ok(());
         for mb in &boxes {
-            let r = match &mut *mb.lock() {
+            let mut g = mb.lock();
+            let inner = &mut *g;
+            let r = match &mut inner.backend {
                 Backend::Mdir(m) => m.link_in(&shared, bytes, flags, internal_date),
                 Backend::Mbox(_) => Err(MailboxError::WrongFormat),
             };
+            if let Ok(uid) = r {
+                inner.meta.appended(uid, 0);
+            }
+            drop(g);
             match r {
                 Ok(uid) => {
                     mb.notify(Change::Appended { uid });

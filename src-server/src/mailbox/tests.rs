@@ -442,13 +442,73 @@ async fn notifications() {
         rx.recv().await.unwrap(),
         Change::FlagsChanged {
             uid,
-            flags: Flags::DELETED
+            flags: Flags::DELETED,
+            keywords: 0,
+            modseq: mb.highest_modseq() - 1
         }
     );
     assert_eq!(
         rx.recv().await.unwrap(),
         Change::Expunged { uids: vec![uid] }
     );
+}
+
+/// Keywords and mod-sequences persist across a reopen in both formats; a mailbox without a
+/// journal (written before keywords existed) opens with every message at one mod-sequence.
+#[test]
+fn keywords_and_modseqs_persist() {
+    for format in [Format::Mbox, Format::Mdir] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(format!("INBOX.{}", format.extension()));
+        let mgr = MailboxManager::new();
+        let mb = mgr.open_or_create(&p, format).unwrap();
+        let a = mb.append(&msg("a", "b\n"), Flags::empty(), DATE).unwrap();
+        let b = mb.append(&msg("c", "d\n"), Flags::empty(), DATE).unwrap();
+        drop(mb);
+        // An old mailbox: no journal.
+        fs::remove_file(meta::meta_path(&p, format == Format::Mdir)).unwrap();
+        let mb = mgr.open(&p, format).unwrap();
+        let base = mb.highest_modseq();
+        assert!(mb
+            .list()
+            .iter()
+            .all(|m| m.modseq == base && m.keywords == 0));
+        let kws = ["$Junk".to_string(), "Work".to_string()];
+        let u = Update {
+            flags: Flags::FLAGGED,
+            keywords: &kws,
+            mode: SetMode::Add,
+            unchanged_since: None,
+        };
+        let st = mb.store(&[a], &u).unwrap();
+        assert_eq!(st.changed.len(), 1);
+        assert_eq!(st.changed[0].modseq, base + 1);
+        // UNCHANGEDSINCE: `a` changed after 1, `b` did not.
+        let rm = ["work".to_string()];
+        let u = Update {
+            flags: Flags::empty(),
+            keywords: &rm,
+            mode: SetMode::Remove,
+            unchanged_since: Some(base),
+        };
+        let st = mb.store(&[a, b], &u).unwrap();
+        assert_eq!(st.modified, vec![a]);
+        assert!(st.changed.is_empty());
+        drop(mb);
+        let mb = mgr.open(&p, format).unwrap();
+        assert_eq!(mb.keywords(), kws.to_vec());
+        let l = mb.list();
+        assert_eq!((l[0].keywords, l[0].modseq), (3, base + 1));
+        assert!(l[0].flags.contains(Flags::FLAGGED));
+        assert_eq!(mb.highest_modseq(), base + 1);
+        mb.set_flags(&[a], Flags::DELETED, SetMode::Add).unwrap();
+        mb.expunge().unwrap();
+        assert_eq!(mb.highest_modseq(), base + 3);
+        drop(mb);
+        let mb = mgr.open(&p, format).unwrap();
+        assert_eq!(mb.highest_modseq(), base + 3);
+        assert_eq!(mb.list().len(), 1);
+    }
 }
 
 fn mdir_names(p: &Path) -> Vec<String> {
@@ -516,8 +576,8 @@ fn mdir_hard_link_sharing() {
             .unwrap();
         assert_eq!(fs::metadata(p.join(name)).unwrap().nlink(), 3);
         assert_eq!(mgr.open(p, Format::Mdir).unwrap().read(*uid).unwrap(), m);
-        // No staging file is left behind.
-        assert_eq!(fs::read_dir(p).unwrap().count(), names.len() + 1);
+        // No staging file is left behind (`.uidstate` and `.meta` are).
+        assert_eq!(fs::read_dir(p).unwrap().count(), names.len() + 2);
     }
     // Expunging in one mailbox leaves the others' links.
     let a = mgr.open(&paths[0], Format::Mdir).unwrap();

@@ -4,15 +4,16 @@
 //! Identifiers are `anyone`, `name`, `name@domain` and `-name` (a negative entry removes rights);
 //! the effective rights are anyone's plus the name's minus the negative ones, and the owner has
 //! every right. A mailbox without its own list uses its nearest parent's (`INBOX/sales` gets
-//! INBOX's). The guide leaves the storage open; ours is the owner's account `.info`, key `ACL`: a
-//! dictionary of mailbox name → dictionary of identifier → rights string.
+//! INBOX's). The guide leaves the storage open; ours is the one the CLI's `SETMAILBOXACL` uses
+//! (`mailbox::acl`): the owner's account `.info`, key `MailboxACL`, a dictionary of mailbox name →
+//! dictionary of identifier → rights string.
 
 use crate::format::{Dict, Value};
 use crate::net::sasl::AccountId;
 use crate::store::Store;
 
-/// The `.info` key.
-const KEY: &str = "ACL";
+/// The `.info` key, shared with the CLI.
+const KEY: &str = crate::mailbox::acl::INFO_KEY;
 /// Every right, in the guide's order.
 pub(super) const ALL: &str = "lrswipcda";
 /// Most entries kept on one mailbox.

@@ -3,6 +3,7 @@
 //! Selected state. Errors: [`CmdError`] maps to `BAD` (syntax/state), `NO` (user) or `NO
 //! [SERVERBUG]` (server, logged) in one place, [`run`].
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,12 +11,12 @@ use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use super::acl::{self, Rights};
 use super::message::{self, Loaded};
-use super::proto::{Command, Flag, SearchKey, SeqSet, StatusItem, StoreMode};
+use super::proto::{Command, FetchAtt, Flag, SearchKey, SeqSet, StatusItem, StoreMode};
 use super::ImapContext;
 use crate::format::{Dict, Value};
 use crate::kernel::log::Level;
 use crate::mailbox::{
-    names, subscription, Change, Flags, Format, Mailbox, MailboxError, MessageMeta, SetMode,
+    names, subscription, Change, Flags, Format, Mailbox, MailboxError, MessageMeta, SetMode, Update,
 };
 use crate::net::sasl::AccountId;
 use crate::store::AccountType;
@@ -26,6 +27,8 @@ pub(super) struct Authed {
     id: AccountId,
     kind: AccountType,
     dir: PathBuf,
+    /// RFC 7162 §3.1: CONDSTORE was enabled in this session (by ENABLE or a command using it).
+    condstore: Cell<bool>,
 }
 
 impl Authed {
@@ -36,7 +39,12 @@ impl Authed {
             .store
             .account_location(&id.domain, &id.name)
             .map_err(|e| e.to_string())?;
-        Ok(Authed { id, kind, dir })
+        Ok(Authed {
+            id,
+            kind,
+            dir,
+            condstore: Cell::new(false),
+        })
     }
 }
 
@@ -47,6 +55,8 @@ pub(super) struct Msg {
     pub(super) flags: Flags,
     pub(super) size: u64,
     pub(super) date: i64,
+    pub(super) keywords: u64,
+    pub(super) modseq: u64,
 }
 
 impl From<MessageMeta> for Msg {
@@ -56,6 +66,8 @@ impl From<MessageMeta> for Msg {
             flags: m.flags,
             size: m.size,
             date: m.internal_date,
+            keywords: m.keywords,
+            modseq: m.modseq,
         }
     }
 }
@@ -66,6 +78,10 @@ pub(super) struct Selected {
     read_only: bool,
     rights: Rights,
     msgs: Vec<Msg>,
+    /// The keyword table as last announced in FLAGS.
+    keywords: Vec<String>,
+    /// CONDSTORE is on: flag changes report MODSEQ (RFC 7162 §3.1.4).
+    condstore: bool,
     pub(super) changes: broadcast::Receiver<Change>,
     /// Changes were lost: compare with a fresh listing at the next sync.
     pub(super) lagged: bool,
@@ -141,6 +157,14 @@ fn dispatch(
         command,
         Command::Fetch(false, ..) | Command::Store(false, ..) | Command::Search(false, ..)
     );
+    let mut state = state;
+    if let State::Selected(a, s) = &mut state {
+        s.condstore = a.condstore.get();
+        if allow_expunge && !matches!(command, Command::Noop | Command::Idle) {
+            // Report others' changes first, so this command works on fresh flags and modseqs.
+            s.sync(None, true, out);
+        }
+    }
     let (state, r) = match (state, command) {
         (s, Command::Noop) => (s, Ok("NOOP completed".into())),
         (s, Command::Id) => {
@@ -192,7 +216,8 @@ fn dispatch(
         },
     };
     let mut state = state;
-    if let State::Selected(_, s) = &mut state {
+    if let State::Selected(a, s) = &mut state {
+        s.condstore = a.condstore.get();
         s.sync(None, allow_expunge, out);
     }
     (state, r)
@@ -208,7 +233,10 @@ fn authenticated(
     out: &mut Vec<u8>,
 ) -> Res {
     match c {
-        Command::Select(name, read_only) => {
+        Command::Select(name, read_only, condstore) => {
+            if condstore {
+                a.condstore.set(true);
+            }
             let s = cmd_select(ctx, a, &name, read_only, out)?;
             let code = if s.read_only {
                 "[READ-ONLY]"
@@ -229,13 +257,25 @@ fn authenticated(
         Command::Status(name, items) => cmd_status(ctx, a, &name, &items, out),
         Command::Append(name, flags, date, msg) => cmd_append(ctx, a, &name, &flags, date, &msg),
         Command::Namespace => {
-            // RFC 2342: the personal namespace and other users' (`~account/`, guide.txt:14339).
-            out.extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) ((\"~\" \"/\")) NIL\r\n");
+            // RFC 2342: the personal namespace, other users' (`~account/`, guide.txt:14339) and,
+            // when the domain has a `public` account, the shared one (guide.txt:14365-14374).
+            let shared = match public_prefix(ctx, a) {
+                Some(p) => format!("((\"{p}\" \"/\"))"),
+                None => "NIL".into(),
+            };
+            out.extend_from_slice(
+                format!("* NAMESPACE ((\"\" \"/\")) ((\"~\" \"/\")) {shared}\r\n").as_bytes(),
+            );
             Ok("NAMESPACE completed".into())
         }
-        Command::Enable(_) => {
-            // RFC 5161: nothing we offer needs enabling.
-            out.extend_from_slice(b"* ENABLED\r\n");
+        Command::Enable(caps) => {
+            // RFC 5161: only CONDSTORE needs enabling; unknown ones are ignored.
+            let mut line = String::from("* ENABLED");
+            if caps.iter().any(|c| c == "CONDSTORE") {
+                a.condstore.set(true);
+                line.push_str(" CONDSTORE");
+            }
+            out.extend_from_slice(format!("{line}\r\n").as_bytes());
             Ok("ENABLE completed".into())
         }
         Command::GetQuotaRoot(name) => {
@@ -320,34 +360,59 @@ fn selected(ctx: &ImapContext, a: &Authed, s: &mut Selected, c: Command, out: &m
             Ok("EXPUNGE completed".into())
         }
         Command::Search(uid, key) => {
+            let by_modseq = uses_modseq(&key);
+            if by_modseq {
+                a.condstore.set(true);
+            }
             let mut hits = Vec::new();
+            let mut highest = 0;
             for (i, m) in s.msgs.iter().enumerate() {
                 let mut loaded = Loaded::new(&s.mailbox, m.uid);
                 if matches(&key, i as u32 + 1, m, s, &mut loaded) {
                     hits.push(if uid { m.uid } else { i as u32 + 1 });
+                    highest = highest.max(m.modseq);
                 }
             }
             out.extend_from_slice(b"* SEARCH");
-            for h in hits {
+            for h in &hits {
                 out.extend_from_slice(format!(" {h}").as_bytes());
+            }
+            if by_modseq && !hits.is_empty() {
+                // RFC 7162 §3.1.5: the highest mod-sequence of the messages found.
+                out.extend_from_slice(format!(" (MODSEQ {highest})").as_bytes());
             }
             out.extend_from_slice(b"\r\n");
             Ok("SEARCH completed".into())
         }
-        Command::Fetch(uid, set, items) => {
+        Command::Fetch(uid, set, items, changed_since) => {
+            if changed_since.is_some() || items.contains(&FetchAtt::ModSeq) {
+                a.condstore.set(true);
+                s.condstore = true;
+            }
+            s.refresh_keywords(out);
             let mut gone = false;
             for i in s.resolve(&set, uid) {
+                if changed_since.is_some_and(|n| s.msgs[i].modseq <= n) {
+                    continue;
+                }
+                let sets_seen = !s.read_only && message::sets_seen(&items);
+                if sets_seen && !s.msgs[i].flags.contains(Flags::SEEN) {
+                    // RFC 3501 §6.4.5: BODY[] (not PEEK) sets \Seen.
+                    let u = Update {
+                        flags: Flags::SEEN,
+                        keywords: &[],
+                        mode: SetMode::Add,
+                        unchanged_since: None,
+                    };
+                    for c in s.mailbox.store(&[s.msgs[i].uid], &u)?.changed {
+                        s.msgs[i].flags = keep_recent(s.msgs[i].flags, c.flags);
+                        s.msgs[i].modseq = c.modseq;
+                    }
+                }
                 let m = s.msgs[i];
                 let mut loaded = Loaded::new(&s.mailbox, m.uid);
-                let sets_seen = !s.read_only && message::sets_seen(&items);
-                let mut flags = m.flags;
-                if sets_seen && !flags.contains(Flags::SEEN) {
-                    // RFC 3501 §6.4.5: BODY[] (not PEEK) sets \Seen.
-                    s.mailbox.set_flags(&[m.uid], Flags::SEEN, SetMode::Add)?;
-                    flags = flags | Flags::SEEN;
-                    s.msgs[i].flags = flags;
-                }
-                let mut data = match message::fetch(&items, &m, flags, &mut loaded) {
+                let flags = s.flag_list(&m);
+                let mut data = match message::fetch(&items, &m, &flags, &mut loaded) {
                     Ok(d) => d,
                     // RFC 2180 §4.1.2: expunged by another session, not yet reported here.
                     Err(_) if !s.mailbox.list().iter().any(|x| x.uid == m.uid) => {
@@ -356,8 +421,11 @@ fn selected(ctx: &ImapContext, a: &Authed, s: &mut Selected, c: Command, out: &m
                     }
                     Err(e) => return Err(CmdError::Server(e)),
                 };
-                if sets_seen && !items.contains(&super::proto::FetchAtt::Flags) {
-                    data.extend_from_slice(format!(" FLAGS {}", flag_list(flags)).as_bytes());
+                if sets_seen && !items.contains(&FetchAtt::Flags) {
+                    data.extend_from_slice(format!(" FLAGS {flags}").as_bytes());
+                    if s.condstore && !items.contains(&FetchAtt::ModSeq) {
+                        data.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+                    }
                 }
                 out.extend_from_slice(format!("* {} FETCH (", i + 1).as_bytes());
                 out.extend_from_slice(&data);
@@ -368,9 +436,13 @@ fn selected(ctx: &ImapContext, a: &Authed, s: &mut Selected, c: Command, out: &m
             }
             Ok("FETCH completed".into())
         }
-        Command::Store(uid, set, mode, silent, flags) => {
+        Command::Store(uid, set, mode, silent, flags, unchanged_since) => {
             if s.read_only {
                 return no("[READ-ONLY] the mailbox is read-only");
+            }
+            if unchanged_since.is_some() {
+                a.condstore.set(true);
+                s.condstore = true;
             }
             let idx = s.resolve(&set, uid);
             let uids: Vec<u32> = idx.iter().map(|&i| s.msgs[i].uid).collect();
@@ -379,49 +451,84 @@ fn selected(ctx: &ImapContext, a: &Authed, s: &mut Selected, c: Command, out: &m
                 StoreMode::Remove => SetMode::Remove,
                 StoreMode::Replace => SetMode::Replace,
             };
-            let mut want = system_flags(&flags);
-            // RFC 4314 §4: \Seen needs 's', \Deleted 'd', the other flags 'w'.
+            let want = system_flags(&flags).without(Flags::RECENT);
+            let keywords = keyword_names(&flags);
+            // RFC 4314 §4: \Seen needs 's', \Deleted 'd', the other flags and keywords 'w'.
             for (f, r) in [(Flags::SEEN, 's'), (Flags::DELETED, 'd')] {
                 if (want.contains(f) || mode == SetMode::Replace) && !s.rights.has(r) {
                     return no(&format!("[NOPERM] the '{r}' right is needed"));
                 }
             }
-            let others = want
-                .without(Flags::SEEN)
-                .without(Flags::DELETED)
-                .without(Flags::RECENT);
-            if (others != Flags::empty() || mode == SetMode::Replace) && !s.rights.has('w') {
+            let others = want.without(Flags::SEEN).without(Flags::DELETED);
+            if (others != Flags::empty() || !keywords.is_empty() || mode == SetMode::Replace)
+                && !s.rights.has('w')
+            {
                 return no("[NOPERM] the 'w' right is needed");
             }
-            if mode == SetMode::Replace {
-                // \Recent cannot be changed by the client (RFC 3501 §2.3.2).
-                want = want.without(Flags::RECENT);
-            }
-            let changed = s
-                .mailbox
-                .set_flags(&uids, want.without(Flags::RECENT), mode)?;
-            for (u, f) in changed {
-                if let Ok(i) = s.msgs.binary_search_by_key(&u, |m| m.uid) {
-                    s.msgs[i].flags = keep_recent(s.msgs[i].flags, f);
+            // \Recent cannot be changed by the client (RFC 3501 §2.3.2): keep it in a replace.
+            let u = Update {
+                flags: want,
+                keywords: &keywords,
+                mode,
+                unchanged_since,
+            };
+            let stored = match s.mailbox.store(&uids, &u) {
+                Err(MailboxError::KeywordLimit) => {
+                    return no("[LIMIT] too many keywords in this mailbox")
+                }
+                r => r?,
+            };
+            s.refresh_keywords(out);
+            let mut touched = Vec::new();
+            for c in &stored.changed {
+                if let Ok(i) = s.msgs.binary_search_by_key(&c.uid, |m| m.uid) {
+                    s.msgs[i].flags = keep_recent(s.msgs[i].flags, c.flags);
+                    s.msgs[i].keywords = c.keywords;
+                    s.msgs[i].modseq = c.modseq;
+                    touched.push(c.uid);
                 }
             }
-            if !silent {
-                for i in idx {
-                    let m = s.msgs[i];
-                    let uid_part = if uid {
-                        format!("UID {} ", m.uid)
-                    } else {
-                        String::new()
-                    };
-                    out.extend_from_slice(
-                        format!(
-                            "* {} FETCH ({uid_part}FLAGS {})\r\n",
-                            i + 1,
-                            flag_list(m.flags)
-                        )
-                        .as_bytes(),
-                    );
+            for i in idx {
+                let m = s.msgs[i];
+                if stored.modified.contains(&m.uid) {
+                    continue;
                 }
+                // RFC 7162 §3.1.3: with CONDSTORE a changed message is reported with its
+                // MODSEQ even under .SILENT.
+                let report_modseq = s.condstore && touched.contains(&m.uid);
+                if silent && !report_modseq {
+                    continue;
+                }
+                let mut items = Vec::new();
+                if uid {
+                    items.push(format!("UID {}", m.uid));
+                }
+                if !silent {
+                    items.push(format!("FLAGS {}", s.flag_list(&m)));
+                }
+                if s.condstore {
+                    items.push(format!("MODSEQ ({})", m.modseq));
+                }
+                out.extend_from_slice(
+                    format!("* {} FETCH ({})\r\n", i + 1, items.join(" ")).as_bytes(),
+                );
+            }
+            if !stored.modified.is_empty() {
+                let mut ids: Vec<u32> = if uid {
+                    stored.modified.clone()
+                } else {
+                    stored
+                        .modified
+                        .iter()
+                        .filter_map(|u| s.msgs.binary_search_by_key(u, |m| m.uid).ok())
+                        .map(|i| i as u32 + 1)
+                        .collect()
+                };
+                ids.sort_unstable();
+                return Ok(format!(
+                    "[MODIFIED {}] conditional STORE failed",
+                    uid_set(&ids)
+                ));
             }
             Ok("STORE completed".into())
         }
@@ -446,9 +553,11 @@ fn selected(ctx: &ImapContext, a: &Authed, s: &mut Selected, c: Command, out: &m
                     Err(MailboxError::NoSuchMessage(_)) => continue,
                     Err(e) => return Err(e.into()),
                 };
-                dst.push(dest.append(
+                let keywords = keyword_list(&s.keywords, m.keywords);
+                dst.push(dest.append_with(
                     &bytes,
                     m.flags.without(Flags::DELETED) | Flags::RECENT,
+                    &keywords,
                     m.date,
                 )?);
                 src.push(m.uid);
@@ -488,8 +597,28 @@ fn system_flags(flags: &[Flag]) -> Flags {
     })
 }
 
-/// `(\Seen \Flagged)`
-pub(super) fn flag_list(f: Flags) -> String {
+fn keyword_names(flags: &[Flag]) -> Vec<String> {
+    flags
+        .iter()
+        .filter_map(|f| match f {
+            Flag::Keyword(k) => Some(k.clone()),
+            Flag::System(_) => None,
+        })
+        .collect()
+}
+
+/// The names of the keywords in `mask`, with `table` the mailbox's keyword table.
+fn keyword_list(table: &[String], mask: u64) -> Vec<String> {
+    table
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, k)| k.clone())
+        .collect()
+}
+
+/// `(\Seen \Flagged $Junk)`: system flags, then keywords.
+pub(super) fn flag_list(f: Flags, keywords: &[String]) -> String {
     let names = [
         (Flags::SEEN, "\\Seen"),
         (Flags::ANSWERED, "\\Answered"),
@@ -502,8 +631,29 @@ pub(super) fn flag_list(f: Flags) -> String {
         .iter()
         .filter(|(x, _)| f.contains(*x))
         .map(|(_, n)| *n)
+        .chain(keywords.iter().map(String::as_str))
         .collect();
     format!("({})", v.join(" "))
+}
+
+/// The FLAGS and PERMANENTFLAGS responses of a selected mailbox (RFC 3501 §7.2.6, §7.1): the
+/// system flags and the mailbox's keywords; `\*` while keywords can be added.
+fn flags_responses(s: &Selected, out: &mut Vec<u8>) {
+    let base = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+    let mut all = String::from(base);
+    for k in &s.keywords {
+        all.push(' ');
+        all.push_str(k);
+    }
+    out.extend_from_slice(format!("* FLAGS ({all})\r\n").as_bytes());
+    let perm = if s.read_only {
+        String::new()
+    } else if s.rights.has('w') && !s.mailbox.keywords_full() {
+        format!("{all} \\*")
+    } else {
+        all
+    };
+    out.extend_from_slice(format!("* OK [PERMANENTFLAGS ({perm})] permanent flags\r\n").as_bytes());
 }
 
 /// UIDs as a compact set: `3:5,9`.
@@ -574,6 +724,8 @@ fn resolve(
     name: &str,
 ) -> Result<(Authed, String, Rights), CmdError> {
     let absent = || CmdError::No("[NONEXISTENT] Mailbox does not exist".into());
+    let expanded = expand_alias(ctx, a, name)?;
+    let name = expanded.as_deref().unwrap_or(name);
     let Some(rest) = name.strip_prefix('~') else {
         return Ok((a.clone(), name.to_string(), Rights::all()));
     };
@@ -590,6 +742,61 @@ fn resolve(
         return Err(absent());
     }
     Ok((owner, mailbox, rights))
+}
+
+/// The account's Mailbox Aliases (guide.txt:9491-9522): top-level name → mailbox name, kept by
+/// `SETMAILBOXALIASES` in the account's `.info`.
+fn aliases(ctx: &ImapContext, a: &Authed) -> Result<Vec<(String, String)>, CmdError> {
+    let v = ctx
+        .cli
+        .store
+        .account_info(&a.id.domain, &a.id.name, crate::cli::MAILBOX_ALIASES_KEY)
+        .map_err(|e| CmdError::Server(e.to_string()))?;
+    let Some(Value::Dict(d)) = v else {
+        return Ok(Vec::new());
+    };
+    Ok(d.iter()
+        .filter_map(|(k, v)| {
+            Some((
+                String::from_utf8(k.to_vec()).ok()?,
+                v.as_text()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// `name` with a leading mailbox alias replaced by what it points to: `salesBox` →
+/// `~sales/INBOX`, `boss/Pending` → `~chief/Pending` for `boss` = `~chief`. One level only, so
+/// aliases cannot loop; the target then goes through the ACL checks of a foreign name.
+fn expand_alias(ctx: &ImapContext, a: &Authed, name: &str) -> Result<Option<String>, CmdError> {
+    let (head, rest) = match name.split_once('/') {
+        Some((h, r)) => (h, Some(r)),
+        None => (name, None),
+    };
+    if head.starts_with('~') || head.eq_ignore_ascii_case("INBOX") {
+        return Ok(None);
+    }
+    let found = aliases(ctx, a)?.into_iter().find(|(k, _)| k == head);
+    Ok(found.map(|(_, target)| match rest {
+        Some(r) => format!("{}/{r}", target.trim_end_matches('/')),
+        None => target,
+    }))
+}
+
+/// The shared namespace prefix: `~public/` when the user's domain has a `public` account
+/// (guide.txt:14365-14374), `~public@domain/` in a secondary domain.
+fn public_prefix(ctx: &ImapContext, a: &Authed) -> Option<String> {
+    let main = ctx.cli.store.main_domain();
+    let login = format!("public@{}", a.id.domain);
+    let id = ctx.cli.login_account(&login)?;
+    if id.name != "public" {
+        return None;
+    }
+    Some(if a.id.domain == main {
+        "~public/".into()
+    } else {
+        format!("~{login}/")
+    })
 }
 
 /// Opens mailbox `name` for a user who needs right `need`.
@@ -635,7 +842,17 @@ fn cmd_select(
         mailbox.set_flags(&recent, Flags::RECENT, SetMode::Remove)?;
     }
     let unseen = msgs.iter().position(|m| !m.flags.contains(Flags::SEEN));
-    out.extend_from_slice(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n");
+    let mut sel = Selected {
+        keywords: mailbox.keywords(),
+        mailbox,
+        read_only,
+        rights,
+        msgs,
+        condstore: a.condstore.get(),
+        changes,
+        lagged: false,
+    };
+    let (mailbox, msgs) = (&sel.mailbox, &sel.msgs);
     out.extend_from_slice(
         format!("* {} EXISTS\r\n* {} RECENT\r\n", msgs.len(), recent.len()).as_bytes(),
     );
@@ -649,26 +866,53 @@ fn cmd_select(
         )
         .as_bytes(),
     );
-    let perm = if read_only {
-        "()"
-    } else {
-        "(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
-    };
-    out.extend_from_slice(format!("* OK [PERMANENTFLAGS {perm}] permanent flags\r\n").as_bytes());
-    let mut sel = Selected {
-        mailbox,
-        read_only,
-        rights,
-        msgs,
-        changes,
-        lagged: false,
-    };
+    // RFC 7162 §3.1.2: every mailbox keeps mod-sequences, so HIGHESTMODSEQ is always sent.
+    out.extend_from_slice(
+        format!(
+            "* OK [HIGHESTMODSEQ {}] highest mod-sequence\r\n",
+            mailbox.highest_modseq()
+        )
+        .as_bytes(),
+    );
+    flags_responses(&sel, out);
     // Our own RECENT clearing is not news to us.
     sel.drain_own();
     Ok(sel)
 }
 
 impl Selected {
+    /// The FLAGS list of message `m`.
+    fn flag_list(&self, m: &Msg) -> String {
+        flag_list(m.flags, &keyword_list(&self.keywords, m.keywords))
+    }
+
+    /// Announces keywords added since the last FLAGS response (RFC 3501 §7.2.6).
+    fn refresh_keywords(&mut self, out: &mut Vec<u8>) {
+        let now = self.mailbox.keywords();
+        if now != self.keywords {
+            self.keywords = now;
+            flags_responses(self, out);
+        }
+    }
+
+    /// The unsolicited FETCH of message number `i + 1` after a flag change.
+    fn flags_changed(&self, i: usize, out: &mut Vec<u8>) {
+        let m = &self.msgs[i];
+        let modseq = if self.condstore {
+            format!(" MODSEQ ({})", m.modseq)
+        } else {
+            String::new()
+        };
+        out.extend_from_slice(
+            format!(
+                "* {} FETCH (FLAGS {}{modseq})\r\n",
+                i + 1,
+                self.flag_list(m)
+            )
+            .as_bytes(),
+        );
+    }
+
     /// Discards queued changes that the listing already shows.
     fn drain_own(&mut self) {
         while let Ok(c) = self.changes.try_recv() {
@@ -745,18 +989,27 @@ impl Selected {
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
+        if !pending.is_empty() || relist {
+            self.refresh_keywords(out);
+        }
         for c in pending {
             match c {
-                Change::FlagsChanged { uid, flags } => {
+                Change::FlagsChanged {
+                    uid,
+                    flags,
+                    keywords,
+                    modseq,
+                } => {
                     if let Ok(i) = self.msgs.binary_search_by_key(&uid, |m| m.uid) {
-                        let old = self.msgs[i].flags;
-                        if old.without(Flags::RECENT) != flags.without(Flags::RECENT) {
-                            let f = keep_recent(old, flags);
-                            self.msgs[i].flags = f;
-                            out.extend_from_slice(
-                                format!("* {} FETCH (FLAGS {})\r\n", i + 1, flag_list(f))
-                                    .as_bytes(),
-                            );
+                        let m = self.msgs[i];
+                        if m.flags.without(Flags::RECENT) != flags.without(Flags::RECENT)
+                            || m.keywords != keywords
+                            || m.modseq < modseq
+                        {
+                            self.msgs[i].flags = keep_recent(m.flags, flags);
+                            self.msgs[i].keywords = keywords;
+                            self.msgs[i].modseq = self.msgs[i].modseq.max(modseq);
+                            self.flags_changed(i, out);
                         }
                     }
                 }
@@ -785,18 +1038,16 @@ impl Selected {
                     out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
                 }
                 Ok(j) => {
-                    let f = now[j].flags;
-                    let old = self.msgs[i].flags;
-                    if old.without(Flags::RECENT) != f.without(Flags::RECENT) {
-                        self.msgs[i].flags = keep_recent(old, f);
-                        out.extend_from_slice(
-                            format!(
-                                "* {} FETCH (FLAGS {})\r\n",
-                                i + 1,
-                                flag_list(self.msgs[i].flags)
-                            )
-                            .as_bytes(),
-                        );
+                    let n = now[j];
+                    let old = self.msgs[i];
+                    if old.flags.without(Flags::RECENT) != n.flags.without(Flags::RECENT)
+                        || old.keywords != n.keywords
+                        || old.modseq < n.modseq
+                    {
+                        self.msgs[i].flags = keep_recent(old.flags, n.flags);
+                        self.msgs[i].keywords = n.keywords;
+                        self.msgs[i].modseq = n.modseq;
+                        self.flags_changed(i, out);
                     }
                     i += 1;
                 }
@@ -837,6 +1088,17 @@ fn keep_recent(old: Flags, new: Flags) -> Flags {
     }
 }
 
+/// Whether a SEARCH uses MODSEQ (RFC 7162 §3.1.5: then the response reports the highest).
+fn uses_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::And(keys) => keys.iter().any(uses_modseq),
+        _ => false,
+    }
+}
+
 /// Whether message `seq` matches a SEARCH key (RFC 3501 §6.4.4).
 fn matches(key: &SearchKey, seq: u32, m: &Msg, s: &Selected, loaded: &mut Loaded) -> bool {
     use std::cmp::Ordering;
@@ -850,7 +1112,11 @@ fn matches(key: &SearchKey, seq: u32, m: &Msg, s: &Selected, loaded: &mut Loaded
         SearchKey::Flag(f, on) => m.flags.contains(*f) == *on,
         SearchKey::New => m.flags.contains(Flags::RECENT) && !m.flags.contains(Flags::SEEN),
         SearchKey::Old => !m.flags.contains(Flags::RECENT),
-        SearchKey::Keyword(unkeyword) => *unkeyword,
+        SearchKey::Keyword(name, on) => {
+            let bit = s.keywords.iter().position(|k| k.eq_ignore_ascii_case(name));
+            bit.is_some_and(|b| m.keywords & (1u64 << b) != 0) == *on
+        }
+        SearchKey::ModSeq(n) => m.modseq >= *n,
         SearchKey::Header(field, needle) => loaded.header_contains(field, needle),
         SearchKey::Body(needle) => loaded.body_contains(needle),
         SearchKey::Text(needle) => loaded.text_contains(needle),
@@ -976,7 +1242,13 @@ fn cmd_list(
         return Ok(format!("{verb} completed"));
     }
     if let (Some(rest), false) = (full.strip_prefix('~'), lsub) {
-        return list_foreign(ctx, a, rest, out);
+        if let Some((account, _)) = rest.split_once('/') {
+            list_foreign(ctx, a, account, &full, &format!("~{account}"), out)?;
+        }
+        return Ok("LIST completed".into());
+    }
+    if !lsub {
+        list_aliases(ctx, a, &full, out)?;
     }
     let boxes = all_mailboxes(a);
     let subscribed = if lsub {
@@ -1033,19 +1305,24 @@ fn cmd_list(
     Ok(format!("{verb} completed"))
 }
 
-/// LIST `~account/pattern`: the other account's mailboxes this user may look up ('l' right).
-fn list_foreign(ctx: &ImapContext, a: &Authed, rest: &str, out: &mut Vec<u8>) -> Res {
-    let done = Ok("LIST completed".to_string());
-    let Some((account, pattern)) = rest.split_once('/') else {
-        return done;
-    };
+/// LIST of another account's mailboxes that this user may look up ('l' right), shown under
+/// `shown` (`~account`, or an alias of it), whose shown names match `pattern`.
+fn list_foreign(
+    ctx: &ImapContext,
+    a: &Authed,
+    account: &str,
+    pattern: &str,
+    shown: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), CmdError> {
     let Some(id) = ctx.cli.login_account(account) else {
-        return done;
+        return Ok(());
     };
     let owner = Authed::new(ctx, id).map_err(CmdError::Server)?;
     let boxes = all_mailboxes(&owner);
     for (name, selectable) in &boxes {
-        if !wildcard(pattern.as_bytes(), name.as_bytes()) {
+        let shown = format!("{shown}/{name}");
+        if !wildcard(pattern.as_bytes(), shown.as_bytes()) {
             continue;
         }
         let rights =
@@ -1057,12 +1334,49 @@ fn list_foreign(ctx: &ImapContext, a: &Authed, rest: &str, out: &mut Vec<u8>) ->
         if !selectable || !rights.has('r') {
             attrs.push("\\Noselect");
         }
-        let shown = format!("~{account}/{name}");
         out.extend_from_slice(
             format!("* LIST ({}) \"/\" {}\r\n", attrs.join(" "), quote(&shown)).as_bytes(),
         );
     }
-    done
+    Ok(())
+}
+
+/// LIST of the Mailbox Aliases matching `pattern` (guide.txt:9503-9522): an alias of a mailbox
+/// is shown as a mailbox when the user may look it up; an alias of an account (`~chief`) is an
+/// unselectable name with that account's visible mailboxes under it.
+fn list_aliases(ctx: &ImapContext, a: &Authed, pattern: &str, out: &mut Vec<u8>) -> Res {
+    for (alias, target) in aliases(ctx, a)? {
+        let account = target
+            .strip_prefix('~')
+            .filter(|t| !t.trim_end_matches('/').contains('/'));
+        if let Some(account) = account {
+            if wildcard(pattern.as_bytes(), alias.as_bytes()) {
+                out.extend_from_slice(
+                    format!(
+                        "* LIST (\\Noselect \\HasChildren) \"/\" {}\r\n",
+                        quote(&alias)
+                    )
+                    .as_bytes(),
+                );
+            }
+            list_foreign(ctx, a, account.trim_end_matches('/'), pattern, &alias, out)?;
+            continue;
+        }
+        if !wildcard(pattern.as_bytes(), alias.as_bytes()) {
+            continue;
+        }
+        let visible = match resolve(ctx, a, &alias) {
+            Ok((owner, local, rights)) => rights.has('l') && locate(&owner, &local)?.is_some(),
+            Err(CmdError::No(_)) => false,
+            Err(e) => return Err(e),
+        };
+        if visible {
+            out.extend_from_slice(
+                format!("* LIST (\\HasNoChildren) \"/\" {}\r\n", quote(&alias)).as_bytes(),
+            );
+        }
+    }
+    Ok("LIST completed".into())
 }
 
 fn subscriptions(ctx: &ImapContext, a: &Authed) -> Result<Vec<String>, CmdError> {
@@ -1128,6 +1442,10 @@ fn cmd_create(ctx: &ImapContext, a: &Authed, raw: &str) -> Res {
     }
     if raw.starts_with('~') {
         return no("[NOPERM] other accounts' mailboxes are not available");
+    }
+    if expand_alias(ctx, a, raw)?.is_some() {
+        // A mailbox under an alias name would be hidden by the alias (guide.txt:9503-9504).
+        return no("[ALREADYEXISTS] the name is a mailbox alias");
     }
     let req = names::parse_create_name(raw).map_err(|e| CmdError::No(format!("[CANNOT] {e}")))?;
     if req.name == "INBOX" {
@@ -1217,13 +1535,19 @@ fn rename_inbox(ctx: &ImapContext, a: &Authed, to: &str) -> Res {
     let (inbox, _) = open(ctx, a, "INBOX", 'r')?;
     let (dest, _) = open(ctx, a, to, 'i')?;
     let mut moved = Vec::new();
+    let table = inbox.keywords();
     for m in inbox.list() {
         let bytes = match inbox.read(m.uid) {
             Ok(b) => b,
             Err(MailboxError::NoSuchMessage(_)) => continue,
             Err(e) => return Err(e.into()),
         };
-        dest.append(&bytes, m.flags, m.internal_date)?;
+        dest.append_with(
+            &bytes,
+            m.flags,
+            &keyword_list(&table, m.keywords),
+            m.internal_date,
+        )?;
         moved.push(m.uid);
     }
     let moved_set = SeqSet(
@@ -1269,6 +1593,10 @@ fn cmd_status(
                     .count()
             )),
             StatusItem::UidNext => parts.push(format!("UIDNEXT {}", mb.uid_next())),
+            StatusItem::HighestModSeq => {
+                a.condstore.set(true);
+                parts.push(format!("HIGHESTMODSEQ {}", mb.highest_modseq()));
+            }
             StatusItem::UidValidity => parts.push(format!("UIDVALIDITY {}", mb.uid_validity())),
             StatusItem::Unseen => parts.push(format!(
                 "UNSEEN {}",
@@ -1307,7 +1635,15 @@ fn cmd_append(
         r => r?,
     };
     let date = date.unwrap_or_else(|| chrono::Utc::now().timestamp());
-    let uid = mb.append(msg, system_flags(flags) | Flags::RECENT, date)?;
+    let uid = match mb.append_with(
+        msg,
+        system_flags(flags) | Flags::RECENT,
+        &keyword_names(flags),
+        date,
+    ) {
+        Err(MailboxError::KeywordLimit) => return no("[LIMIT] too many keywords in this mailbox"),
+        r => r?,
+    };
     Ok(format!(
         "[APPENDUID {} {uid}] APPEND completed",
         mb.uid_validity()

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use mail_parser::{Address, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
-use super::cmd::{flag_list, Msg};
+use super::cmd::Msg;
 use super::proto::{FetchAtt, Section, SectionText, MAX_DEPTH};
-use crate::mailbox::{Flags, Mailbox};
+use crate::mailbox::Mailbox;
 
 /// A message read on first use, with its line ends made CRLF.
 pub(super) struct Loaded<'a> {
@@ -194,7 +194,7 @@ fn nstring(s: Option<&str>) -> String {
 pub(super) fn fetch(
     items: &[FetchAtt],
     m: &Msg,
-    flags: Flags,
+    flags: &str,
     loaded: &mut Loaded,
 ) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
@@ -203,9 +203,8 @@ pub(super) fn fetch(
             out.push(b' ');
         }
         match item {
-            FetchAtt::Flags => {
-                out.extend_from_slice(format!("FLAGS {}", flag_list(flags)).as_bytes())
-            }
+            FetchAtt::Flags => out.extend_from_slice(format!("FLAGS {flags}").as_bytes()),
+            FetchAtt::ModSeq => out.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes()),
             FetchAtt::Uid => out.extend_from_slice(format!("UID {}", m.uid).as_bytes()),
             FetchAtt::InternalDate => {
                 out.extend_from_slice(format!("INTERNALDATE \"{}\"", date_time(m.date)).as_bytes())

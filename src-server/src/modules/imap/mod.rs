@@ -2,8 +2,8 @@
 //!
 //! Standards: RFC 3501 (IMAP4rev1), RFC 2177 (IDLE), RFC 4315 (UIDPLUS), RFC 2342 (NAMESPACE),
 //! RFC 3691 (UNSELECT), RFC 6851 (MOVE), RFC 3348 (CHILDREN), RFC 2971 (ID), RFC 5161 (ENABLE),
-//! RFC 7888 (LITERAL+), RFC 6154 (SPECIAL-USE), RFC 2087 (QUOTA), RFC 4959 (SASL-IR), RFC 4616 /
-//! RFC 2195 (PLAIN, CRAM-MD5) through `net::sasl`. Guide: IMAP module guide.txt:14686-14925
+//! RFC 7888 (LITERAL+), RFC 6154 (SPECIAL-USE), RFC 2087 (QUOTA), RFC 4959 (SASL-IR), RFC 7162
+//! §3.1 (CONDSTORE), RFC 4314 (ACL), RFC 4616 / RFC 2195 (PLAIN, CRAM-MD5) through `net::sasl`. Guide: IMAP module guide.txt:14686-14925
 //! (spec D §9; settings 14725-14747, multi-access 14752-14758, STATUS extensions 14872-14900), Access to Accounts guide.txt:14071-14293 (spec D §6).
 //!
 //! Layout: [`proto`] is the codec (framing with literal caps, the command parser); `session` is
@@ -22,15 +22,25 @@
 //! Implementation notes: all sessions on one mailbox share one `Mailbox`; its change channel tells
 //! every session about appends, flag changes and expunges by the others, reported as untagged
 //! `EXISTS`, `FETCH (FLAGS)` and `EXPUNGE` at the next command that allows them (RFC 3501 §7.4.1:
-//! never during FETCH, STORE, SEARCH) and immediately while IDLE. Keywords are accepted but not
-//! kept: the mailbox stores the system flags only (so PERMANENTFLAGS has no `\*`).
+//! never during FETCH, STORE, SEARCH) and immediately while IDLE; commands that may report
+//! expunges first report what others changed, so they work on fresh flags and mod-sequences.
+//!
+//! Keywords and mod-sequences are kept by the mailbox (`mailbox::meta`): up to 64 keywords per
+//! mailbox, atoms of at most 64 bytes; FLAGS and PERMANENTFLAGS list them, with `\*` while the
+//! table has room, and a new keyword is announced to every session with a new FLAGS response.
+//! Every mailbox persists mod-sequences, so HIGHESTMODSEQ is in every SELECT and NOMODSEQ never
+//! needed; CONDSTORE is enabled by ENABLE or by the first command that uses it (RFC 7162 §3.1),
+//! after which unsolicited FETCH responses carry MODSEQ.
 //!
 //! Other accounts' mailboxes are reached as `~account/mailbox` under the mailbox ACLs (`acl`:
-//! RFC 4314 commands with the guide's rights letters).
+//! RFC 4314 commands with the guide's rights letters; the same ACLs as the CLI's). A domain's
+//! `public` account is the shared namespace `~public/` (guide.txt:14365-14374). The account's
+//! Mailbox Aliases (guide.txt:9491-9522, set by `SETMAILBOXALIASES`) name a mailbox or a whole
+//! account elsewhere, resolved before the ACL check.
 //!
-//! todo: the `public` account's shared namespace (guide.txt:14365-14374); LIST `*` reaching into
-//! other accounts (only `~account/pattern` does); CONDSTORE; per-account connection limits;
-//! mailbox aliases; [ALERT] notifications.
+//! todo: LIST `*` reaching into other accounts without an alias (only `~account/pattern` does);
+//! [ALERT] notifications; QRESYNC. The guide has no per-account IMAP session limit (only the
+//! module's Channels, guide.txt:14740), so none is kept.
 
 mod acl;
 mod cmd;

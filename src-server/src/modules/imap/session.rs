@@ -272,6 +272,7 @@ fn capabilities(ctx: &ImapContext, conn: &Conn, authenticated: bool) -> String {
         "SPECIAL-USE",
         "QUOTA",
         "ACL",
+        "CONDSTORE",
     ] {
         caps.push(c.into());
     }

@@ -109,8 +109,11 @@ struct Maildrop {
     /// The snapshot taken at login (guide.txt:14517-14519): message `n` is `messages[n - 1]`.
     messages: Vec<Msg>,
     changes: broadcast::Receiver<Change>,
-    /// RFC 1725 §5: the highest message number accessed.
+    /// LAST (RFC 1225 §"LAST", RFC 1460): the highest message number accessed.
     last: u32,
+    /// The value of `last` at login: the highest message already `\Seen` ("accessed during
+    /// previous transactions"); RSET returns to it.
+    last_at_login: u32,
 }
 
 struct Msg {
@@ -550,6 +553,10 @@ async fn login(
                     .await?;
                 return Ok(Next::Stay(State::Authorization(None)));
             };
+            let last_at_login = list
+                .iter()
+                .rposition(|m| m.flags.contains(Flags::SEEN))
+                .map_or(0, |i| i as u32 + 1);
             let messages: Vec<Msg> = list
                 .into_iter()
                 .map(|m| Msg {
@@ -576,7 +583,8 @@ async fn login(
                 validity,
                 messages,
                 changes,
-                last: 0,
+                last: last_at_login,
+                last_at_login,
             }))))
         }
         Err(OpenError::Refused(text)) => {
@@ -857,7 +865,7 @@ fn cmd_rset(d: &mut Maildrop) -> Vec<u8> {
     for m in &mut d.messages {
         m.deleted = false;
     }
-    d.last = 0;
+    d.last = d.last_at_login;
     proto::ok(&format!("{} message(s)", d.messages.len()))
 }
 

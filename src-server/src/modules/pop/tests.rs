@@ -228,6 +228,15 @@ async fn user_pass_stat_list_uidl_retr_top() {
     t.cmd("NOOP", "+OK").await;
     t.cmd("QUIT", "+OK").await;
     assert_eq!(s.inbox("joe").list().len(), 2);
+    // RFC 1225: LAST starts at what previous sessions accessed (the \Seen messages); RSET
+    // returns to it. fetchmail relies on this to skip kept messages.
+    let mut t = s.login("joe", "pw").await;
+    t.cmd("LAST", "+OK 1").await;
+    assert_eq!(t.multi("RETR 2").await[0], "Subject: two");
+    t.cmd("LAST", "+OK 2").await;
+    t.cmd("RSET", "+OK").await;
+    t.cmd("LAST", "+OK 1").await;
+    t.cmd("QUIT", "+OK").await;
 }
 
 #[tokio::test]

@@ -54,12 +54,12 @@ impl SeqSet {
     }
 }
 
-/// A flag in STORE, APPEND: a system flag, or a keyword (not stored: the mailbox keeps system flags).
+/// A flag in STORE, APPEND: a system flag, or a keyword (an atom, RFC 3501 §2.3.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flag {
     /// `\Seen` and the other system flags.
     System(Flags),
-    /// A keyword or an unknown `\Flag`.
+    /// A keyword.
     Keyword(String),
 }
 
@@ -85,8 +85,10 @@ pub enum SearchKey {
     New,
     /// `OLD`: not recent.
     Old,
-    /// `KEYWORD x` (never matches: keywords are not stored) / `UNKEYWORD x` (always).
-    Keyword(bool),
+    /// `KEYWORD x` (true) / `UNKEYWORD x` (false).
+    Keyword(String, bool),
+    /// `MODSEQ [entry type] n` (RFC 7162 §3.1.5): mod-sequence at least `n`.
+    ModSeq(u64),
     /// A header field contains the string (`FROM`, `TO`, `CC`, `BCC`, `SUBJECT`, `HEADER f s`).
     Header(String, Vec<u8>),
     /// `BODY s`
@@ -142,6 +144,8 @@ pub struct Section {
 pub enum FetchAtt {
     /// `FLAGS`
     Flags,
+    /// `MODSEQ` (RFC 7162 §3.1.4)
+    ModSeq,
     /// `UID`
     Uid,
     /// `INTERNALDATE`
@@ -188,6 +192,8 @@ pub enum StatusItem {
     InternalSize,
     /// `OLDEST` (guide.txt:14880-14890): the oldest INTERNALDATE, omitted when empty.
     Oldest,
+    /// `HIGHESTMODSEQ` (RFC 7162 §3.1.6)
+    HighestModSeq,
 }
 
 /// A parsed command.
@@ -205,8 +211,8 @@ pub enum Command {
     Login(String, Vec<u8>),
     /// `AUTHENTICATE mech [initial]` (RFC 4959 SASL-IR)
     Authenticate(String, Option<Vec<u8>>),
-    /// `SELECT` (false) / `EXAMINE` (true)
-    Select(String, bool),
+    /// `SELECT` (false) / `EXAMINE` (true), and whether `(CONDSTORE)` was given (RFC 7162 §3.1.8)
+    Select(String, bool, bool),
     /// `CREATE`
     Create(String),
     /// `DELETE`
@@ -233,10 +239,11 @@ pub enum Command {
     Expunge(Option<SeqSet>),
     /// `[UID] SEARCH keys`
     Search(bool, SearchKey),
-    /// `[UID] FETCH set items`
-    Fetch(bool, SeqSet, Vec<FetchAtt>),
-    /// `[UID] STORE set mode flags`: uid, set, mode, silent, flags
-    Store(bool, SeqSet, StoreMode, bool, Vec<Flag>),
+    /// `[UID] FETCH set items [(CHANGEDSINCE n)]`
+    Fetch(bool, SeqSet, Vec<FetchAtt>, Option<u64>),
+    /// `[UID] STORE set [(UNCHANGEDSINCE n)] mode flags`: uid, set, mode, silent, flags,
+    /// unchanged-since
+    Store(bool, SeqSet, StoreMode, bool, Vec<Flag>, Option<u64>),
     /// `[UID] COPY set mailbox` (false) / `MOVE` (true, RFC 6851)
     Copy(bool, SeqSet, String, bool),
     /// `IDLE` (RFC 2177)
@@ -451,10 +458,14 @@ impl<'a> P<'a> {
             }
         }
     }
+    /// `flag = "\Answered" / ... / flag-keyword / flag-extension`; `flag-keyword = atom`.
     fn flag(&mut self) -> R<Flag> {
         let bs = self.eat(b'\\');
         let name = self.atom()?;
         if !bs {
+            if name.contains(']') {
+                return Err("a keyword is an atom".into());
+            }
             return Ok(Flag::Keyword(name));
         }
         let f = match name.to_ascii_lowercase().as_str() {
@@ -464,7 +475,8 @@ impl<'a> P<'a> {
             "deleted" => Flags::DELETED,
             "draft" => Flags::DRAFT,
             "recent" => Flags::RECENT,
-            _ => return Ok(Flag::Keyword(format!("\\{name}"))),
+            // flag-extension: none is defined, so none can be stored.
+            _ => return Err(format!("unknown system flag \\{name}")),
         };
         Ok(Flag::System(f))
     }
@@ -559,7 +571,17 @@ fn command(p: &mut P) -> R<Command> {
         }
         "SELECT" | "EXAMINE" => {
             p.sp()?;
-            Command::Select(p.mailbox()?, verb == "EXAMINE")
+            let m = p.mailbox()?;
+            // RFC 4466 select-params; CONDSTORE is the one we know (RFC 7162 §3.1.8).
+            let condstore = p.eat(b' ');
+            if condstore {
+                p.expect(b'(')?;
+                if !p.atom()?.eq_ignore_ascii_case("CONDSTORE") {
+                    return Err("unknown SELECT parameter".into());
+                }
+                p.expect(b')')?;
+            }
+            Command::Select(m, verb == "EXAMINE", condstore)
         }
         "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" | "GETQUOTAROOT" => {
             p.sp()?;
@@ -631,6 +653,7 @@ fn command(p: &mut P) -> R<Command> {
                     "UNSEEN" => StatusItem::Unseen,
                     "INTERNALSIZE" => StatusItem::InternalSize,
                     "OLDEST" => StatusItem::Oldest,
+                    "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                     _ => return Err("unknown status item".into()),
                 };
                 items.push(item);
@@ -715,6 +738,17 @@ fn command(p: &mut P) -> R<Command> {
 }
 
 impl P<'_> {
+    /// `"(" name SP mod-sequence-valzer ")"`: a FETCH or STORE modifier (RFC 7162 §3.1.3-4).
+    fn modifier(&mut self, name: &str) -> R<u64> {
+        self.expect(b'(')?;
+        if !self.atom()?.eq_ignore_ascii_case(name) {
+            return Err(format!("expected {name}"));
+        }
+        self.sp()?;
+        let n = self.number()?;
+        self.expect(b')')?;
+        Ok(n)
+    }
     /// The LIST reference: a mailbox name that may be empty.
     fn mailbox_ref(&mut self) -> R<String> {
         String::from_utf8(self.astring()?).map_err(|_| "not UTF-8".into())
@@ -782,11 +816,28 @@ fn selected_command(p: &mut P, verb: &str, uid: bool) -> R<Command> {
                 // RFC 3501 §6.4.8: UID FETCH always returns the UID.
                 items.insert(0, FetchAtt::Uid);
             }
-            Command::Fetch(uid, set, items)
+            let changed_since = if p.eat(b' ') {
+                let n = p.modifier("CHANGEDSINCE")?;
+                // RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ.
+                if !items.contains(&FetchAtt::ModSeq) {
+                    items.push(FetchAtt::ModSeq);
+                }
+                Some(n)
+            } else {
+                None
+            };
+            Command::Fetch(uid, set, items, changed_since)
         }
         "STORE" => {
             let set = p.sequence_set()?;
             p.sp()?;
+            let unchanged_since = if p.peek() == Some(b'(') {
+                let n = p.modifier("UNCHANGEDSINCE")?;
+                p.sp()?;
+                Some(n)
+            } else {
+                None
+            };
             let item = p.atom()?.to_ascii_uppercase();
             let (mode, rest) = match item.strip_prefix('+') {
                 Some(r) => (StoreMode::Add, r),
@@ -813,7 +864,7 @@ fn selected_command(p: &mut P, verb: &str, uid: bool) -> R<Command> {
                 }
                 v
             };
-            Command::Store(uid, set, mode, silent, flags)
+            Command::Store(uid, set, mode, silent, flags, unchanged_since)
         }
         "COPY" | "MOVE" => {
             let set = p.sequence_set()?;
@@ -844,6 +895,7 @@ fn fetch_att(p: &mut P) -> R<Vec<FetchAtt>> {
             FetchAtt::Body,
         ],
         b"FLAGS" => vec![FetchAtt::Flags],
+        b"MODSEQ" => vec![FetchAtt::ModSeq],
         b"UID" => vec![FetchAtt::Uid],
         b"INTERNALDATE" => vec![FetchAtt::InternalDate],
         b"RFC822.SIZE" => vec![FetchAtt::Size],
@@ -977,8 +1029,22 @@ fn search_key(p: &mut P, depth: usize) -> R<SearchKey> {
         "OLD" => Ok(SearchKey::Old),
         "KEYWORD" | "UNKEYWORD" => {
             p.sp()?;
-            p.atom()?;
-            Ok(SearchKey::Keyword(word == "UNKEYWORD"))
+            Ok(SearchKey::Keyword(p.atom()?, word == "KEYWORD"))
+        }
+        "MODSEQ" => {
+            // search-modsequence = "MODSEQ" [search-modseq-ext] SP mod-sequence-valzer;
+            // the entry names only narrow which flag's mod-sequence, and we keep one per message.
+            p.sp()?;
+            if p.peek() == Some(b'"') {
+                p.quoted()?;
+                p.sp()?;
+                let t = p.atom()?.to_ascii_lowercase();
+                if !matches!(t.as_str(), "priv" | "shared" | "all") {
+                    return Err("bad MODSEQ entry type".into());
+                }
+                p.sp()?;
+            }
+            Ok(SearchKey::ModSeq(p.number()?))
         }
         "FROM" | "TO" | "CC" | "BCC" | "SUBJECT" => {
             p.sp()?;

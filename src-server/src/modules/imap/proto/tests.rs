@@ -32,11 +32,11 @@ fn rfc3501_examples() {
     );
     assert_eq!(
         parse("A142 SELECT inbox"),
-        Command::Select("INBOX".into(), false)
+        Command::Select("INBOX".into(), false, false)
     );
     assert_eq!(
         parse("A932 EXAMINE blurdybloop"),
-        Command::Select("blurdybloop".into(), true)
+        Command::Select("blurdybloop".into(), true, false)
     );
     assert_eq!(
         parse("A682 LIST \"\" *"),
@@ -56,7 +56,8 @@ fn rfc3501_examples() {
             SeqSet(vec![(SeqNum::Num(2), SeqNum::Num(4))]),
             StoreMode::Add,
             false,
-            vec![Flag::System(Flags::DELETED)]
+            vec![Flag::System(Flags::DELETED)],
+            None
         )
     );
     assert_eq!(
@@ -64,12 +65,13 @@ fn rfc3501_examples() {
         Command::Fetch(
             true,
             SeqSet(vec![(SeqNum::Num(4827313), SeqNum::Last)]),
-            vec![FetchAtt::Uid, FetchAtt::Flags]
+            vec![FetchAtt::Uid, FetchAtt::Flags],
+            None
         )
     );
     assert!(matches!(
         parse("A654 FETCH 2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])"),
-        Command::Fetch(false, _, ref items) if items.len() == 2
+        Command::Fetch(false, _, ref items, None) if items.len() == 2
     ));
     assert!(matches!(
         parse("A282 SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\""),
@@ -110,7 +112,7 @@ fn rfc3501_examples() {
 #[test]
 fn partial_and_sections() {
     match parse("t FETCH 1 BODY.PEEK[1.2.MIME]<10.20>") {
-        Command::Fetch(_, _, items) => assert_eq!(
+        Command::Fetch(_, _, items, _) => assert_eq!(
             items,
             vec![FetchAtt::Section {
                 section: Section {
@@ -200,4 +202,51 @@ fn wildcards() {
     assert!(wildcard(b"*b", b"a/b"));
     assert!(wildcard(b"a%c", b"abc"));
     assert!(!wildcard(b"a%c", b"ab/c"));
+}
+
+#[test]
+fn keywords_and_condstore_syntax() {
+    assert_eq!(
+        parse("t SELECT INBOX (CONDSTORE)"),
+        Command::Select("INBOX".into(), false, true)
+    );
+    assert_eq!(
+        parse("t STORE 1 (UNCHANGEDSINCE 12) +FLAGS.SILENT ($Junk \\Seen)"),
+        Command::Store(
+            false,
+            SeqSet(vec![(SeqNum::Num(1), SeqNum::Num(1))]),
+            StoreMode::Add,
+            true,
+            vec![Flag::Keyword("$Junk".into()), Flag::System(Flags::SEEN)],
+            Some(12)
+        )
+    );
+    // RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ.
+    assert_eq!(
+        parse("t UID FETCH 1:* (FLAGS) (CHANGEDSINCE 7)"),
+        Command::Fetch(
+            true,
+            SeqSet(vec![(SeqNum::Num(1), SeqNum::Last)]),
+            vec![FetchAtt::Uid, FetchAtt::Flags, FetchAtt::ModSeq],
+            Some(7)
+        )
+    );
+    assert!(matches!(
+        parse("t SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338 KEYWORD Work"),
+        Command::Search(false, SearchKey::And(ref k))
+            if k == &vec![SearchKey::ModSeq(620162338), SearchKey::Keyword("Work".into(), true)]
+    ));
+    assert_eq!(
+        parse("t STATUS x (HIGHESTMODSEQ)"),
+        Command::Status("x".into(), vec![StatusItem::HighestModSeq])
+    );
+    for bad in [
+        "t STORE 1 +FLAGS (\\Bogus)",
+        "t STORE 1 +FLAGS (a]b)",
+        "t SELECT INBOX (QRESYNC)",
+        "t FETCH 1 FLAGS (CHANGEDSINCE x)",
+        "t STORE 1 (UNCHANGEDSINCE) FLAGS x",
+    ] {
+        assert!(parse_command(bad.as_bytes()).is_err(), "{bad}");
+    }
 }
