@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Form, Path, Query, State};
+use axum::extract::{
+    DefaultBodyLimit, Form, FromRequest, FromRequestParts, Path, Query, Request, State,
+};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -183,6 +186,47 @@ async fn require_post(
     Ok(admin)
 }
 
+/// Where the connection came from (put there by the listener's handler for every request).
+fn conn_info(parts: &Parts) -> Result<ConnInfo, Response> {
+    parts
+        .extensions
+        .get::<ConnInfo>()
+        .copied()
+        .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The logged-in account of a request ([`require`]), as a handler argument: every page's
+/// handler starts from it, so no page can forget the login check.
+struct Login(Admin);
+
+impl FromRequestParts<Web> for Login {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Login, Response> {
+        let info = conn_info(parts)?;
+        require(web, &parts.headers, &info).await.map(Login)
+    }
+}
+
+/// A form posted by the logged-in account with the right CSRF token ([`require_post`]): the
+/// account and the form's fields. The last argument of every POST handler.
+struct Posted(Admin, Vec<(String, String)>);
+
+impl FromRequest<Web> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, web: &Web) -> Result<Posted, Response> {
+        let (parts, body) = req.into_parts();
+        let info = conn_info(&parts)?;
+        let headers = parts.headers.clone();
+        let Form(form) = FormData::from_request(Request::from_parts(parts, body), web)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let admin = require_post(web, &headers, &info, &form).await?;
+        Ok(Posted(admin, form))
+    }
+}
+
 fn frame(admin: &Admin, title: &str, active: &str, body: Markup) -> Response {
     let mut resp = page(title, Some((&admin.session, &admin.csrf)), active, body).into_response();
     resp.headers_mut()
@@ -319,16 +363,7 @@ async fn login_post(
     }
 }
 
-async fn logout(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let admin = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn logout(State(web): State<Web>, Posted(admin, _): Posted) -> Response {
     if let Some(id) = &admin.session_id {
         web.sessions.remove(id);
     }
@@ -340,25 +375,18 @@ async fn logout(
     resp
 }
 
-async fn home(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) if a.session.all_domains() || a.session.server("Monitor") => {
-            Redirect::to("/Status").into_response()
-        }
-        Ok(a) if a.session.domain_admin() => {
-            Redirect::to(&format!("/Domain/{}/Accounts", a.session.domain)).into_response()
-        }
-        Ok(a) => frame(
+async fn home(Login(a): Login) -> Response {
+    if a.session.all_domains() || a.session.server("Monitor") {
+        Redirect::to("/Status").into_response()
+    } else if a.session.domain_admin() {
+        Redirect::to(&format!("/Domain/{}/Accounts", a.session.domain)).into_response()
+    } else {
+        frame(
             &a,
             "No rights",
             "",
             html! { (message(Some("This account has no administration rights."), None)) },
-        ),
-        Err(r) => r,
+        )
     }
 }
 
@@ -380,27 +408,11 @@ fn url_part(s: &str) -> String {
 
 // ------------------------------------------------------------------ status and general
 
-async fn status(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_status(&web, &a, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn status(State(web): State<Web>, Login(a): Login) -> Response {
+    render_status(&web, &a, Notice::none()).await
 }
 
-async fn status_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn status_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let notice = match settings_changes(&form) {
         Ok(changes) => {
             let r = run(
@@ -523,27 +535,11 @@ fn uptime(secs: &str) -> String {
 
 // ------------------------------------------------------------------ domains
 
-async fn domains(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_domains(&web, &a, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn domains(State(web): State<Web>, Login(a): Login) -> Response {
+    render_domains(&web, &a, Notice::none()).await
 }
 
-async fn domains_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn domains_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let name = field(&form, "name").trim().to_string();
     let r = run(&web, &a, "CreateDomain", vec![s(&name)]).await;
     if r.is_ok() {
@@ -586,27 +582,11 @@ async fn render_domains(web: &Web, a: &Admin, notice: Notice) -> Response {
     frame(a, "Domains", "/Domains", body)
 }
 
-async fn defaults(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_defaults(&web, &a, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn defaults(State(web): State<Web>, Login(a): Login) -> Response {
+    render_defaults(&web, &a, Notice::none()).await
 }
 
-async fn defaults_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn defaults_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let command = match field(&form, "which") {
         "domain" => "UpdateDomainDefaults",
         _ => "UpdateAllAccountsDefaults",
@@ -644,29 +624,15 @@ fn hidden(name: &str, value: &str) -> Markup {
     html! { input type="hidden" name=(name) value=(value); }
 }
 
-async fn domain(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Path(d): Path<String>,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_domain(&web, &a, &d, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn domain(State(web): State<Web>, Login(a): Login, Path(d): Path<String>) -> Response {
+    render_domain(&web, &a, &d, Notice::none()).await
 }
 
 async fn domain_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path(d): Path<String>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let notice = match field(&form, "action") {
         "aliases" => Notice::from(
             &run(
@@ -802,28 +768,18 @@ struct ListQuery {
 
 async fn accounts(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
+    Login(a): Login,
     Path(d): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_accounts(&web, &a, &d, &q, Notice::none()).await,
-        Err(r) => r,
-    }
+    render_accounts(&web, &a, &d, &q, Notice::none()).await
 }
 
 async fn accounts_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path(d): Path<String>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let name = field(&form, "name").trim().to_string();
     let mut settings = Dict::new();
     for (key, f) in [("Password", "password"), ("RealName", "realname")] {
@@ -915,27 +871,17 @@ async fn render_accounts(web: &Web, a: &Admin, d: &str, q: &ListQuery, notice: N
 
 async fn account(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
+    Login(a): Login,
     Path((d, acc)): Path<(String, String)>,
 ) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_account(&web, &a, &d, &acc, Notice::none()).await,
-        Err(r) => r,
-    }
+    render_account(&web, &a, &d, &acc, Notice::none()).await
 }
 
 async fn account_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path((d, acc)): Path<(String, String)>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let full = format!("{acc}@{d}");
     let notice = match field(&form, "action") {
         "password" => Notice::from(
@@ -1092,29 +1038,15 @@ async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice
 
 // ------------------------------------------------------------------ groups and forwarders
 
-async fn groups(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Path(d): Path<String>,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_groups(&web, &a, &d, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn groups(State(web): State<Web>, Login(a): Login, Path(d): Path<String>) -> Response {
+    render_groups(&web, &a, &d, Notice::none()).await
 }
 
 async fn groups_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path(d): Path<String>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let name = field(&form, "name").trim().to_string();
     let r = run(&web, &a, "CreateGroup", vec![s(&format!("{name}@{d}"))]).await;
     if r.is_ok() {
@@ -1157,27 +1089,17 @@ async fn render_groups(web: &Web, a: &Admin, d: &str, notice: Notice) -> Respons
 
 async fn group(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
+    Login(a): Login,
     Path((d, g)): Path<(String, String)>,
 ) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_group(&web, &a, &d, &g, Notice::none()).await,
-        Err(r) => r,
-    }
+    render_group(&web, &a, &d, &g, Notice::none()).await
 }
 
 async fn group_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path((d, g)): Path<(String, String)>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let full = format!("{g}@{d}");
     let notice = match field(&form, "action") {
         "delete" => {
@@ -1243,29 +1165,15 @@ async fn render_group(web: &Web, a: &Admin, d: &str, g: &str, notice: Notice) ->
     frame(a, &full, &format!("/Domain/{d}/Accounts"), body)
 }
 
-async fn forwarders(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Path(d): Path<String>,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_forwarders(&web, &a, &d, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn forwarders(State(web): State<Web>, Login(a): Login, Path(d): Path<String>) -> Response {
+    render_forwarders(&web, &a, &d, Notice::none()).await
 }
 
 async fn forwarders_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path(d): Path<String>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let name = format!("{}@{d}", field(&form, "name").trim());
     let r = if field(&form, "action") == "delete" {
         run(&web, &a, "DeleteForwarder", vec![s(&name)]).await
@@ -1337,29 +1245,11 @@ async fn render_forwarders(web: &Web, a: &Admin, d: &str, notice: Notice) -> Res
 
 // ------------------------------------------------------------------ server settings
 
-async fn router_page(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => {
-            render_text_setting(&web, &a, "Router", "GetRouterTable", None, Notice::none()).await
-        }
-        Err(r) => r,
-    }
+async fn router_page(State(web): State<Web>, Login(a): Login) -> Response {
+    render_text_setting(&web, &a, "Router", "GetRouterTable", None, Notice::none()).await
 }
 
-async fn router_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn router_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let text = field(&form, "text").to_string();
     let r = run(&web, &a, "SetRouterTable", vec![lines_string(&text)]).await;
     let keep = r.is_err().then_some(text);
@@ -1425,27 +1315,11 @@ const IP_LISTS: [(&str, &str, &str); 3] = [
     ),
 ];
 
-async fn protection(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_protection(&web, &a, None, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn protection(State(web): State<Web>, Login(a): Login) -> Response {
+    render_protection(&web, &a, None, Notice::none()).await
 }
 
-async fn protection_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn protection_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let which = field(&form, "which");
     let Some((name, label, _)) = IP_LISTS.iter().find(|(n, _, _)| *n == which) else {
         return render_protection(&web, &a, None, Notice::error("Unknown list")).await;
@@ -1502,15 +1376,7 @@ async fn render_protection(
     frame(a, "Protection", "/Protection", body)
 }
 
-async fn modules(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    let a = match require(&web, &headers, &info).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn modules(State(web): State<Web>, Login(a): Login) -> Response {
     let mut names = web.cli.modules.names();
     names.sort();
     let body = html! {
@@ -1522,29 +1388,15 @@ async fn modules(
     frame(&a, "Modules", "/Modules", body)
 }
 
-async fn module(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Path(m): Path<String>,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_module(&web, &a, &m, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn module(State(web): State<Web>, Login(a): Login, Path(m): Path<String>) -> Response {
+    render_module(&web, &a, &m, Notice::none()).await
 }
 
 async fn module_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path(m): Path<String>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let notice = match settings_changes(&form) {
         Ok(c) => Notice::from(
             &run(&web, &a, "UpdateModule", vec![s(&m), Value::Dict(c)]).await,
@@ -1621,27 +1473,11 @@ fn defaults_over(defaults: &Dict, effective: &Dict) -> Dict {
 
 use crate::dialup::schedule::DAYS;
 
-async fn schedule(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_schedule(&web, &a, None, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn schedule(State(web): State<Web>, Login(a): Login) -> Response {
+    render_schedule(&web, &a, None, Notice::none()).await
 }
 
-async fn schedule_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn schedule_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let days: Vec<&str> = form
         .iter()
         .filter(|(k, _)| k == "days")
@@ -1730,27 +1566,11 @@ async fn render_schedule(
 
 // ------------------------------------------------------------------ queue and logs
 
-async fn queue(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_queue(&web, &a, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn queue(State(web): State<Web>, Login(a): Login) -> Response {
+    render_queue(&web, &a, Notice::none()).await
 }
 
-async fn queue_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn queue_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let id = field(&form, "id").to_string();
     let r = match field(&form, "action") {
         "delete" => run(&web, &a, "DeleteQueuedMessage", vec![s(&id)]).await,
@@ -1827,16 +1647,7 @@ struct LogFilter {
     live: Option<String>,
 }
 
-async fn logs(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Query(f): Query<LogFilter>,
-) -> Response {
-    let a = match require(&web, &headers, &info).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn logs(State(web): State<Web>, Login(a): Login, Query(f): Query<LogFilter>) -> Response {
     let nonempty = |o: &Option<String>| {
         o.as_deref()
             .map(str::trim)
