@@ -164,8 +164,14 @@ pub fn text_value(text: &str) -> Result<Value, String> {
     }
 }
 
+/// Whether a setting holds a password (`RelayPassword`, `ATRNPassword`): such a value is never
+/// put into a page.
+pub fn is_secret(key: &str) -> bool {
+    key.ends_with("Password")
+}
+
 /// A settings table: each setting with its effective value and this level's explicit value,
-/// editable. Posting sends `k:<key>` fields (empty = `default`) and the original `o:<key>`;
+/// editable (a password only written, see [`is_secret`]). Posting sends `k:<key>` fields (empty = `default`) and the original `o:<key>`;
 /// `extra` (hidden fields, other inputs) goes in the same form, before the table.
 pub fn settings_form(
     action: &str,
@@ -193,10 +199,20 @@ pub fn settings_form(
                         @let eff = effective.get(k).map(value_text).unwrap_or_default();
                         tr {
                             td.mono { (key) }
-                            td.mono.opt { (eff) }
-                            td {
-                                input type="text" name={"k:" (key)} value=(own) placeholder="default" aria-label=(key);
-                                input type="hidden" name={"o:" (key)} value=(own);
+                            @if is_secret(&key) {
+                                // Write-only: an empty field (the original "") changes nothing.
+                                td.opt.muted { @if !eff.is_empty() { "(stored)" } }
+                                td {
+                                    input type="password" name={"k:" (key)} value="" autocomplete="new-password"
+                                        placeholder="unchanged (default clears)" aria-label=(key);
+                                    input type="hidden" name={"o:" (key)} value="";
+                                }
+                            } @else {
+                                td.mono.opt { (eff) }
+                                td {
+                                    input type="text" name={"k:" (key)} value=(own) placeholder="default" aria-label=(key);
+                                    input type="hidden" name={"o:" (key)} value=(own);
+                                }
                             }
                         }
                     }

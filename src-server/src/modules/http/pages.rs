@@ -2,6 +2,8 @@
 //! (so nothing is half-saved) and renders the page again with the command's error text, or
 //! redirects on success.
 
+mod dialup;
+
 use std::sync::Arc;
 
 use axum::extract::{
@@ -874,7 +876,7 @@ async fn account(
     Login(a): Login,
     Path((d, acc)): Path<(String, String)>,
 ) -> Response {
-    render_account(&web, &a, &d, &acc, Notice::none()).await
+    render_account(&web, &a, &d, &acc, Notice::none(), &[]).await
 }
 
 async fn account_post(
@@ -931,6 +933,26 @@ async fn account_post(
             }
             Notice::from(&r, "")
         }
+        "rpop" => match run(&web, &a, "GetAccountRPOP", vec![s(&full)]).await {
+            Ok(current) => {
+                let stored = match current {
+                    Some(Value::Array(rows)) => rows,
+                    _ => Vec::new(),
+                };
+                let records = dialup::account_records(&form, &stored);
+                Notice::from(
+                    &run(
+                        &web,
+                        &a,
+                        "SetAccountRPOP",
+                        vec![s(&full), Value::Array(records)],
+                    )
+                    .await,
+                    "RPOP records saved.",
+                )
+            }
+            Err(e) => Notice::error(e.0),
+        },
         "delete" => {
             let r = run(&web, &a, "DeleteAccount", vec![s(&full)]).await;
             if r.is_ok() {
@@ -956,10 +978,19 @@ async fn account_post(
         "" => "settings",
         other => other,
     };
-    render_account(&web, &a, &d, &acc, notice.at(at)).await
+    let kept: &[(String, String)] = if notice.error.is_some() { &form } else { &[] };
+    render_account(&web, &a, &d, &acc, notice.at(at), kept).await
 }
 
-async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice) -> Response {
+/// An account's page; `kept` is a refused RPOP form, shown again as typed.
+async fn render_account(
+    web: &Web,
+    a: &Admin,
+    d: &str,
+    acc: &str,
+    notice: Notice,
+    kept: &[(String, String)],
+) -> Response {
     let full = format!("{acc}@{d}");
     let explicit = run(web, a, "GetAccountSettings", vec![s(&full)]).await;
     let mut shown = dict_of(&explicit);
@@ -975,6 +1006,7 @@ async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice
         .and_then(Option::as_ref)
         .map(|v| String::from_utf8_lossy(&format::to_pretty(v)).into_owned())
         .unwrap_or_else(|| "()".into());
+    let rpop = run(web, a, "GetAccountRPOP", vec![s(&full)]).await;
     let url = format!("/Domain/{}/Account/{}", url_part(d), url_part(acc));
     let body = html! {
         h1 { "Account " (full) }
@@ -1015,6 +1047,11 @@ async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice
                 textarea name="rules" aria-label="rules" { (rules_text) }
                 p { button type="submit" { "Save rules" } " " span.muted { "An array of (priority, name, conditions, actions), guide format." } }
             }
+        }
+        @match &rpop {
+            Ok(Some(Value::Array(records))) => (dialup::account_section(a, &url, records, &notice, kept)),
+            Ok(_) => (dialup::account_section(a, &url, &[], &notice, kept)),
+            Err(e) => section.panel { h2 { "Remote POP accounts (RPOP)" } (message(Some(&e.0), None)) },
         }
         section.panel {
             h2 { "Rename or delete" }
@@ -1297,6 +1334,7 @@ async fn render_text_setting(
     frame(a, title, &format!("/{title}"), body)
 }
 
+/// The address lists of the Protection page: (CLI name, the guide's title, what they do).
 const IP_LISTS: [(&str, &str, &str); 3] = [
     (
         "ClientIPs",
@@ -1315,51 +1353,131 @@ const IP_LISTS: [(&str, &str, &str); 3] = [
     ),
 ];
 
+/// The DNS options of the `Protection` settings (`SetProtection`, `modules::smtp::dns`): (the
+/// option, its table, the guide's title, what the table holds).
+const DNS_OPTIONS: [(&str, &str, &str, &str); 4] = [
+    (
+        "DetectClientsByDNSName",
+        "ClientDNSNames",
+        "Detect Clients by DNS Name",
+        "PTR names (* wildcards) of addresses treated as Client IP Addresses when the name's own address lookup holds the address (guide.txt:3190-3208)",
+    ),
+    (
+        "UseRBL",
+        "RBLServers",
+        "Use Blacklisting DNS (RBL)",
+        "RBL server domain names, not addresses; an address they list is blacklisted unless it is a Client or UnBlacklistable (guide.txt:3480-3514)",
+    ),
+    (
+        "BlacklistByDNSName",
+        "BlacklistedDNSNames",
+        "Blacklist by DNS Name",
+        "PTR names (* wildcards) of addresses treated as blacklisted (guide.txt:3515-3530)",
+    ),
+    (
+        "UnBlacklistByDNSName",
+        "UnBlacklistedDNSNames",
+        "UnBlacklist by DNS Name",
+        "PTR names (* wildcards) never blacklisted by RBL or DNS name; explicitly Blacklisted IP Addresses stay blacklisted (guide.txt:3539-3551)",
+    ),
+];
+
 async fn protection(State(web): State<Web>, Login(a): Login) -> Response {
-    render_protection(&web, &a, None, Notice::none()).await
+    render_protection(&web, &a, &[], Notice::none()).await
 }
 
+/// Saves one address list (`Set<list>`) or one DNS option with its table (`SetProtection`
+/// with the current settings and this option changed).
 async fn protection_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let which = field(&form, "which");
-    let Some((name, label, _)) = IP_LISTS.iter().find(|(n, _, _)| *n == which) else {
-        return render_protection(&web, &a, None, Notice::error("Unknown list")).await;
+    let r = if let Some((name, _, _)) = IP_LISTS.iter().find(|(n, _, _)| *n == which) {
+        run(
+            &web,
+            &a,
+            &format!("Set{name}"),
+            vec![lines_string(field(&form, "text"))],
+        )
+        .await
+    } else if let Some((flag, table, _, _)) = DNS_OPTIONS.iter().find(|o| o.0 == which) {
+        match run(&web, &a, "GetProtection", vec![]).await {
+            Ok(current) => {
+                let mut d = match current {
+                    Some(Value::Dict(d)) => d,
+                    _ => Dict::new(),
+                };
+                let on = field(&form, "on") == "Yes";
+                d.insert(flag.as_bytes().to_vec(), kw(if on { "Yes" } else { "No" }));
+                let items = all_fields(&form, "item")
+                    .into_iter()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(Value::str)
+                    .collect();
+                d.insert(table.as_bytes().to_vec(), Value::Array(items));
+                run(&web, &a, "SetProtection", vec![Value::Dict(d)]).await
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        return render_protection(&web, &a, &[], Notice::error("Unknown list")).await;
     };
-    let text = field(&form, "text").to_string();
-    let r = run(&web, &a, &format!("Set{name}"), vec![lines_string(&text)]).await;
-    let keep = r.is_err().then(|| (name.to_string(), text));
-    render_protection(
-        &web,
-        &a,
-        keep,
-        Notice::from(&r, &format!("{label} saved.")).at(name),
-    )
-    .await
+    let label = IP_LISTS
+        .iter()
+        .map(|l| (l.0, l.1))
+        .chain(DNS_OPTIONS.iter().map(|o| (o.0, o.2)))
+        .find(|(n, _)| *n == which)
+        .map_or("", |(_, l)| l);
+    // What was typed stays for correction when the command refused it.
+    let kept: &[(String, String)] = if r.is_err() { &form } else { &[] };
+    let notice = Notice::from(&r, &format!("{label} saved.")).at(which);
+    render_protection(&web, &a, kept, notice).await
 }
 
+/// Every value of a repeated form field, in order.
+fn all_fields<'a>(form: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    form.iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// The items of a DNS option's table as stored: an array, or text with commas or lines.
+fn table_items(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().map(value_text).collect(),
+        Some(v) => value_text(v)
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The Protection page in the guide's order (guide.txt:3154-3551): Client IP Addresses and
+/// Detect Clients by DNS Name, Blacklisted IP Addresses, RBL, Blacklist by DNS Name,
+/// UnBlacklistable IP Addresses, UnBlacklist by DNS Name. `kept` is a refused form, shown again
+/// in place of its section's stored value.
 async fn render_protection(
     web: &Web,
     a: &Admin,
-    keep: Option<(String, String)>,
+    kept: &[(String, String)],
     notice: Notice,
 ) -> Response {
-    let mut lists = Vec::new();
+    let kept_for = |name: &str| (field(kept, "which") == name).then_some(kept);
     let mut refused = None;
+    let mut lists = Vec::new();
     for (name, label, doc) in IP_LISTS {
-        let text = match &keep {
-            Some((k, t)) if k == name => t.clone(),
-            _ => {
+        let text = match kept_for(name) {
+            Some(f) => field(f, "text").to_string(),
+            None => {
                 let r = run(web, a, &format!("Get{name}"), vec![]).await;
                 refused = refused.or_else(|| error_of(&r));
                 r.ok().flatten().map(|v| value_text(&v)).unwrap_or_default()
             }
         };
-        lists.push((name, label, doc, text));
-    }
-    let body = html! {
-        h1 { "Protection" }
-        (notice.show())
-        @if let Some(e) = &refused { (message(Some(e), None)) }
-        @for (name, label, doc, text) in &lists {
+        lists.push(html! {
             section.panel {
                 h2 { (label) }
                 (notice.show_for(name))
@@ -1371,7 +1489,66 @@ async fn render_protection(
                     p { button type="submit" { "Save" } }
                 }
             }
-        }
+        });
+    }
+    let protection = run(web, a, "GetProtection", vec![]).await;
+    refused = refused.or_else(|| error_of(&protection));
+    let settings = dict_of(&protection);
+    let mut options = Vec::new();
+    for (flag, table, label, doc) in DNS_OPTIONS {
+        let (on, items) = match kept_for(flag) {
+            Some(f) => (
+                field(f, "on") == "Yes",
+                all_fields(f, "item")
+                    .into_iter()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            None => (
+                settings
+                    .get(flag.as_bytes())
+                    .map(value_text)
+                    .is_some_and(|t| t.eq_ignore_ascii_case("yes")),
+                table_items(settings.get(table.as_bytes())),
+            ),
+        };
+        options.push(html! {
+            section.panel {
+                h2 { (label) }
+                (notice.show_for(flag))
+                p.muted { (doc) ". Add one in the empty last row; blank a row to remove it." }
+                form method="post" action="/Protection" {
+                    (csrf_field(&a.csrf))
+                    input type="hidden" name="which" value=(flag);
+                    p { label { input type="checkbox" name="on" value="Yes" checked[on] aria-label=(flag); " " (label) } }
+                    table {
+                        tbody {
+                            @for item in items.iter().chain(std::iter::once(&String::new())) {
+                                tr { td { input type="text" name="item" value=(item) aria-label=(table); } }
+                            }
+                        }
+                    }
+                    p { button type="submit" { "Save" } }
+                }
+            }
+        });
+    }
+    let order = [
+        (&lists, 0),
+        (&options, 0),
+        (&lists, 1),
+        (&options, 1),
+        (&options, 2),
+        (&lists, 2),
+        (&options, 3),
+    ];
+    let body = html! {
+        h1 { "Protection" }
+        (notice.show())
+        @if let Some(e) = &refused { (message(Some(e), None)) }
+        @for (sections, i) in order { @if let Some(m) = sections.get(i) { (m) } }
     };
     frame(a, "Protection", "/Protection", body)
 }
@@ -1389,7 +1566,7 @@ async fn modules(State(web): State<Web>, Login(a): Login) -> Response {
 }
 
 async fn module(State(web): State<Web>, Login(a): Login, Path(m): Path<String>) -> Response {
-    render_module(&web, &a, &m, Notice::none()).await
+    render_module(&web, &a, &m, Notice::none(), &[]).await
 }
 
 async fn module_post(
@@ -1397,19 +1574,37 @@ async fn module_post(
     Path(m): Path<String>,
     Posted(a, form): Posted,
 ) -> Response {
-    let notice = match settings_changes(&form) {
-        Ok(c) => Notice::from(
-            &run(&web, &a, "UpdateModule", vec![s(&m), Value::Dict(c)]).await,
-            "Module settings updated.",
-        ),
-        Err(e) => Notice::error(e),
+    let notice = match dialup::module_post(&web, &a, &m, &form).await {
+        Some(n) => n,
+        None => match settings_changes(&form) {
+            Ok(c) => Notice::from(
+                &run(&web, &a, "UpdateModule", vec![s(&m), Value::Dict(c)]).await,
+                "Module settings updated.",
+            ),
+            Err(e) => Notice::error(e),
+        },
     };
-    render_module(&web, &a, &m, notice).await
+    let kept: &[(String, String)] = if notice.error.is_some() { &form } else { &[] };
+    render_module(&web, &a, &m, notice, kept).await
 }
 
-async fn render_module(web: &Web, a: &Admin, m: &str, notice: Notice) -> Response {
+/// A module's page: the generic settings table, and the module's own sections
+/// ([`dialup::module_sections`]) for the settings they edit.
+async fn render_module(
+    web: &Web,
+    a: &Admin,
+    m: &str,
+    notice: Notice,
+    kept: &[(String, String)],
+) -> Response {
     let effective = run(web, a, "GetModule", vec![s(m)]).await;
-    let eff = dict_of(&effective);
+    let all = dict_of(&effective);
+    let own = dialup::own_keys(m);
+    let eff: Dict = all
+        .iter()
+        .filter(|(k, _)| !own.iter().any(|o| o.as_bytes() == k.as_slice()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     // What differs from the declared default is what this server sets explicitly.
     let defaults: Dict = web
         .cli
@@ -1418,6 +1613,7 @@ async fn render_module(web: &Web, a: &Admin, m: &str, notice: Notice) -> Respons
         .map(|d| {
             d.settings
                 .iter()
+                .filter(|s| !own.contains(&s.key))
                 .map(|s| {
                     (
                         s.key.as_bytes().to_vec(),
@@ -1451,6 +1647,7 @@ async fn render_module(web: &Web, a: &Admin, m: &str, notice: Notice) -> Respons
         section.panel {
             (settings_form(&url, &a.csrf, html! {}, &explicit, &defaults_over(&defaults, &eff)))
         }
+        (dialup::module_sections(a, m, &url, &all, &notice, kept))
         section.panel {
             h2 { "About these settings" }
             table { tbody { @for (k, d) in &docs { tr { td.mono { (k) } td { (d) } } } } }
@@ -1570,14 +1767,50 @@ async fn queue(State(web): State<Web>, Login(a): Login) -> Response {
     render_queue(&web, &a, Notice::none()).await
 }
 
+/// Retry (`RetryQueue id`) or delete one message, release one domain's queue (`ReleaseQueue
+/// domain`), or retry everything (`RetryQueue`).
 async fn queue_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let id = field(&form, "id").to_string();
-    let r = match field(&form, "action") {
-        "delete" => run(&web, &a, "DeleteQueuedMessage", vec![s(&id)]).await,
-        "release" => run(&web, &a, "ReleaseQueue", vec![s(&id)]).await,
-        _ => run(&web, &a, "RetryQueue", vec![]).await,
+    let (r, done) = match field(&form, "action") {
+        "delete" => (
+            run(&web, &a, "DeleteQueuedMessage", vec![s(&id)]).await,
+            format!("Message {id} deleted."),
+        ),
+        "retry" => (
+            run(&web, &a, "RetryQueue", vec![s(&id)]).await,
+            format!("Message {id} will be tried now."),
+        ),
+        "release" => {
+            let domain = field(&form, "domain");
+            (
+                run(&web, &a, "ReleaseQueue", vec![s(domain)]).await,
+                format!("The queue of {domain} is released."),
+            )
+        }
+        _ => (
+            run(&web, &a, "RetryQueue", vec![]).await,
+            "Every deferred recipient will be tried now.".to_string(),
+        ),
     };
-    render_queue(&web, &a, Notice::from(&r, "Done.")).await
+    render_queue(&web, &a, Notice::from(&r, &done)).await
+}
+
+/// Why a domain's mail waits, picked from its messages' `ListQueue` States: a suspension
+/// after a failed connection, a hold (Hold Mail for Domains, the TCP Activity Schedule), other
+/// deferrals, then the rest.
+fn domain_state<'a>(states: &[&'a str]) -> &'a str {
+    let rank = |t: &str| {
+        if t.contains("suspended until") {
+            0
+        } else if t.contains("held for") || t.contains("keeps the link closed") {
+            1
+        } else if t.starts_with("Deferred") {
+            2
+        } else {
+            3
+        }
+    };
+    states.iter().copied().min_by_key(|t| rank(t)).unwrap_or("")
 }
 
 async fn render_queue(web: &Web, a: &Admin, notice: Notice) -> Response {
@@ -1587,6 +1820,28 @@ async fn render_queue(web: &Web, a: &Admin, notice: Notice) -> Response {
         Ok(Some(Value::Array(items))) => items.clone(),
         _ => Vec::new(),
     };
+    // Per destination domain of the open recipients: its messages and their States.
+    let mut domains: Vec<(String, Vec<String>)> = Vec::new();
+    for m in &items {
+        let state = m.get_text("State").unwrap_or_default();
+        let rcpts = m.get("Recipients").and_then(Value::as_array).unwrap_or(&[]);
+        let mut seen = Vec::new();
+        for r in rcpts {
+            let domain = value_text(r)
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            if domain.is_empty() || seen.contains(&domain) {
+                continue;
+            }
+            seen.push(domain.clone());
+            match domains.iter_mut().find(|(d, _)| *d == domain) {
+                Some((_, states)) => states.push(state.clone()),
+                None => domains.push((domain, vec![state.clone()])),
+            }
+        }
+    }
+    domains.sort();
     let cols = [
         "Id",
         "From",
@@ -1603,10 +1858,37 @@ async fn render_queue(web: &Web, a: &Admin, notice: Notice) -> Response {
             (message(Some("The queue commands are not available on this server version."), None))
         } @else {
             @if let Some(e) = error_of(&list) { (message(Some(&e), None)) }
+            @if !domains.is_empty() {
+                section.panel {
+                    h2 { "Domains" }
+                    p.muted { "A domain whose connection failed is suspended until its retry time; mail for a domain in Hold Mail for Domains waits for its ETRN or ATRN. Release tries the domain's mail now." }
+                    table.domains {
+                        thead { tr { th { "Domain" } th { "Messages" } th { "State" } th {} } }
+                        tbody {
+                            @for (d, states) in &domains {
+                                @let refs: Vec<&str> = states.iter().map(String::as_str).collect();
+                                tr {
+                                    td.mono { (d) }
+                                    td { (states.len()) }
+                                    td { (domain_state(&refs).strip_prefix("Deferred: ").unwrap_or(domain_state(&refs))) }
+                                    td {
+                                        form method="post" action="/Queue" {
+                                            (csrf_field(&a.csrf))
+                                            input type="hidden" name="domain" value=(d);
+                                            button.secondary type="submit" name="action" value="release" { "Release" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             section.panel {
+                h2 { "Messages" }
                 @if items.is_empty() { p.muted { "The queue is empty." } }
                 @else {
-                    table {
+                    table.messages {
                         thead { tr { @for c in cols { th { (c) } } th {} } }
                         tbody {
                             @for m in &items {
@@ -1617,7 +1899,7 @@ async fn render_queue(web: &Web, a: &Admin, notice: Notice) -> Response {
                                         form method="post" action="/Queue" {
                                             (csrf_field(&a.csrf))
                                             input type="hidden" name="id" value=(id);
-                                            button.secondary type="submit" name="action" value="release" { "Release" } " "
+                                            button.secondary type="submit" name="action" value="retry" { "Retry" } " "
                                             button.danger type="submit" name="action" value="delete" { "Delete" }
                                         }
                                     }
@@ -1628,7 +1910,7 @@ async fn render_queue(web: &Web, a: &Admin, notice: Notice) -> Response {
                 }
                 form.mt method="post" action="/Queue" {
                     (csrf_field(&a.csrf))
-                    button type="submit" name="action" value="retry" { "Retry all now" }
+                    button type="submit" name="action" value="retryall" { "Retry all now" }
                 }
             }
         }
