@@ -164,10 +164,13 @@ pub fn text_value(text: &str) -> Result<Value, String> {
     }
 }
 
-/// Whether a setting holds a password (`RelayPassword`, `ATRNPassword`): such a value is never
-/// put into a page.
+/// The settings that hold a password: their values are never put into a page. (`UseAppPassword`
+/// and the like are switches, not secrets.)
+const SECRETS: [&str; 3] = ["Password", "RelayPassword", "ATRNPassword"];
+
+/// Whether a setting holds a password ([`SECRETS`]).
 pub fn is_secret(key: &str) -> bool {
-    key.ends_with("Password")
+    SECRETS.iter().any(|s| s.eq_ignore_ascii_case(key))
 }
 
 /// A settings table: each setting with its effective value and this level's explicit value,
@@ -257,4 +260,40 @@ pub fn settings_changes(form: &[(String, String)]) -> Result<Dict, String> {
         }
     }
     Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dict(pairs: &[(&str, &str)]) -> Dict {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), Value::str(*v)))
+            .collect()
+    }
+
+    #[test]
+    fn a_password_is_never_shown_and_an_empty_field_keeps_it() {
+        let explicit = dict(&[("ATRNPassword", "s3cret"), ("UseAppPassword", "Yes")]);
+        let page = settings_form("/m", "t", html! {}, &explicit, &explicit).into_string();
+        assert!(!page.contains("s3cret"), "{page}");
+        assert!(page.contains(r#"value="Yes""#), "a switch is not a secret");
+        // What the browser posts back untouched changes nothing.
+        let form = vec![
+            ("k:ATRNPassword".to_string(), String::new()),
+            ("o:ATRNPassword".to_string(), String::new()),
+            ("k:UseAppPassword".to_string(), "Yes".to_string()),
+            ("o:UseAppPassword".to_string(), "Yes".to_string()),
+        ];
+        assert_eq!(settings_changes(&form), Ok(Dict::new()));
+        let typed = vec![
+            ("k:ATRNPassword".to_string(), "new".to_string()),
+            ("o:ATRNPassword".to_string(), String::new()),
+        ];
+        assert_eq!(
+            settings_changes(&typed),
+            Ok(dict(&[("ATRNPassword", "new")]))
+        );
+    }
 }

@@ -430,3 +430,77 @@ fn rows_form(a: &Admin, url: &str, action: &str, rows: &[Row], unified: bool) ->
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format;
+
+    fn form(rows: &[[&str; 8]]) -> Vec<(String, String)> {
+        let cols = [
+            "orig", "every", "account", "host", "password", "leave", "apop", "header",
+        ];
+        rows.iter()
+            .flat_map(|r| {
+                cols.iter()
+                    .zip(r)
+                    .map(|(c, v)| (c.to_string(), v.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_password_keeps_the_stored_one_of_the_same_row() {
+        let stored = vec![
+            format::parse(
+                b"{PollEvery=600s;Account=a;Host=h1;Password=secret-a;Leave=No;APOP=No;}",
+            )
+            .unwrap(),
+            format::parse(
+                b"{PollEvery=600s;Account=b;Host=h2;Password=secret-b;Leave=No;APOP=No;}",
+            )
+            .unwrap(),
+        ];
+        let posted = form(&[
+            // Reordered and with a new host: still row "b h2"'s password.
+            ["b h2", "1h", "b", "h3", "", "Yes", "No", ""],
+            // Account cleared: removed.
+            ["a h1", "10m", "", "h1", "", "No", "No", ""],
+            // A new row with a password typed; a forged orig finds nothing.
+            ["", "", "c", "h4", "pc", "No", "Yes", ""],
+            ["x y", "", "d", "h5", "", "No", "No", ""],
+        ]);
+        let records = account_records(&posted, &stored);
+        let got: Vec<(String, String, String, String)> = records
+            .iter()
+            .map(|r| {
+                let t = |k| r.get_text(k).unwrap_or_default();
+                (t("Account"), t("Host"), t("Password"), t("PollEvery"))
+            })
+            .collect();
+        let want = [
+            ("b", "h3", "secret-b", "1h"),
+            ("c", "h4", "pc", "10m"),
+            ("d", "h5", "", "10m"),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(a, b, c, d)| (a.into(), b.into(), c.into(), d.into()))
+        );
+        // An account's record has no SpecialHeader; the rows shown carry no password.
+        assert!(records[0].get("SpecialHeader").is_none());
+        let admin = Admin {
+            session: crate::cli::Session {
+                user: "postmaster".into(),
+                domain: "example.com".into(),
+                rights: Vec::new(),
+                main_domain: true,
+            },
+            csrf: "t".into(),
+            session_id: None,
+        };
+        let page = rows_form(&admin, "/x", "rpop", &stored_rows(&stored), false).into_string();
+        assert!(page.contains(r#"value="b h2""#), "{page}");
+        assert!(!page.contains("secret-"), "{page}");
+    }
+}
