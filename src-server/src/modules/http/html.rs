@@ -31,6 +31,7 @@ th { color:var(--muted); font-weight:600; font-size:.9em; }
 td.mono, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:.9em; word-break:break-all; }
 input[type=text], input[type=password], input[type=search], select, textarea { font:inherit; color:inherit; background:var(--bg);
   border:1px solid var(--line); border-radius:6px; padding:.35rem .5rem; width:100%; }
+td select { min-width:4.5rem; }
 textarea { min-height:8rem; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:.9em; }
 button, .button { font:inherit; border:1px solid var(--accent); background:var(--accent); color:var(--accent-text); border-radius:6px;
   padding:.35rem .9rem; cursor:pointer; text-decoration:none; display:inline-block; }

@@ -1,6 +1,11 @@
 //! WebAdmin's pages. Each GET renders from CLI commands; each POST runs exactly one CLI command
 //! (so nothing is half-saved) and renders the page again with the command's error text, or
 //! redirects on success.
+//!
+//! Every handler takes [`Login`] (GET) or [`Posted`] (POST: login and CSRF token checked) as an
+//! argument, so the checks live in one place. The dial-up forms (SMTP wake-ups and holds, Wake Up
+//! Now, RPOP rows) are in [`dialup`]. Passwords are only ever written, never shown
+//! (`html::is_secret`, the RPOP rows).
 
 mod dialup;
 
@@ -189,12 +194,12 @@ async fn require_post(
 }
 
 /// Where the connection came from (put there by the listener's handler for every request).
-fn conn_info(parts: &Parts) -> Result<ConnInfo, Response> {
+fn conn_info(parts: &Parts) -> Result<ConnInfo, StatusCode> {
     parts
         .extensions
         .get::<ConnInfo>()
         .copied()
-        .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        .ok_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// The logged-in account of a request ([`require`]), as a handler argument: every page's
@@ -205,7 +210,7 @@ impl FromRequestParts<Web> for Login {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Login, Response> {
-        let info = conn_info(parts)?;
+        let info = conn_info(parts).map_err(IntoResponse::into_response)?;
         require(web, &parts.headers, &info).await.map(Login)
     }
 }
@@ -219,7 +224,7 @@ impl FromRequest<Web> for Posted {
 
     async fn from_request(req: Request, web: &Web) -> Result<Posted, Response> {
         let (parts, body) = req.into_parts();
-        let info = conn_info(&parts)?;
+        let info = conn_info(&parts).map_err(IntoResponse::into_response)?;
         let headers = parts.headers.clone();
         let Form(form) = FormData::from_request(Request::from_parts(parts, body), web)
             .await

@@ -417,7 +417,8 @@ fn rows_form(a: &Admin, url: &str, action: &str, rows: &[Row], unified: bool) ->
                             td { input type="text" name="account" value=(r.account) aria-label="account"; }
                             td { input type="text" name="host" value=(r.host) placeholder="pop.example.com" aria-label="host"; }
                             td { input type="password" name="password" value="" autocomplete="new-password" aria-label="password"
-                                    placeholder=(if r.has_password { "stored; empty keeps it" } else { "" }); }
+                                    placeholder=(if r.has_password { "(stored)" } else { "" })
+                                    title="empty keeps the stored password"; }
                             td { (yes_no("leave", r.leave)) }
                             td { (yes_no("apop", r.apop)) }
                             @if unified { td { input type="text" name="header" value=(r.header) aria-label="header"; } }
