@@ -63,8 +63,10 @@ pub(super) async fn module_post(
     m: &str,
     form: &[(String, String)],
 ) -> Option<Notice> {
+    let smtp = m.eq_ignore_ascii_case("SMTP");
+    let rpop = m.eq_ignore_ascii_case("RPOP");
     let notice = match field(form, "action") {
-        "wakeup" => match run(web, a, "WakeUpNow", vec![]).await {
+        "wakeup" if smtp => match run(web, a, "WakeUpNow", vec![]).await {
             Ok(reply) => {
                 let actions: Vec<String> = match &reply {
                     Some(Value::Array(items)) => items.iter().map(value_text).collect(),
@@ -81,7 +83,7 @@ pub(super) async fn module_post(
             }
             Err(e) => Notice::error(format!("Wake Up Now: {}", e.0)),
         },
-        "dialup" => match settings_changes(form) {
+        "dialup" if smtp => match settings_changes(form) {
             Ok(mut c) => {
                 if field(form, "forget") == "Yes" {
                     c.insert(b"ATRNPassword".to_vec(), kw("default"));
@@ -93,7 +95,7 @@ pub(super) async fn module_post(
             }
             Err(e) => Notice::error(e),
         },
-        "unified" => {
+        "unified" if rpop => {
             let current = match run(web, a, "GetModule", vec![s(m)]).await {
                 Ok(Some(Value::Dict(d))) => d,
                 Ok(_) => Dict::new(),
