@@ -7,3 +7,4 @@ pub mod mail;
 pub mod queue;
 pub mod router;
 pub mod rules;
+pub mod sessions;
