@@ -19,6 +19,7 @@ mod cmd_domain;
 mod cmd_mailbox;
 mod cmd_queue;
 mod cmd_server;
+mod cmd_session;
 mod cmd_webfile;
 pub mod rights;
 pub mod table;
