@@ -102,18 +102,27 @@ mod tests {
         let s = |u: &str, d: &str| Session::load(&ctx.store, u, d).unwrap();
         let (joe_s, boss) = (s("joe", "client1.com"), s("boss", "client1.com"));
         let pm = s("postmaster", "example.com");
-        assert_eq!(run(&ctx, &joe_s, "ListAccountSessions joe"), "200 data follow\r\n()");
+        assert_eq!(
+            run(&ctx, &joe_s, "ListAccountSessions joe"),
+            "200 data follow\r\n()"
+        );
         let imap = ctx.sessions.register(&joe(), "IMAP", ip(), None).unwrap();
         let pop = ctx.sessions.register(&joe(), "POP", ip(), None).unwrap();
         let own = run(&ctx, &joe_s, "ListAccountSessions *");
-        assert!(own.starts_with("200 data follow\r\n({Module=IMAP;Address=\"127.0.0.2\";Since="), "{own}");
+        assert!(
+            own.starts_with("200 data follow\r\n({Module=IMAP;Address=\"127.0.0.2\";Since="),
+            "{own}"
+        );
         assert!(own.contains("{Module=POP;"), "{own}");
         // The domain administrator may; a user may not look at another account.
         assert!(run(&ctx, &boss, "ListAccountSessions joe").contains("({Module"));
         assert!(run(&ctx, &joe_s, "ListAccountSessions boss").starts_with("5"));
         assert!(run(&ctx, &joe_s, "KillAccountSessions boss").starts_with("5"));
         assert!(run(&ctx, &pm, "ListAccountSessions nobody@client1.com").starts_with("5"));
-        assert_eq!(run(&ctx, &pm, "KillAccountSessions joe@client1.com"), "200 OK");
+        assert_eq!(
+            run(&ctx, &pm, "KillAccountSessions joe@client1.com"),
+            "200 OK"
+        );
         assert!(imap.is_killed() && pop.is_killed());
     }
 
@@ -121,7 +130,10 @@ mod tests {
     fn mailbox_sessions_by_storage() {
         let (_d, ctx) = fixture();
         let joe_s = Session::load(&ctx.store, "joe", "client1.com").unwrap();
-        assert_eq!(run(&ctx, &joe_s, "CREATEMAILBOX joe MAILBOX Sent"), "200 OK");
+        assert_eq!(
+            run(&ctx, &joe_s, "CREATEMAILBOX joe MAILBOX Sent"),
+            "200 OK"
+        );
         let boxes = AccountMailboxes::open(&ctx.store, "client1.com", "joe").unwrap();
         let (path, _) = boxes.find("Sent").unwrap().unwrap();
         let g = ctx.sessions.register(&joe(), "IMAP", ip(), None).unwrap();

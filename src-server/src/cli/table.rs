@@ -8,9 +8,9 @@
 //! each alias goes to its first occurrence (spec B Appendix D 1-2).
 
 use super::args::Args;
+use super::cmd_session as ses;
 use super::cmd_webfile as w;
 use super::rights::Need;
-use super::cmd_session as ses;
 use super::{cmd_account as a, cmd_domain as d, cmd_mailbox as m, cmd_queue as q, cmd_server as s};
 use super::{CliContext, CmdResult, Session};
 

@@ -120,7 +120,14 @@ impl Registry {
             path: None,
             account: shown,
         };
-        inner.live.insert(id, Entry { account, info, kill });
+        inner.live.insert(
+            id,
+            Entry {
+                account,
+                info,
+                kill,
+            },
+        );
         Ok(SessionGuard {
             registry: Arc::clone(self),
             id,
@@ -254,7 +261,9 @@ mod tests {
             list.iter().map(|s| s.module).collect::<Vec<_>>(),
             ["IMAP", "POP"]
         );
-        assert!(list.iter().all(|s| s.mailbox.is_none() && s.address == ip()));
+        assert!(list
+            .iter()
+            .all(|s| s.mailbox.is_none() && s.address == ip()));
         drop(a);
         assert_eq!(r.list("example.com", "ann").len(), 1);
         drop(b);
@@ -286,7 +295,10 @@ mod tests {
         let a = r.register(&id("ann"), "IMAP", ip(), None).unwrap();
         let b = r.register(&id("ann"), "IMAP", ip(), None).unwrap();
         let c = r.register(&id("bob"), "IMAP", ip(), None).unwrap();
-        let (inbox, sent) = (Path::new("/b/ann/INBOX.mbox"), Path::new("/b/ann/Sent.mbox"));
+        let (inbox, sent) = (
+            Path::new("/b/ann/INBOX.mbox"),
+            Path::new("/b/ann/Sent.mbox"),
+        );
         a.set_mailbox(Some(("INBOX", inbox)));
         b.set_mailbox(Some(("Sent", sent)));
         // Bob has Ann's INBOX open through an alias: found by where it is stored.
@@ -300,7 +312,10 @@ mod tests {
         assert_eq!(r.on_mailbox(sent).len(), 1);
         a.set_mailbox(None);
         assert_eq!(r.on_mailbox(inbox).len(), 1);
-        assert_eq!(r.list("example.com", "ann")[1].mailbox.as_deref(), Some("Sent"));
+        assert_eq!(
+            r.list("example.com", "ann")[1].mailbox.as_deref(),
+            Some("Sent")
+        );
     }
 
     #[tokio::test]

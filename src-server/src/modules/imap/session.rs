@@ -364,8 +364,10 @@ async fn login(
     let guard = match ctx.cli.open_session(&id, TAG, conn.peer.ip()).await {
         Ok(g) => g,
         Err(SessionRefused::Limit(e)) => {
+            // Major, not Problems: the default log level records it, and an admin who set a
+            // limit wants to see it bite.
             ctx.logger.log(
-                Level::Problems,
+                Level::Major,
                 &conn.tag,
                 format_args!("login of {id} refused: {e}"),
             );

@@ -175,25 +175,24 @@ pub async fn serve(
             l = tokio::time::timeout(ctx.idle_timeout, conn.line(proto::MAX_COMMAND_LINE - 2)) => l,
             () = killed(&mut state) => return say_killed(&ctx, &mut conn).await,
         };
-        let line =
-            match next_line {
-                Err(_) => {
-                    // RFC 1939 §3: an autologout timer ends the session without entering UPDATE.
-                    conn.send(&proto::err("idle timeout, closing")).await?;
-                    return Ok(());
+        let line = match next_line {
+            Err(_) => {
+                // RFC 1939 §3: an autologout timer ends the session without entering UPDATE.
+                conn.send(&proto::err("idle timeout, closing")).await?;
+                return Ok(());
+            }
+            Ok(Ok(Line::Eof)) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Line::TooLong)) => {
+                errors += 1;
+                conn.send(&proto::err("command line too long")).await?;
+                if errors >= MAX_ERRORS {
+                    return close_for_errors(&mut conn).await;
                 }
-                Ok(Ok(Line::Eof)) => return Ok(()),
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(Line::TooLong)) => {
-                    errors += 1;
-                    conn.send(&proto::err("command line too long")).await?;
-                    if errors >= MAX_ERRORS {
-                        return close_for_errors(&mut conn).await;
-                    }
-                    continue;
-                }
-                Ok(Ok(Line::Text(l))) => l,
-            };
+                continue;
+            }
+            Ok(Ok(Line::Text(l))) => l,
+        };
         let cmd = match proto::parse_command(&line) {
             Ok(c) => c,
             Err(e) => {
@@ -573,8 +572,10 @@ async fn login(
     let session = match ctx.cli.open_session(&id, TAG, conn.peer.ip()).await {
         Ok(g) => g,
         Err(SessionRefused::Limit(e)) => {
+            // Major, not Problems: the default log level records it, and an admin who set a
+            // limit wants to see it bite.
             ctx.logger.log(
-                Level::Problems,
+                Level::Major,
                 &conn.tag,
                 format_args!("login of {id} refused: {e}"),
             );

@@ -1,0 +1,200 @@
+"""Account sessions (issue 6, an extension: the guide has no session list or per-account limit),
+driven by Python's imaplib and poplib and the real `gatehouse` client: sessions are listed with
+the selected mailbox, GETMAILBOXSESSIONS finds who has a mailbox open, MaxAccountSessions refuses
+a login beyond it (IMAP `NO [LIMIT]`, POP `-ERR [IN-USE]`) and the connection stays usable,
+KillAccountSessions ends sessions (IMAP `* BYE`, POP `-ERR` then close, nothing deleted), and
+the listener's MaxPerAddress refuses connections from the same address.
+"""
+
+import imaplib
+import poplib
+import socket
+import time
+
+import pytest
+
+from cli_helpers import cli
+
+MSG = b"From: a@example.test\r\nTo: bob@example.test\r\nSubject: s\r\n\r\nbody\r\n"
+
+
+@pytest.fixture
+def srv(server, gatehouse_bin):
+    for name, pw in (("bob", "pw"), ("eve", "epw")):
+        cli(gatehouse_bin, server, "CreateAccount", name, "{Password=" + pw + ";}", check=True)
+    server.cli = lambda *a, **k: cli(gatehouse_bin, server, *a, **k)
+    return server
+
+
+def sessions(srv, account="bob", **kw):
+    return srv.cli("ListAccountSessions", account, json=True, check=True, **kw)
+
+
+def wait_for(pred, what, timeout=5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def imap_login(srv, user="bob", password="pw"):
+    m = imaplib.IMAP4("127.0.0.1", srv.port(143), timeout=10)
+    m.login(user, password)
+    return m
+
+
+def pop_login(srv, user="bob", password="pw"):
+    p = poplib.POP3("127.0.0.1", srv.port(110), timeout=10)
+    p.user(user)
+    p.pass_(password)
+    return p
+
+
+def test_list_sessions_with_the_selected_mailbox(srv):
+    assert sessions(srv) == []
+    m = imap_login(srv)
+    assert m.create("Work")[0] == "OK"
+    p = pop_login(srv)
+    listed = sessions(srv)
+    assert [s["Module"] for s in listed] == ["IMAP", "POP"], listed
+    assert all(s["Address"] == "127.0.0.1" and len(s["Since"]) == 19 for s in listed), listed
+    assert "Mailbox" not in listed[0] and listed[1]["Mailbox"] == "INBOX", listed
+
+    assert m.select("Work")[0] == "OK"
+    assert sessions(srv)[0]["Mailbox"] == "Work"
+    who = srv.cli("GETMAILBOXSESSIONS", "bob", "MAILBOX", "Work", json=True, check=True)
+    assert [(s["Account"].split("@")[0], s["Module"]) for s in who] == [("bob", "IMAP")], who
+    inbox = srv.cli("GETMAILBOXSESSIONS", "bob", "MAILBOX", "INBOX", json=True, check=True)
+    assert [s["Module"] for s in inbox] == ["POP"], inbox
+
+    assert m.select("INBOX", readonly=True)[0] == "OK"  # EXAMINE
+    inbox = srv.cli("GETMAILBOXSESSIONS", "bob", "MAILBOX", "INBOX", json=True, check=True)
+    assert sorted(s["Module"] for s in inbox) == ["IMAP", "POP"], inbox
+    assert m.close()[0] == "OK"
+    assert "Mailbox" not in sessions(srv)[0]
+
+    # A user lists their own sessions, not another account's.
+    assert sessions(srv, "bob", user="bob", password="pw")[0]["Module"] == "IMAP"
+    other = srv.cli("ListAccountSessions", "bob", user="eve", password="epw")
+    assert other.returncode != 0 and other.stderr.strip(), other
+
+    m.logout()
+    p.quit()
+    wait_for(lambda: sessions(srv) == [], "the sessions to leave the registry")
+
+
+def test_max_account_sessions(srv):
+    srv.cli("UpdateAccountSettings", "bob", "{MaxAccountSessions=2;}", check=True)
+    first, second = imap_login(srv), pop_login(srv)
+
+    # IMAP: NO [LIMIT] (RFC 5530), the connection stays in the not-authenticated state.
+    m = imaplib.IMAP4("127.0.0.1", srv.port(143), timeout=10)
+    with pytest.raises(imaplib.IMAP4.error, match=r"\[LIMIT\]"):
+        m.login("bob", "pw")
+    assert m.noop()[0] == "OK"
+    # Another account is not affected.
+    m.login("eve", "epw")
+    m.logout()
+
+    # POP: -ERR [IN-USE]; still in AUTHORIZATION, so USER/PASS may be sent again.
+    p = poplib.POP3("127.0.0.1", srv.port(110), timeout=10)
+    p.user("bob")
+    with pytest.raises(poplib.error_proto, match=r"\[IN-USE\]"):
+        p.pass_("pw")
+    assert p.capa()
+
+    log = srv.cli("ReadLog", "TEXT", "too many sessions", json=True, check=True)
+    assert {r["Tag"].split("-")[0] for r in log} >= {"IMAP", "POP"}, log
+
+    # A slot freed is a slot available: the waiting POP client now gets in.
+    first.logout()
+    wait_for(lambda: len(sessions(srv)) == 1, "the IMAP session to end")
+    p.user("bob")
+    assert p.pass_("pw").startswith(b"+OK")
+    p.quit()
+    second.quit()
+
+    # 0 means no limit.
+    srv.cli("UpdateAccountSettings", "bob", "{MaxAccountSessions=0;}", check=True)
+    many = [imap_login(srv) for _ in range(4)]
+    assert len(sessions(srv)) == 4
+    for c in many:
+        c.logout()
+
+
+def test_kill_account_sessions(srv):
+    m = imap_login(srv)
+    assert m.select("INBOX")[0] == "OK"
+    idler = imap_login(srv)
+    assert idler.select("INBOX")[0] == "OK"
+    idler.send(b"I1 IDLE\r\n")
+    assert idler.readline().startswith(b"+ ")
+    p = pop_login(srv)
+    e = imap_login(srv, "eve", "epw")
+    assert len(sessions(srv)) == 3
+
+    # Only a domain administrator may end another account's sessions.
+    refused = srv.cli("KillAccountSessions", "bob", user="eve", password="epw")
+    assert refused.returncode != 0
+    srv.cli("KillAccountSessions", "bob", check=True)
+
+    # IMAP, idle in the selected state: an untagged BYE, then the connection closes.
+    m.sock.settimeout(5)
+    assert m.readline().startswith(b"* BYE"), "no BYE"
+    assert m.readline() == b""
+    # IMAP in IDLE: the same.
+    idler.sock.settimeout(5)
+    assert idler.readline().startswith(b"* BYE")
+    assert idler.readline() == b""
+    # POP: -ERR answers the next command, then the connection is closed.
+    with pytest.raises((poplib.error_proto, OSError)):
+        p.noop()
+        p.noop()
+    wait_for(lambda: sessions(srv) == [], "the killed sessions to leave the registry")
+    # Eve was not touched.
+    assert e.noop()[0] == "OK"
+    assert len(sessions(srv, "eve")) == 1
+    e.logout()
+    # And bob can log in again.
+    imap_login(srv).logout()
+
+
+def test_kill_does_not_delete_pop_messages(srv, gatehouse_bin):
+    m = imap_login(srv)
+    assert m.append("INBOX", None, None, MSG)[0] == "OK"
+    m.logout()
+    p = pop_login(srv)
+    assert p.stat()[0] == 1
+    assert p.dele(1).startswith(b"+OK")
+    srv.cli("KillAccountSessions", "bob", check=True)
+    p.sock.settimeout(5)
+    assert p.file.readline().startswith(b"-ERR")
+    wait_for(lambda: sessions(srv) == [], "the POP session to end")
+    # RFC 1939 §6: no UPDATE state, so the DELE is forgotten.
+    p2 = pop_login(srv)
+    assert p2.stat()[0] == 1
+    p2.quit()
+
+
+def test_per_address_limit(srv):
+    # guide.txt:4738 "Max Connections from same Address", counted across the listener's sockets.
+    srv.cli("UpdateModule", "IMAP",
+            "{Listener={Sockets=({Port=143;Address=all;SSL=No;},{Port=993;Address=all;SSL=Yes;});"
+            "MaxPerAddress=2;};}", check=True)
+    a = imaplib.IMAP4("127.0.0.1", srv.port(143), timeout=10)
+    b = imaplib.IMAP4("127.0.0.1", srv.port(143), timeout=10)
+    # The third from 127.0.0.1 is closed at once, with no greeting.
+    with socket.create_connection(("127.0.0.1", srv.port(143)), timeout=5) as s:
+        assert s.recv(100) == b""
+    a.logout()
+    wait_for(lambda: _greets(srv), "a slot to free up")
+    b.logout()
+
+
+def _greets(srv):
+    with socket.create_connection(("127.0.0.1", srv.port(143)), timeout=5) as s:
+        return s.recv(100).startswith(b"* OK")
