@@ -1,5 +1,5 @@
 """Account sessions (issue 6, an extension: the guide has no session list or per-account limit),
-driven by Python's imaplib and poplib and the real `gatehouse` client: sessions are listed with
+driven by Python's imaplib and poplib, curl for WebMail, and the real `gatehouse` client: sessions are listed with
 the selected mailbox, GETMAILBOXSESSIONS finds who has a mailbox open, MaxAccountSessions refuses
 a login beyond it (IMAP `NO [LIMIT]`, POP `-ERR [IN-USE]`) and the connection stays usable,
 KillAccountSessions ends sessions (IMAP `* BYE`, POP `-ERR` then close, nothing deleted), and
@@ -8,7 +8,9 @@ the listener's MaxPerAddress refuses connections from the same address.
 
 import imaplib
 import poplib
+import re
 import socket
+import subprocess
 import time
 
 import pytest
@@ -198,3 +200,35 @@ def test_per_address_limit(srv):
 def _greets(srv):
     with socket.create_connection(("127.0.0.1", srv.port(143)), timeout=5) as s:
         return s.recv(100).startswith(b"* OK")
+
+
+def curl(server, path, *args):
+    """Runs curl against WebUser (8100); returns (status, body, headers-text)."""
+    cmd = ["curl", "-s", "-S", "-D", "/dev/stderr", "-o", "-", "-w", "\n%{http_code}",
+           "--max-time", "20", *args, f"http://127.0.0.1:{server.port(8100)}{path}"]
+    p = subprocess.run(cmd, capture_output=True, check=True)
+    body, _, code = p.stdout.decode("utf-8", "replace").rpartition("\n")
+    return int(code), body, p.stderr.decode("utf-8", "replace")
+
+
+def test_webmail_sessions_are_listed_counted_and_killed(srv):
+    code, _, headers = curl(srv, "/", "-d", "username=bob&password=pw")
+    assert code == 303, headers
+    sid = re.search(r"(?im)^location: /Session/([^/\s]+)/", headers).group(1)
+    assert [s["Module"] for s in sessions(srv)] == ["WebMail"]
+
+    # WebMail counts against MaxAccountSessions, and is refused past it.
+    srv.cli("UpdateAccountSettings", "bob", "{MaxAccountSessions=2;}", check=True)
+    m = imap_login(srv)
+    with pytest.raises(imaplib.IMAP4.error, match=r"\[LIMIT\]"):
+        imap_login(srv)
+    code, body, _ = curl(srv, "/", "-d", "username=bob&password=pw")
+    assert code == 503 and "Too many sessions" in body, (code, body)
+
+    srv.cli("KillAccountSessions", "bob", check=True)
+    m.sock.settimeout(5)
+    assert m.readline().startswith(b"* BYE")
+    # The killed WebMail session is gone at its next request.
+    code, body, _ = curl(srv, f"/Session/{sid}/Mailboxes.wssp")
+    assert code == 403 and "session has ended" in body
+    wait_for(lambda: sessions(srv) == [], "the killed sessions to leave the registry")

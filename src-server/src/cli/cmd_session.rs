@@ -1,6 +1,6 @@
 //! Session commands, an extension (issue 6; the guide has none): `ListAccountSessions` and
 //! `KillAccountSessions` over the server's session registry (`kernel::sessions`), which the IMAP
-//! and POP modules fill at login. `GETMAILBOXSESSIONS` is with the other mailbox commands in
+//! POP and WebUser modules fill at login. `GETMAILBOXSESSIONS` is with the other mailbox commands in
 //! `cmd_mailbox`.
 //!
 //! Rights: an account may list and end its own sessions; other accounts need "All Accounts and
@@ -8,7 +8,7 @@
 //!
 //! Implementation notes: killing only signals the sessions; each says goodbye on the wire (IMAP
 //! `* BYE`, POP `-ERR`) and closes within moments, so a listing right after the command may
-//! still show them.
+//! still show them. A WebMail session has no connection to close: it ends at its next request.
 
 use chrono::{DateTime, Local};
 

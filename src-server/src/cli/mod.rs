@@ -193,7 +193,7 @@ pub struct CliContext {
     pub link: Option<Arc<crate::dialup::Link>>,
     /// The link's clock when `gatehoused --test-clock` runs it (`SetTestClock`); `None` otherwise.
     pub test_clock: Option<Arc<crate::kernel::clock::TestClock>>,
-    /// Every logged-in IMAP and POP session (`ListAccountSessions`, `MaxAccountSessions`).
+    /// Every logged-in IMAP, POP and WebMail session (`ListAccountSessions`, `MaxAccountSessions`).
     pub sessions: Arc<crate::kernel::sessions::Registry>,
 }
 

@@ -7,7 +7,9 @@
 //! (our name, `store::settings`) is checked here at registration, and the CLI commands
 //! `ListAccountSessions`, `GetMailboxSessions` and `KillAccountSessions` read and end sessions.
 //!
-//! A module registers a session after a successful login and keeps the returned [`SessionGuard`]
+//! IMAP and POP register a connection after a successful login, WebUser a WebMail session (kept
+//! with it in `http::auth::Sessions`, so it leaves the registry when it ends or times out; a
+//! timed-out one at the next WebUser request). A module registers a session after a successful login and keeps the returned [`SessionGuard`]
 //! for as long as the session lives; dropping the guard unregisters it, so a session that ends in
 //! any way (LOGOUT, I/O error, panic unwinding) leaves the registry. Killing a session only
 //! signals its guard ([`SessionGuard::killed`]); the session itself says goodbye on the wire in
@@ -31,7 +33,7 @@ use crate::net::sasl::AccountId;
 /// One session as the CLI shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
-    /// The module's name (`IMAP`, `POP`).
+    /// The module's name (`IMAP`, `POP`, `WebMail`).
     pub module: &'static str,
     /// The client's address.
     pub address: IpAddr,

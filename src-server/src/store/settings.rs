@@ -50,7 +50,7 @@ pub const ACCOUNT_SETTINGS: &[SettingDecl] = &[
     decl(
         "MaxAccountSessions",
         "50",
-        "Sessions: most IMAP and POP sessions open at once for the account; 0 or unlimited for no \
+        "Sessions: most IMAP, POP and WebMail sessions open at once for the account; 0 or unlimited for no \
          limit (our name, an extension: the guide has no per-account session limit)",
     ),
     decl("MaxWebSize", "0", "Web Storage: size of the Personal Web Site; 0 disables it"),
