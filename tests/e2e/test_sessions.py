@@ -24,12 +24,12 @@ MSG = b"From: a@example.test\r\nTo: bob@example.test\r\nSubject: s\r\n\r\nbody\r
 def srv(server, gatehouse_bin):
     for name, pw in (("bob", "pw"), ("eve", "epw")):
         cli(gatehouse_bin, server, "CreateAccount", name, "{Password=" + pw + ";}", check=True)
-    server.cli = lambda *a, **k: cli(gatehouse_bin, server, *a, **k)
+    server.run = lambda *a, **k: cli(gatehouse_bin, server, *a, **k)
     return server
 
 
 def sessions(srv, account="bob", **kw):
-    return srv.cli("ListAccountSessions", account, json=True, check=True, **kw)
+    return srv.run("ListAccountSessions", account, json=True, check=True, **kw)
 
 
 def wait_for(pred, what, timeout=5):
@@ -68,20 +68,20 @@ def test_list_sessions_with_the_selected_mailbox(srv):
 
     assert m.select("Work")[0] == "OK"
     assert sessions(srv)[0]["Mailbox"] == "Work"
-    who = srv.cli("GETMAILBOXSESSIONS", "bob", "MAILBOX", "Work", json=True, check=True)
+    who = srv.run("GETMAILBOXSESSIONS", "bob", "MAILBOX", "Work", json=True, check=True)
     assert [(s["Account"].split("@")[0], s["Module"]) for s in who] == [("bob", "IMAP")], who
-    inbox = srv.cli("GETMAILBOXSESSIONS", "bob", "MAILBOX", "INBOX", json=True, check=True)
+    inbox = srv.run("GETMAILBOXSESSIONS", "bob", "MAILBOX", "INBOX", json=True, check=True)
     assert [s["Module"] for s in inbox] == ["POP"], inbox
 
     assert m.select("INBOX", readonly=True)[0] == "OK"  # EXAMINE
-    inbox = srv.cli("GETMAILBOXSESSIONS", "bob", "MAILBOX", "INBOX", json=True, check=True)
+    inbox = srv.run("GETMAILBOXSESSIONS", "bob", "MAILBOX", "INBOX", json=True, check=True)
     assert sorted(s["Module"] for s in inbox) == ["IMAP", "POP"], inbox
     assert m.close()[0] == "OK"
     assert "Mailbox" not in sessions(srv)[0]
 
     # A user lists their own sessions, not another account's.
     assert sessions(srv, "bob", user="bob", password="pw")[0]["Module"] == "IMAP"
-    other = srv.cli("ListAccountSessions", "bob", user="eve", password="epw")
+    other = srv.run("ListAccountSessions", "bob", user="eve", password="epw")
     assert other.returncode != 0 and other.stderr.strip(), other
 
     m.logout()
@@ -90,7 +90,7 @@ def test_list_sessions_with_the_selected_mailbox(srv):
 
 
 def test_max_account_sessions(srv):
-    srv.cli("UpdateAccountSettings", "bob", "{MaxAccountSessions=2;}", check=True)
+    srv.run("UpdateAccountSettings", "bob", "{MaxAccountSessions=2;}", check=True)
     first, second = imap_login(srv), pop_login(srv)
 
     # IMAP: NO [LIMIT] (RFC 5530), the connection stays in the not-authenticated state.
@@ -109,7 +109,7 @@ def test_max_account_sessions(srv):
         p.pass_("pw")
     assert p.capa()
 
-    log = srv.cli("ReadLog", "TEXT", "too many sessions", json=True, check=True)
+    log = srv.run("ReadLog", "TEXT", "too many sessions", json=True, check=True)
     assert {r["Tag"].split("-")[0] for r in log} >= {"IMAP", "POP"}, log
 
     # A slot freed is a slot available: the waiting POP client now gets in.
@@ -121,7 +121,7 @@ def test_max_account_sessions(srv):
     second.quit()
 
     # 0 means no limit.
-    srv.cli("UpdateAccountSettings", "bob", "{MaxAccountSessions=0;}", check=True)
+    srv.run("UpdateAccountSettings", "bob", "{MaxAccountSessions=0;}", check=True)
     many = [imap_login(srv) for _ in range(4)]
     assert len(sessions(srv)) == 4
     for c in many:
@@ -140,9 +140,9 @@ def test_kill_account_sessions(srv):
     assert len(sessions(srv)) == 3
 
     # Only a domain administrator may end another account's sessions.
-    refused = srv.cli("KillAccountSessions", "bob", user="eve", password="epw")
+    refused = srv.run("KillAccountSessions", "bob", user="eve", password="epw")
     assert refused.returncode != 0
-    srv.cli("KillAccountSessions", "bob", check=True)
+    srv.run("KillAccountSessions", "bob", check=True)
 
     # IMAP, idle in the selected state: an untagged BYE, then the connection closes.
     m.sock.settimeout(5)
@@ -172,7 +172,7 @@ def test_kill_does_not_delete_pop_messages(srv, gatehouse_bin):
     p = pop_login(srv)
     assert p.stat()[0] == 1
     assert p.dele(1).startswith(b"+OK")
-    srv.cli("KillAccountSessions", "bob", check=True)
+    srv.run("KillAccountSessions", "bob", check=True)
     p.sock.settimeout(5)
     assert p.file.readline().startswith(b"-ERR")
     wait_for(lambda: sessions(srv) == [], "the POP session to end")
@@ -184,7 +184,7 @@ def test_kill_does_not_delete_pop_messages(srv, gatehouse_bin):
 
 def test_per_address_limit(srv):
     # guide.txt:4738 "Max Connections from same Address", counted across the listener's sockets.
-    srv.cli("UpdateModule", "IMAP",
+    srv.run("UpdateModule", "IMAP",
             "{Listener={Sockets=({Port=143;Address=all;SSL=No;},{Port=993;Address=all;SSL=Yes;});"
             "MaxPerAddress=2;};}", check=True)
     a = imaplib.IMAP4("127.0.0.1", srv.port(143), timeout=10)
@@ -218,14 +218,14 @@ def test_webmail_sessions_are_listed_counted_and_killed(srv):
     assert [s["Module"] for s in sessions(srv)] == ["WebMail"]
 
     # WebMail counts against MaxAccountSessions, and is refused past it.
-    srv.cli("UpdateAccountSettings", "bob", "{MaxAccountSessions=2;}", check=True)
+    srv.run("UpdateAccountSettings", "bob", "{MaxAccountSessions=2;}", check=True)
     m = imap_login(srv)
     with pytest.raises(imaplib.IMAP4.error, match=r"\[LIMIT\]"):
         imap_login(srv)
     code, body, _ = curl(srv, "/", "-d", "username=bob&password=pw")
     assert code == 503 and "Too many sessions" in body, (code, body)
 
-    srv.cli("KillAccountSessions", "bob", check=True)
+    srv.run("KillAccountSessions", "bob", check=True)
     m.sock.settimeout(5)
     assert m.readline().startswith(b"* BYE")
     # The killed WebMail session is gone at its next request.
