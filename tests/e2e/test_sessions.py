@@ -2,8 +2,9 @@
 driven by Python's imaplib and poplib, curl for WebMail, and the real `gatehouse` client: sessions are listed with
 the selected mailbox, GETMAILBOXSESSIONS finds who has a mailbox open, MaxAccountSessions refuses
 a login beyond it (IMAP `NO [LIMIT]`, POP `-ERR [IN-USE]`) and the connection stays usable,
-KillAccountSessions ends sessions (IMAP `* BYE`, POP `-ERR` then close, nothing deleted), and
-the listener's MaxPerAddress refuses connections from the same address.
+KillAccountSessions ends sessions (IMAP `* BYE`, POP `-ERR` then close, nothing deleted; WebMail
+at its next request), WebAdmin's account page lists and ends them, and the listener's
+MaxPerAddress refuses connections from the same address.
 """
 
 import imaplib
@@ -202,10 +203,10 @@ def _greets(srv):
         return s.recv(100).startswith(b"* OK")
 
 
-def curl(server, path, *args):
-    """Runs curl against WebUser (8100); returns (status, body, headers-text)."""
+def curl(server, path, *args, port=8100):
+    """Runs curl against WebUser (8100) or WebAdmin (8010); returns (status, body, headers)."""
     cmd = ["curl", "-s", "-S", "-D", "/dev/stderr", "-o", "-", "-w", "\n%{http_code}",
-           "--max-time", "20", *args, f"http://127.0.0.1:{server.port(8100)}{path}"]
+           "--max-time", "20", *args, f"http://127.0.0.1:{server.port(port)}{path}"]
     p = subprocess.run(cmd, capture_output=True, check=True)
     body, _, code = p.stdout.decode("utf-8", "replace").rpartition("\n")
     return int(code), body, p.stderr.decode("utf-8", "replace")
@@ -232,3 +233,21 @@ def test_webmail_sessions_are_listed_counted_and_killed(srv):
     code, body, _ = curl(srv, f"/Session/{sid}/Mailboxes.wssp")
     assert code == 403 and "session has ended" in body
     wait_for(lambda: sessions(srv) == [], "the killed sessions to leave the registry")
+
+
+def test_webadmin_account_page_lists_and_ends_sessions(srv):
+    m = imap_login(srv)
+    assert m.select("INBOX")[0] == "OK"
+    auth = ("-u", f"postmaster:{srv.password}")
+    page = f"/Domain/{srv.main_domain}/Account/bob"
+    code, body, _ = curl(srv, page, *auth, port=8010)
+    assert code == 200 and "<h2>Sessions</h2>" in body, (code, body)
+    assert "<td>IMAP</td><td>127.0.0.1</td>" in body and "<td>INBOX</td>" in body, body
+    csrf = re.search(r'name="csrf" value="([^"]+)"', body).group(1)
+    code, body, _ = curl(srv, page, *auth, "-d", f"action=sessions&csrf={csrf}", port=8010)
+    assert code == 200 and "The sessions are being ended." in body, body
+    m.sock.settimeout(5)
+    assert m.readline().startswith(b"* BYE")
+    wait_for(lambda: sessions(srv) == [], "the killed session to leave the registry")
+    _, body, _ = curl(srv, page, *auth, port=8010)
+    assert "No IMAP, POP or WebMail session is open." in body
