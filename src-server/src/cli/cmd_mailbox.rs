@@ -393,6 +393,23 @@ pub(super) fn get_mailbox_info(ctx: &CliContext, s: &Session, a: &mut Args) -> C
     info(ctx, &o, &name).map(Some)
 }
 
+/// `GETMAILBOXSESSIONS accountName MAILBOX mailboxName` (an extension, issue 6): the sessions
+/// of any account that have the mailbox selected (IMAP) or open (POP), found by where it is
+/// stored, so sessions on a shared mailbox or through an alias are included.
+pub(super) fn get_mailbox_sessions(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
+    let o = owner(ctx, s, &a.text("accountName")?)?;
+    a.expect_keyword("MAILBOX")?;
+    let name = mailbox_name(a)?;
+    a.end()?;
+    let (path, _) = o.boxes.find(&name)?.ok_or(MailboxError::NotFound)?;
+    let list = ctx.sessions.on_mailbox(&path);
+    Ok(Some(Value::Array(
+        list.into_iter()
+            .map(|i| super::cmd_session::session_dict(i, true))
+            .collect(),
+    )))
+}
+
 /// Fails unless the mailbox exists.
 fn existing(o: &Owner, name: &str) -> Result<(), CliError> {
     match o.boxes.find(name)? {

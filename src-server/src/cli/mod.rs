@@ -19,6 +19,7 @@ mod cmd_domain;
 mod cmd_mailbox;
 mod cmd_queue;
 mod cmd_server;
+mod cmd_session;
 mod cmd_webfile;
 pub mod rights;
 pub mod table;
@@ -192,6 +193,8 @@ pub struct CliContext {
     pub link: Option<Arc<crate::dialup::Link>>,
     /// The link's clock when `gatehoused --test-clock` runs it (`SetTestClock`); `None` otherwise.
     pub test_clock: Option<Arc<crate::kernel::clock::TestClock>>,
+    /// Every logged-in IMAP, POP and WebMail session (`ListAccountSessions`, `MaxAccountSessions`).
+    pub sessions: Arc<crate::kernel::sessions::Registry>,
 }
 
 impl CliContext {
@@ -213,6 +216,7 @@ impl CliContext {
             queue: None,
             link: None,
             test_clock: None,
+            sessions: crate::kernel::sessions::Registry::new(),
         }
     }
 
@@ -443,6 +447,44 @@ impl CliContext {
             Err(_) => {}
         }
         result
+    }
+}
+
+/// Why [`CliContext::open_session`] refused a session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionRefused {
+    /// The account has `MaxAccountSessions` sessions already.
+    #[error(transparent)]
+    Limit(#[from] crate::kernel::sessions::LimitReached),
+    /// The limit could not be read (store error or a value that is not a number); logged.
+    #[error("{0}")]
+    Server(String),
+}
+
+impl CliContext {
+    /// Registers a logged-in session of `id` with `module` from `address`, unless the account
+    /// already has its effective `MaxAccountSessions` (our name, an extension: issue 6) open.
+    pub async fn open_session(
+        self: &Arc<Self>,
+        id: &sasl::AccountId,
+        module: &'static str,
+        address: std::net::IpAddr,
+    ) -> Result<crate::kernel::sessions::SessionGuard, SessionRefused> {
+        let (ctx, who) = (Arc::clone(self), id.clone());
+        let settings = tokio::task::spawn_blocking(move || {
+            ctx.store.account_effective_settings(&who.domain, &who.name)
+        })
+        .await
+        .map_err(|e| SessionRefused::Server(e.to_string()))?
+        .map_err(|e| SessionRefused::Server(e.to_string()))?;
+        let text = settings
+            .get(b"MaxAccountSessions".as_slice())
+            .and_then(Value::as_text)
+            .unwrap_or_default();
+        let limit = crate::kernel::sessions::parse_limit(&text).ok_or_else(|| {
+            SessionRefused::Server(format!("MaxAccountSessions: {text:?} is not a number"))
+        })?;
+        Ok(self.sessions.register(id, module, address, limit)?)
     }
 }
 

@@ -8,6 +8,7 @@
 //! each alias goes to its first occurrence (spec B Appendix D 1-2).
 
 use super::args::Args;
+use super::cmd_session as ses;
 use super::cmd_webfile as w;
 use super::rights::Need;
 use super::{cmd_account as a, cmd_domain as d, cmd_mailbox as m, cmd_queue as q, cmd_server as s};
@@ -437,6 +438,12 @@ pub static SECTIONS: &[Section] = &[
              "Replaces the TCP Activity Schedule; Days is Every Day, Mon-Fri, Sat-Sun or a weekday name. Outgoing SMTP waits while the schedule keeps the link closed.", s::set_dialup_schedule),
         cmd!("WakeUpNow", [], [], "WakeUpNow", Monitor,
              "Starts a link session at once where the TCP Activity Schedule lets the link open, whatever its Pause: the queue is flushed, wake-ups are sent, remote (RPOP) accounts polled; returns the actions run. Otherwise fails saying until when.", q::wake_up_now),
+        cmd!("ListAccountSessions", [], [], "ListAccountSessions accountName", User,
+             "Returns the account's IMAP, POP and WebMail sessions, oldest first: an array of {Module (IMAP, POP, WebMail); Address; Since; Mailbox (the selected or open mailbox, when there is one)}. The account setting MaxAccountSessions (our name; default 50; 0 or unlimited for no limit) caps their number: a login beyond it gets IMAP `NO [LIMIT]`, POP `-ERR [IN-USE]`, WebMail an error page.", ses::list_account_sessions),
+        cmd!("GETMAILBOXSESSIONS", [], [], "GETMAILBOXSESSIONS accountName MAILBOX mailboxName", User,
+             "Returns the sessions, of any account, that have this mailbox selected (IMAP) or open (POP): an array of {Account; Module; Address; Since; Mailbox (the name that session used)}. Another account's mailbox needs CanAccessMailboxes, as GETMAILBOXINFO.", m::get_mailbox_sessions),
+        cmd!("KillAccountSessions", [], [], "KillAccountSessions accountName", User,
+             "Ends the account's sessions: IMAP clients get `* BYE`, POP clients `-ERR`, and the connections close (POP without deleting anything); a WebMail session ends at its next request. The sessions end within moments of the reply.", ses::kill_account_sessions),
         cmd!("SetTestClock", [], [], "SetTestClock time", Settings,
              "Test only: sets the clock of the TCP Activity Schedule, RPOP polls and the link status to this RFC 3339 time (it runs on from there); works only in a server started with the hidden option --test-clock time.", q::set_test_clock),
     ]},

@@ -1,5 +1,5 @@
-//! The server kernel: components shared by every module (logs, clock, router, rules; later the
-//! queue, dequeuer and resolver).
+//! The server kernel: components shared by every module (logs, clock, router, rules, queue, the
+//! session registry).
 
 pub mod clock;
 pub mod log;
@@ -7,3 +7,4 @@ pub mod mail;
 pub mod queue;
 pub mod router;
 pub mod rules;
+pub mod sessions;

@@ -47,6 +47,12 @@ pub const ACCOUNT_SETTINGS: &[SettingDecl] = &[
     ),
     decl("MaxAccountSize", "unlimited", "Mail Storage: total size of all mailboxes (bytes, K, M, unlimited)"),
     decl("MaxMailboxes", "unlimited", "Mailboxes: the most mailboxes the account may hold"),
+    decl(
+        "MaxAccountSessions",
+        "50",
+        "Sessions: most IMAP, POP and WebMail sessions open at once for the account; 0 or unlimited for no \
+         limit (our name, an extension: the guide has no per-account session limit)",
+    ),
     decl("MaxWebSize", "0", "Web Storage: size of the Personal Web Site; 0 disables it"),
     decl("MaxWebFiles", "unlimited", "Web Files: the most files in the Personal Web Site"),
     decl("RPOPAllowed", "NO", "RPOP Accounts, Allow to Modify (YES/NO)"),

@@ -20,6 +20,7 @@ use rand::RngCore;
 use sha2::Sha256;
 
 use crate::cli::{self, Session};
+use crate::kernel::sessions::SessionGuard;
 use crate::net::sasl::{AccountId, Failure};
 
 /// Name of the session cookie.
@@ -33,6 +34,17 @@ struct WebSession {
     csrf: String,
     created: Instant,
     last_used: Instant,
+    /// WebUser: the entry in the server's session registry (`kernel::sessions`), dropped with
+    /// the session; a session killed there is ended at the next request.
+    registered: Option<SessionGuard>,
+}
+
+impl WebSession {
+    fn killed(&self) -> bool {
+        self.registered
+            .as_ref()
+            .is_some_and(SessionGuard::is_killed)
+    }
 }
 
 /// Logged-in form sessions and the key for Basic users' CSRF tokens.
@@ -97,7 +109,7 @@ impl Sessions {
     ) -> Option<String> {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        live.retain(|_, s| now.duration_since(s.last_used) < idle);
+        live.retain(|_, s| now.duration_since(s.last_used) < idle && !s.killed());
         if live.len() >= limit {
             return None;
         }
@@ -130,8 +142,18 @@ impl Sessions {
                 csrf: random_token(),
                 created: now,
                 last_used: now,
+                registered: None,
             },
         );
+    }
+
+    /// Ties a WebUser session to its registry entry: it is listed until it ends, and killing
+    /// the entry ends it.
+    pub fn attach(&self, id: &str, guard: SessionGuard) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = live.get_mut(id) {
+            s.registered = Some(guard);
+        }
     }
 
     /// Ends a form session.
@@ -162,6 +184,7 @@ impl Sessions {
         live.retain(|_, s| {
             now.duration_since(s.last_used) < idle
                 && limit.is_none_or(|l| now.duration_since(s.created) < l)
+                && !s.killed()
         });
         let s = live.get_mut(id)?;
         if s.peer != peer {
@@ -326,5 +349,24 @@ mod tests {
             .lookup_limited(&id2, here, Duration::from_millis(10), None)
             .is_none());
         s.remove(&id2);
+    }
+
+    #[test]
+    fn a_registered_session_leaves_the_registry_and_can_be_killed() {
+        let s = Sessions::default();
+        let reg = crate::kernel::sessions::Registry::new();
+        let here: IpAddr = "127.0.0.1".parse().unwrap();
+        let hour = Duration::from_secs(3600);
+        let id = s.try_create(acct(), here, 5, hour).unwrap();
+        s.attach(&id, reg.register(&acct(), "WebMail", here, None).unwrap());
+        assert_eq!(reg.len(), 1);
+        s.remove(&id);
+        assert!(reg.is_empty());
+        let id = s.try_create(acct(), here, 5, hour).unwrap();
+        s.attach(&id, reg.register(&acct(), "WebMail", here, None).unwrap());
+        assert!(s.lookup_limited(&id, here, hour, None).is_some());
+        reg.kill("example.test", "u1");
+        assert!(s.lookup_limited(&id, here, hour, None).is_none());
+        assert!(reg.is_empty());
     }
 }

@@ -958,6 +958,10 @@ async fn account_post(
             }
             Err(e) => Notice::error(e.0),
         },
+        "sessions" => Notice::from(
+            &run(&web, &a, "KillAccountSessions", vec![s(&full)]).await,
+            "The sessions are being ended.",
+        ),
         "delete" => {
             let r = run(&web, &a, "DeleteAccount", vec![s(&full)]).await;
             if r.is_ok() {
@@ -1004,6 +1008,23 @@ async fn render_account(
     let mut effective = dict_of(&run(web, a, "GetAccountEffectiveSettings", vec![s(&full)]).await);
     effective.shift_remove(b"Password".as_slice());
     let aliases = strings_of(&run(web, a, "GetAccountAliases", vec![s(&full)]).await);
+    // ListAccountSessions (an extension): each session's dictionary as table cells.
+    let sessions: Vec<[String; 4]> = match run(web, a, "ListAccountSessions", vec![s(&full)]).await
+    {
+        Ok(Some(Value::Array(list))) => list
+            .iter()
+            .filter_map(Value::as_dict)
+            .map(|d| {
+                ["Module", "Address", "Since", "Mailbox"].map(|k| {
+                    d.get(k.as_bytes())
+                        .and_then(Value::as_text)
+                        .map(|t| t.into_owned())
+                        .unwrap_or_default()
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let rules = run(web, a, "GetAccountRules", vec![s(&full)]).await;
     let rules_text = rules
         .as_ref()
@@ -1057,6 +1078,23 @@ async fn render_account(
             Ok(Some(Value::Array(records))) => (dialup::account_section(a, &url, records, &notice, kept)),
             Ok(_) => (dialup::account_section(a, &url, &[], &notice, kept)),
             Err(e) => section.panel { h2 { "Remote POP accounts (RPOP)" } (message(Some(&e.0), None)) },
+        }
+        section.panel {
+            h2 { "Sessions" }
+            (notice.show_for("sessions"))
+            @if sessions.is_empty() {
+                p.muted { "No IMAP, POP or WebMail session is open." }
+            } @else {
+                table {
+                    thead { tr { th { "Module" } th { "Address" } th { "Since" } th { "Mailbox" } } }
+                    tbody { @for row in &sessions { tr { @for c in row { td { (c) } } } } }
+                }
+                form.inline.mt method="post" action=(url) {
+                    (csrf_field(&a.csrf))
+                    input type="hidden" name="action" value="sessions";
+                    button.danger type="submit" { "End all sessions" }
+                }
+            }
         }
         section.panel {
             h2 { "Rename or delete" }

@@ -74,6 +74,8 @@ impl From<MessageMeta> for Msg {
 
 /// The selected mailbox: the session's view (message `n` is `msgs[n - 1]`) and its change feed.
 pub(super) struct Selected {
+    /// The name the client selected it by (the session registry shows it).
+    name: String,
     mailbox: Arc<Mailbox>,
     read_only: bool,
     rights: Rights,
@@ -843,6 +845,7 @@ fn cmd_select(
     }
     let unseen = msgs.iter().position(|m| !m.flags.contains(Flags::SEEN));
     let mut sel = Selected {
+        name: name.to_string(),
         keywords: mailbox.keywords(),
         mailbox,
         read_only,
@@ -881,6 +884,11 @@ fn cmd_select(
 }
 
 impl Selected {
+    /// The selected mailbox: the name the client used and where it is stored.
+    pub(super) fn open_mailbox(&self) -> (&str, &std::path::Path) {
+        (&self.name, self.mailbox.path())
+    }
+
     /// The FLAGS list of message `m`.
     fn flag_list(&self, m: &Msg) -> String {
         flag_list(m.flags, &keyword_list(&self.keywords, m.keywords))

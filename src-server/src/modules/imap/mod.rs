@@ -39,8 +39,14 @@
 //! account elsewhere, resolved before the ACL check.
 //!
 //! todo: LIST `*` reaching into other accounts without an alias (only `~account/pattern` does);
-//! [ALERT] notifications; QRESYNC. The guide has no per-account IMAP session limit (only the
-//! module's Channels, guide.txt:14740), so none is kept.
+//! [ALERT] notifications; QRESYNC.
+//!
+//! Sessions (an extension, issue 6): a login registers the connection in the server's session
+//! registry (`kernel::sessions`), which also tracks the selected mailbox after every command.
+//! The guide has no per-account session limit (only the module's Channels, guide.txt:14740); the
+//! account setting `MaxAccountSessions` (our name) refuses a login beyond it with `NO [LIMIT]`
+//! (RFC 5530) and the connection stays not authenticated. `KillAccountSessions` ends a session
+//! with an untagged `* BYE` (RFC 3501 §7.1.5) between commands or in IDLE.
 
 mod acl;
 mod cmd;

@@ -13,7 +13,9 @@ use super::cmd::{self, State};
 use super::proto::frame::{Event, Framer, MAX_LINE};
 use super::proto::{self, Command};
 use super::{ImapContext, TAG};
+use crate::cli::SessionRefused;
 use crate::kernel::log::Level;
+use crate::kernel::sessions::SessionGuard;
 use crate::net::listener::AsyncStream;
 use crate::net::sasl::{self, AccountId, Exchange, Failure, Step};
 
@@ -24,6 +26,7 @@ const MAX_AUTH_STEPS: usize = 8;
 
 struct Conn {
     stream: Box<dyn AsyncStream>,
+    peer: SocketAddr,
     framer: Framer,
     secure: bool,
     tag: String,
@@ -70,6 +73,7 @@ pub async fn serve(
     let mut conn = Conn {
         stream,
         framer: Framer::new(ctx.literal_cap),
+        peer,
         secure,
         tag: format!("{TAG}-{}", peer.port()),
     };
@@ -82,12 +86,21 @@ pub async fn serve(
     conn.send(format!("* OK [CAPABILITY {caps}] Gatehouse IMAP4rev1 server ready\r\n").as_bytes())
         .await?;
     let mut state = State::NotAuthenticated;
+    // The session's entry in the registry, from login on (`kernel::sessions`).
+    let mut session: Option<SessionGuard> = None;
     let mut errors = 0;
     loop {
+        if session.as_ref().is_some_and(SessionGuard::is_killed) {
+            return say_killed(&ctx, &mut conn).await;
+        }
         let event = match conn.framer.poll() {
             Some(e) => e,
             None => {
-                match tokio::time::timeout(ctx.idle_timeout, conn.fill()).await {
+                let more = tokio::select! {
+                    more = tokio::time::timeout(ctx.idle_timeout, conn.fill()) => more,
+                    () = killed(&mut session) => return say_killed(&ctx, &mut conn).await,
+                };
+                match more {
                     Err(_) => {
                         // RFC 3501 §5.4: the autologout timer.
                         conn.send(b"* BYE Autologout; idle for too long\r\n")
@@ -193,7 +206,7 @@ pub async fn serve(
                     continue;
                 }
                 let result = ctx.cli.password_login(&user, &password).await;
-                state = login(&ctx, &mut conn, &tag, &user, result).await?;
+                (state, session) = login(&ctx, &mut conn, &tag, &user, result).await?;
             }
             Command::Authenticate(mech, initial) => {
                 if !matches!(state, State::NotAuthenticated) {
@@ -203,10 +216,10 @@ pub async fn serve(
                     continue;
                 }
                 let (name, result) = authenticate(&ctx, &mut conn, &mech, initial).await?;
-                state = login(&ctx, &mut conn, &tag, &name, result).await?;
+                (state, session) = login(&ctx, &mut conn, &tag, &name, result).await?;
             }
             Command::Idle if !matches!(state, State::NotAuthenticated) => {
-                state = idle(&ctx, &mut conn, &tag, state).await?;
+                state = idle(&ctx, &mut conn, &tag, state, &mut session).await?;
             }
             command => {
                 let c = Arc::clone(&ctx);
@@ -226,6 +239,12 @@ pub async fn serve(
                     }
                 };
                 state = next;
+                if let Some(g) = &session {
+                    g.set_mailbox(match &state {
+                        State::Selected(_, sel) => Some(sel.open_mailbox()),
+                        _ => None,
+                    });
+                }
                 if bad_reply(&out, &tag) {
                     errors += 1;
                 }
@@ -247,6 +266,25 @@ fn bad_reply(out: &[u8], tag: &str) -> bool {
 
 async fn close_for_errors(conn: &mut Conn) -> std::io::Result<()> {
     conn.send(b"* BYE too many errors, closing\r\n").await
+}
+
+/// Completes when the session is killed (`KillAccountSessions`); never before login.
+async fn killed(session: &mut Option<SessionGuard>) {
+    match session {
+        Some(g) => g.killed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// RFC 3501 §7.1.5: an unsolicited BYE, then the server closes the connection.
+async fn say_killed(ctx: &ImapContext, conn: &mut Conn) -> std::io::Result<()> {
+    ctx.logger.log(
+        Level::Major,
+        &conn.tag,
+        format_args!("session ended by KillAccountSessions"),
+    );
+    conn.send(b"* BYE session ended by the administrator\r\n")
+        .await
 }
 
 /// The CAPABILITY list (RFC 3501 §6.1.1 and each extension's RFC).
@@ -280,14 +318,16 @@ fn capabilities(ctx: &ImapContext, conn: &Conn, authenticated: bool) -> String {
 }
 
 /// Finishes LOGIN or AUTHENTICATE: lockout, Enabled Services, the failure delay (all in
-/// `finish_login`), then the Authenticated state.
+/// `finish_login`), the account's session limit (`MaxAccountSessions`, our extension), then the
+/// Authenticated state and the session's registry entry.
 async fn login(
     ctx: &Arc<ImapContext>,
     conn: &mut Conn,
     tag: &str,
     name: &str,
     result: Result<AccountId, Failure>,
-) -> std::io::Result<State> {
+) -> std::io::Result<(State, Option<SessionGuard>)> {
+    const REFUSED: (State, Option<SessionGuard>) = (State::NotAuthenticated, None);
     let result = ctx.cli.finish_login(name, Some("IMAP"), result).await;
     let id = match result {
         Ok(id) => id,
@@ -312,13 +352,39 @@ async fn login(
                 // RFC 3501 §6.2.2: a cancelled exchange gets BAD, as does a broken one.
                 Failure::Malformed | Failure::UnknownMechanism | Failure::Cancelled => {
                     conn.send(format!("{tag} BAD {f}\r\n").as_bytes()).await?;
-                    return Ok(State::NotAuthenticated);
+                    return Ok(REFUSED);
                 }
                 _ => "",
             };
             conn.send(format!("{tag} NO {code}{f}\r\n").as_bytes())
                 .await?;
-            return Ok(State::NotAuthenticated);
+            return Ok(REFUSED);
+        }
+    };
+    let guard = match ctx.cli.open_session(&id, TAG, conn.peer.ip()).await {
+        Ok(g) => g,
+        Err(SessionRefused::Limit(e)) => {
+            // Major, not Problems: the default log level records it, and an admin who set a
+            // limit wants to see it bite.
+            ctx.logger.log(
+                Level::Major,
+                &conn.tag,
+                format_args!("login of {id} refused: {e}"),
+            );
+            // RFC 5530 §3: LIMIT, "an operation was refused because a limit was reached".
+            conn.send(format!("{tag} NO [LIMIT] {e}\r\n").as_bytes())
+                .await?;
+            return Ok(REFUSED);
+        }
+        Err(SessionRefused::Server(e)) => {
+            ctx.logger.log(
+                Level::Failures,
+                &conn.tag,
+                format_args!("cannot register the session of {id}: {e}"),
+            );
+            conn.send(format!("{tag} NO [UNAVAILABLE] cannot open the account\r\n").as_bytes())
+                .await?;
+            return Ok(REFUSED);
         }
     };
     let c = Arc::clone(ctx);
@@ -331,7 +397,7 @@ async fn login(
             let caps = capabilities(ctx, conn, true);
             conn.send(format!("{tag} OK [CAPABILITY {caps}] logged in\r\n").as_bytes())
                 .await?;
-            Ok(State::Authenticated(Box::new(a)))
+            Ok((State::Authenticated(Box::new(a)), Some(guard)))
         }
         Ok(Err(e)) => {
             ctx.logger.log(
@@ -341,14 +407,14 @@ async fn login(
             );
             conn.send(format!("{tag} NO [UNAVAILABLE] cannot open the account\r\n").as_bytes())
                 .await?;
-            Ok(State::NotAuthenticated)
+            Ok(REFUSED)
         }
         Err(e) => {
             ctx.logger
                 .log(Level::Failures, &conn.tag, format_args!("{e}"));
             conn.send(format!("{tag} NO [UNAVAILABLE] cannot open the account\r\n").as_bytes())
                 .await?;
-            Ok(State::NotAuthenticated)
+            Ok(REFUSED)
         }
     }
 }
@@ -429,6 +495,7 @@ async fn idle(
     conn: &mut Conn,
     tag: &str,
     mut state: State,
+    session: &mut Option<SessionGuard>,
 ) -> std::io::Result<State> {
     conn.send(b"+ idling\r\n").await?;
     loop {
@@ -447,6 +514,10 @@ async fn idle(
             }
         };
         tokio::select! {
+            () = killed(session) => {
+                say_killed(ctx, conn).await?;
+                return Err(std::io::ErrorKind::ConnectionAborted.into());
+            }
             more = tokio::time::timeout(ctx.idle_timeout, conn.fill()) => {
                 match more {
                     Err(_) => {

@@ -41,6 +41,12 @@
 //! the stored sizes (the mailbox keeps messages as appended; CRLF conversion on the wire can make
 //! them a little larger, which RFC 1939 §11 tolerates for LIST). UIDL is `uidvalidity.uid`.
 //!
+//! Sessions (an extension, issue 6): a login registers the session with its mailbox in the
+//! server's session registry (`kernel::sessions`). Beyond the account's `MaxAccountSessions`
+//! (our name; the guide has no per-account limit) a login gets `-ERR [IN-USE]` (RFC 2449 §8.1.1)
+//! and the session stays in AUTHORIZATION. `KillAccountSessions` ends it as the autologout timer
+//! does: `-ERR`, close, no UPDATE state, so nothing is deleted.
+//!
 //! todo: foreign and public mailboxes (`~other/mailbox#account`) and the delete right need the
 //! Sharing ACLs (guide.txt:14586-14602); Direct Mailbox Addressing (14604); UDWA filtering
 //! (14606-14685); per-IP multihoming of unqualified names (14152-14163).

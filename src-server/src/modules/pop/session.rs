@@ -10,9 +10,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use super::proto::{self, Command, ParseError};
-use crate::cli::CliContext;
+use crate::cli::{CliContext, SessionRefused};
 use crate::kernel::log::{Level, Logger};
 use crate::kernel::mail::{NewRecipient, Source, Submission, Submit};
+use crate::kernel::sessions::SessionGuard;
 use crate::mailbox::{names, Change, Flags, Format, Mailbox, MailboxManager, SetMode};
 use crate::net::lines::{Line, LineReader};
 use crate::net::listener::AsyncStream;
@@ -77,6 +78,7 @@ impl PopContext {
 /// The connection: the stream (plain or TLS) and its read buffer.
 struct Conn {
     stream: Box<dyn AsyncStream>,
+    peer: SocketAddr,
     reader: LineReader,
     secure: bool,
     tag: String,
@@ -104,6 +106,8 @@ impl Conn {
 /// The open mailbox of the TRANSACTION state (RFC 1939 §5).
 struct Maildrop {
     account: AccountId,
+    /// The session's registry entry (`kernel::sessions`): listed, counted, killable.
+    session: SessionGuard,
     mailbox: Arc<Mailbox>,
     validity: u32,
     /// The snapshot taken at login (guide.txt:14517-14519): message `n` is `messages[n - 1]`.
@@ -146,6 +150,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut conn = Conn {
         stream,
+        peer,
         reader: LineReader::default(),
         secure,
         tag: format!("{TAG}-{}", peer.port()),
@@ -161,27 +166,33 @@ pub async fn serve(
     let mut state = State::Authorization(None);
     let mut errors = 0;
     loop {
-        let line =
-            match tokio::time::timeout(ctx.idle_timeout, conn.line(proto::MAX_COMMAND_LINE - 2))
-                .await
-            {
-                Err(_) => {
-                    // RFC 1939 §3: an autologout timer ends the session without entering UPDATE.
-                    conn.send(&proto::err("idle timeout, closing")).await?;
-                    return Ok(());
+        if let State::Transaction(d) = &state {
+            if d.session.is_killed() {
+                return say_killed(&ctx, &mut conn).await;
+            }
+        }
+        let next_line = tokio::select! {
+            l = tokio::time::timeout(ctx.idle_timeout, conn.line(proto::MAX_COMMAND_LINE - 2)) => l,
+            () = killed(&mut state) => return say_killed(&ctx, &mut conn).await,
+        };
+        let line = match next_line {
+            Err(_) => {
+                // RFC 1939 §3: an autologout timer ends the session without entering UPDATE.
+                conn.send(&proto::err("idle timeout, closing")).await?;
+                return Ok(());
+            }
+            Ok(Ok(Line::Eof)) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Line::TooLong)) => {
+                errors += 1;
+                conn.send(&proto::err("command line too long")).await?;
+                if errors >= MAX_ERRORS {
+                    return close_for_errors(&mut conn).await;
                 }
-                Ok(Ok(Line::Eof)) => return Ok(()),
-                Ok(Err(e)) => return Err(e),
-                Ok(Ok(Line::TooLong)) => {
-                    errors += 1;
-                    conn.send(&proto::err("command line too long")).await?;
-                    if errors >= MAX_ERRORS {
-                        return close_for_errors(&mut conn).await;
-                    }
-                    continue;
-                }
-                Ok(Ok(Line::Text(l))) => l,
-            };
+                continue;
+            }
+            Ok(Ok(Line::Text(l))) => l,
+        };
         let cmd = match proto::parse_command(&line) {
             Ok(c) => c,
             Err(e) => {
@@ -292,6 +303,26 @@ pub async fn serve(
 
 async fn close_for_errors(conn: &mut Conn) -> std::io::Result<()> {
     conn.send(&proto::err("too many errors, closing")).await
+}
+
+/// Completes when the logged-in session is killed (`KillAccountSessions`).
+async fn killed(state: &mut State) {
+    match state {
+        State::Transaction(d) => d.session.killed().await,
+        State::Authorization(_) => std::future::pending().await,
+    }
+}
+
+/// Ends a killed session as the autologout timer does (RFC 1939 §3): without the UPDATE state,
+/// so nothing marked with DELE is deleted; the `-ERR` answers whatever the client sends next.
+async fn say_killed(ctx: &PopContext, conn: &mut Conn) -> std::io::Result<()> {
+    ctx.logger.log(
+        Level::Major,
+        &conn.tag,
+        format_args!("session ended by KillAccountSessions"),
+    );
+    conn.send(&proto::err("session ended by the administrator"))
+        .await
 }
 
 /// The CAPA list (RFC 2449 §5, RFC 2595 §4, RFC 5034 §5).
@@ -538,6 +569,33 @@ async fn login(
             return Ok(Next::Close);
         }
     }
+    let session = match ctx.cli.open_session(&id, TAG, conn.peer.ip()).await {
+        Ok(g) => g,
+        Err(SessionRefused::Limit(e)) => {
+            // Major, not Problems: the default log level records it, and an admin who set a
+            // limit wants to see it bite.
+            ctx.logger.log(
+                Level::Major,
+                &conn.tag,
+                format_args!("login of {id} refused: {e}"),
+            );
+            // RFC 2449 §8.1.1: IN-USE, the credentials are good but the maildrop cannot be
+            // opened now; the client may try again later.
+            conn.send(&proto::err(&format!("[IN-USE] {e}"))).await?;
+            return Ok(Next::Stay(State::Authorization(None)));
+        }
+        Err(SessionRefused::Server(e)) => {
+            ctx.logger.log(
+                Level::Failures,
+                &conn.tag,
+                format_args!("cannot register the session of {id}: {e}"),
+            );
+            conn.send(&proto::err("[SYS/TEMP] cannot open the mailbox"))
+                .await?;
+            return Ok(Next::Stay(State::Authorization(None)));
+        }
+    };
+    let name = mailbox.clone().unwrap_or_else(|| "INBOX".into());
     let (c, who) = (Arc::clone(ctx), id.clone());
     let opened = tokio::task::spawn_blocking(move || open_mailbox(&c, &who, mailbox.as_deref()))
         .await
@@ -575,10 +633,12 @@ async fn login(
                     mailbox.path().display()
                 ),
             );
+            session.set_mailbox(Some((&name, mailbox.path())));
             conn.send(&proto::ok(&format!("{} message(s)", messages.len())))
                 .await?;
             Ok(Next::Stay(State::Transaction(Box::new(Maildrop {
                 account: id,
+                session,
                 mailbox,
                 validity,
                 messages,

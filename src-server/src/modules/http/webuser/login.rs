@@ -13,6 +13,7 @@ use axum::Extension;
 use maud::{html, Markup};
 
 use super::{bare_page, error_page, form, respond, see_other, setting, Csp, User, Web, MODULE};
+use crate::cli::SessionRefused;
 use crate::format::Value;
 use crate::kernel::log::Level;
 use crate::modules::http::html::message;
@@ -138,6 +139,22 @@ pub async fn post(
             );
         }
     };
+    // The account's MaxAccountSessions (our extension, `kernel::sessions`) counts WebMail too.
+    let registered = match web.cli.open_session(&id, "WebMail", info.peer.ip()).await {
+        Ok(g) => g,
+        Err(e) => {
+            let level = match e {
+                SessionRefused::Limit(_) => Level::Major,
+                SessionRefused::Server(_) => Level::Failures,
+            };
+            web.logger
+                .log(level, MODULE, format_args!("login as {id} refused: {e}"));
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many sessions are open for this account. Log out of one and try again.",
+            );
+        }
+    };
     let (idle, _) = super::timeouts(&web);
     let limit = usize::try_from(setting(&web, "SessionsLimit", 5000)).unwrap_or(usize::MAX);
     let Some(sid) = web
@@ -154,6 +171,7 @@ pub async fn post(
             "Too many WebMail sessions are open. Try again later.",
         );
     };
+    web.sessions.attach(&sid, registered);
     web.logger.log(
         Level::Major,
         MODULE,

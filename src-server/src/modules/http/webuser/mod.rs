@@ -26,7 +26,10 @@
 //! - Sessions (guide.txt:14989-15016): a 192-bit random id in the URL, bound to the client
 //!   address at login (a request from another address is "disconnected"), ended by Bye, by the
 //!   Inactivity Time-Out and by the Session Time Limit. `Referrer-Policy: no-referrer` keeps the
-//!   id out of `Referer`.
+//!   id out of `Referer`. Each session is registered as `WebMail` in the server's session
+//!   registry (`kernel::sessions`, an extension): it counts against the account's
+//!   `MaxAccountSessions` (a login beyond it gets an error page) and `KillAccountSessions` ends
+//!   it at its next request.
 //! - Every POST carries the session's CSRF token (compared in constant time) or is refused.
 //! - Every page sends a strict Content-Security-Policy: no script at all, images from this
 //!   server and `data:` only. The HTML of a message is shown only through the sanitiser
