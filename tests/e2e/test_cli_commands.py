@@ -662,8 +662,8 @@ def _called():
             cmd = node.args[2]
             if isinstance(cmd, ast.Constant) and isinstance(cmd.value, str):
                 names.add(cmd.value.lower())
-    # The `for cmd in ((...), ...)` tables: tuples whose first element is a command name.
-    for node in ast.walk(tree):
+    # This file's `for cmd in ((...), ...)` tables: tuples whose first element is a command name.
+    for node in ast.walk(ast.parse(Path(__file__).read_text())):
         if isinstance(node, ast.For) and isinstance(node.iter, ast.Tuple):
             for elt in node.iter.elts:
                 if isinstance(elt, ast.Tuple) and elt.elts and isinstance(elt.elts[0], ast.Constant) \
