@@ -37,8 +37,19 @@ PWD_PORT = 106
 
 OFFSET_BASE = 10000
 OFFSET_STEP = 1000
-# The highest offset that keeps the highest default port (9100) below 65536.
-OFFSET_SLOTS = (65535 - max(DEFAULT_TCP_PORTS) - OFFSET_BASE) // OFFSET_STEP + 1
+
+
+def _ephemeral_floor():
+    """The lowest port the kernel hands out for port-0 binds (the tests' sinks and stubs)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# The highest offset that keeps the highest default port (9100) below the ephemeral range, so a
+# sink bound to port 0 in one test can never take a server port of another running in parallel.
+OFFSET_SLOTS = (min(65536, _ephemeral_floor()) - 1 - max(DEFAULT_TCP_PORTS) - OFFSET_BASE) // OFFSET_STEP + 1
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
