@@ -52,7 +52,8 @@ impl Default for Sessions {
     }
 }
 
-fn random_token() -> String {
+/// A fresh 192-bit random token, URL-safe base64.
+pub(super) fn random_token() -> String {
     let mut b = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut b);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)

@@ -5,9 +5,15 @@
 //! the main domain, any other name an error page ("does not provide Web Access to this domain",
 //! guide.txt:14964-14970). A name without `@` logs into that domain; `user@domain` is always
 //! accepted. Logins go through the shared login policy (lockout, Enabled Services `WebMail`).
+//!
+//! Login CSRF: there is no session before login, so the login form is protected by a
+//! double-submit token. `GET /` sets the pre-login cookie `GatehouseLogin` (random, `HttpOnly`,
+//! `SameSite=Strict`, `Secure` over TLS) and puts the same value in the form's hidden
+//! `logintoken` field; `POST /` without both, equal, is refused. A foreign page can neither read
+//! the cookie nor make the browser send it with a cross-site POST.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use maud::{html, Markup};
@@ -16,7 +22,7 @@ use super::{bare_page, error_page, form, respond, see_other, setting, Csp, User,
 use crate::format::Value;
 use crate::kernel::log::Level;
 use crate::modules::http::html::message;
-use crate::modules::http::ConnInfo;
+use crate::modules::http::{auth, ConnInfo};
 use crate::net::sasl::Failure;
 use crate::store::AccountType;
 
@@ -63,12 +69,57 @@ fn signup_enabled(web: &Web, domain: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn login_form(domain: &str, signup: bool, error: Option<&str>, user: &str) -> Markup {
+/// The pre-login cookie holding the login form's token.
+const LOGIN_COOKIE: &str = "GatehouseLogin";
+
+/// The login token of this browser: its pre-login cookie when it holds one of ours (so two tabs
+/// share it), else a fresh one.
+fn login_token(headers: &HeaderMap) -> String {
+    crate::modules::http::auth::cookie(headers, LOGIN_COOKIE)
+        .filter(|t| {
+            t.len() == 32
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(crate::modules::http::auth::random_token, str::to_string)
+}
+
+/// A login-form response that (re)sets the pre-login cookie to `token`.
+fn with_login_cookie(mut r: Response, token: &str, tls: bool) -> Response {
+    let secure = if tls { "; Secure" } else { "" };
+    let cookie = format!("{LOGIN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// A Login page answer: the form with `token` in its hidden field and in the cookie.
+fn login_response(
+    status: StatusCode,
+    form: (&str, bool, Option<&str>, &str),
+    token: &str,
+    tls: bool,
+) -> Response {
+    let (domain, signup, error, user) = form;
+    with_login_cookie(
+        respond(
+            status,
+            bare_page("Log in", login_form(domain, signup, error, user, token)),
+            Csp::Page,
+        ),
+        token,
+        tls,
+    )
+}
+
+fn login_form(domain: &str, signup: bool, error: Option<&str>, user: &str, token: &str) -> Markup {
     html! {
         section.panel.login {
             h1 { "Log in to " (domain) }
             (message(error, None))
             form method="post" action="/" {
+                input type="hidden" name="logintoken" value=(token);
                 label for="username" { "Name" }
                 input #username type="text" name="username" value=(user) autocomplete="username" required autofocus;
                 label for="password" { "Password" }
@@ -83,15 +134,16 @@ fn login_form(domain: &str, signup: bool, error: Option<&str>, user: &str) -> Ma
 }
 
 /// `GET /`: the Login page of the addressed domain.
-pub async fn page(State(web): State<Web>, headers: HeaderMap) -> Response {
+pub async fn page(
+    State(web): State<Web>,
+    Extension(info): Extension<ConnInfo>,
+    headers: HeaderMap,
+) -> Response {
     match domain_of(&web, &headers) {
         Ok(d) => {
             let signup = signup_enabled(&web, &d);
-            respond(
-                StatusCode::OK,
-                bare_page("Log in", login_form(&d, signup, None, "")),
-                Csp::Page,
-            )
+            let token = login_token(&headers);
+            login_response(StatusCode::OK, (&d, signup, None, ""), &token, info.tls)
         }
         Err(host) => no_domain(&host),
     }
@@ -110,6 +162,27 @@ pub async fn post(
     };
     let fields = form::urlencoded(&body);
     let user = super::param(&fields, "username").trim().to_string();
+    let signup = signup_enabled(&web, &domain);
+    // Login CSRF: the hidden field must repeat the pre-login cookie (double submit).
+    let cookie = crate::modules::http::auth::cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    let token = login_token(&headers);
+    if cookie.is_empty() || !auth::same(super::param(&fields, "logintoken"), cookie) {
+        web.logger.log(
+            Level::Problems,
+            MODULE,
+            format_args!(
+                "login form from {} refused: missing or wrong login token",
+                info.peer.ip()
+            ),
+        );
+        let text = "This login form has expired or did not come from this server. Try again.";
+        return login_response(
+            StatusCode::FORBIDDEN,
+            (&domain, signup, Some(text), &user),
+            &token,
+            info.tls,
+        );
+    }
     let password = super::param(&fields, "password").to_string();
     let login = if user.contains(['@', '%']) {
         user.clone()
@@ -118,7 +191,6 @@ pub async fn post(
     };
     let result = web.cli.password_login(&login, password.as_bytes()).await;
     let result = web.cli.finish_login(&login, Some("WebMail"), result).await;
-    let signup = signup_enabled(&web, &domain);
     let id = match result {
         Ok(id) => id,
         Err(f) => {
@@ -131,10 +203,11 @@ pub async fn post(
                 MODULE,
                 format_args!("login as {login} from {} refused: {text}", info.peer.ip()),
             );
-            return respond(
+            return login_response(
                 StatusCode::UNAUTHORIZED,
-                bare_page("Log in", login_form(&domain, signup, Some(&text), &user)),
-                Csp::Page,
+                (&domain, signup, Some(&text), &user),
+                &token,
+                info.tls,
             );
         }
     };
@@ -279,9 +352,11 @@ pub async fn signup_post(
             info.peer.ip()
         ),
     );
-    respond(
+    let token = login_token(&headers);
+    login_response(
         StatusCode::OK,
-        bare_page("Log in", login_form(&domain, false, None, &name)),
-        Csp::Page,
+        (&domain, false, None, &name),
+        &token,
+        info.tls,
     )
 }
