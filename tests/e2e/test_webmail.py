@@ -175,6 +175,36 @@ def test_host_name_picks_the_domain(users, gatehouse_bin):
     assert code == 404 and "does not provide Web Access" in body
 
 
+def test_require_fixed_network_address(users, gatehouse_bin):
+    """guide.txt:15007-15016, 22346-22354: sessions are bound to the login address only while the
+    Require Fixed Network Address preference is on (the default; the account setting of that name,
+    e.g. from the Domain Account Defaults, is the default of the user's own choice)."""
+    server = users
+    sid = login(server, "u1", "pw-one")
+    url = f"{base(server)}/Session/{sid}/Settings.wssp"
+    code, page, _ = curl(url)
+    assert code == 200 and 'name="fixed" checked' in page
+    assert curl(url, interface="127.0.0.2")[0] == 403
+    # The user turns it off: this session and the next take requests from any address.
+    code, _, _ = curl("-d", f"action=prefs&tz=%2B0000&pagesize=20&signature=&csrf={csrf_of(page)}", url)
+    assert code == 303
+    code, page, _ = curl(url, interface="127.0.0.2")
+    assert code == 200 and 'name="fixed" checked' not in page
+    other = login(server, "u1", "pw-one")
+    assert curl(f"{base(server)}/Session/{other}/Mailboxes.wssp", interface="127.0.0.2")[0] == 200
+    # On again, from 127.0.0.2: the session is bound to that address now.
+    code, _, _ = curl("-d", f"action=prefs&tz=%2B0000&pagesize=20&signature=&fixed=on&csrf={csrf_of(page)}",
+                      url, interface="127.0.0.2")
+    assert code == 303
+    assert curl(url, interface="127.0.0.2")[0] == 200
+    assert curl(url)[0] == 403
+    # An account whose setting (not the user's preference) is NO.
+    cli(gatehouse_bin, server, "UpdateAccountSettings", "u2@example.test", "{RequireFixedNetworkAddress=NO;}",
+        check=True)
+    sid2 = login(server, "u2", "pw-two")
+    assert curl(f"{base(server)}/Session/{sid2}/Mailboxes.wssp", interface="127.0.0.2")[0] == 200
+
+
 def test_https_port(users):
     server = users
     code, _, headers = login_post(f"https://127.0.0.1:{server.port(9100)}/", "username=u1&password=pw-one", "-k")

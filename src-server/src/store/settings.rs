@@ -50,6 +50,12 @@ pub const ACCOUNT_SETTINGS: &[SettingDecl] = &[
     decl("MaxWebSize", "0", "Web Storage: size of the Personal Web Site; 0 disables it"),
     decl("MaxWebFiles", "unlimited", "Web Files: the most files in the Personal Web Site"),
     decl("RPOPAllowed", "NO", "RPOP Accounts, Allow to Modify (YES/NO)"),
+    decl(
+        "RequireFixedNetworkAddress",
+        "YES",
+        "WebUser Preferences, Require Fixed Network Address: a WebUser session takes requests only \
+         from the login address (YES/NO); the default of the user's own WebMail setting",
+    ),
     decl("RulesAllowed", "No", "Automated Rules the user may modify: No, Filter Only, All But Exec, Any"),
     decl("MailToAll", "NO", "Accept Mail to all (YES/NO)"),
     decl("DefaultMailboxType", "MailBox", "New Mailboxes: format of new mailboxes (MailBox = .mbox, MailDir = .mdir)"),

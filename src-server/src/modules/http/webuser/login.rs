@@ -213,9 +213,11 @@ pub async fn post(
     };
     let (idle, _) = super::timeouts(&web);
     let limit = usize::try_from(setting(&web, "SessionsLimit", 5000)).unwrap_or(usize::MAX);
+    // guide.txt:15007-15016: bound to the login address unless the user turned that off.
+    let fixed = super::prefs::fixed_address(&web, &id).await;
     let Some(sid) = web
         .sessions
-        .try_create(id.clone(), info.peer.ip(), limit, idle)
+        .try_create(id.clone(), info.peer.ip(), fixed, limit, idle)
     else {
         web.logger.log(
             Level::Problems,

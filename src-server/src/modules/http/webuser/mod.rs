@@ -17,7 +17,7 @@
 //!   `Content-Disposition: attachment` and `application/octet-stream`, or with `Inline=1` a PNG,
 //!   GIF, JPEG or WebP image shown in place, for `cid:` references and previews),
 //!   `Compose.wssp[?Op=Reply|ReplyAll|Forward|Draft&Mailbox=M&UID=U][&To=addr]`,
-//!   `Contacts.wssp` (address book), `Settings.wssp` (password, time zone, page size, signature),
+//!   `Contacts.wssp` (address book), `Settings.wssp` (password, time zone, page size, signature, Require Fixed Network Address),
 //!   `Rules.wssp` (Auto-Reply and Redirect All), `RPOP.wssp` (remote POP accounts: a form of
 //!   rows, for users whose `RPOPAllowed` is YES), and
 //!   `Bye.wssp` (logout, 18273).
@@ -25,7 +25,8 @@
 //!
 //! Security: requests and stored messages are untrusted.
 //! - Sessions (guide.txt:14989-15016): a 192-bit random id in the URL, bound to the client
-//!   address at login (a request from another address is "disconnected"), ended by Bye, by the
+//!   address at login (a request from another address is "disconnected") while the account's
+//!   Require Fixed Network Address is on (the default; `prefs::fixed_address`), ended by Bye, by the
 //!   Inactivity Time-Out and by the Session Time Limit. `Referrer-Policy: no-referrer` keeps the
 //!   id out of `Referer`.
 //! - Every POST carries the session's CSRF token (compared in constant time) or is refused.
@@ -54,7 +55,7 @@
 //! code), list archives, Alerts, foreign (shared) mailboxes and Mailbox Aliases, the ACL editor,
 //! the "Mark" and "Immediately" delete methods (Delete moves to Trash), named time zones (only
 //! UTC offsets), HTML composing, the DSN checkbox, Personal/Public Info, the dedicated-IP domain
-//! choice and the "Require Fixed Network Address" option (sessions are always address-bound).
+//! choice.
 
 mod compose;
 mod form;

@@ -1,6 +1,7 @@
 //! WebUser preferences and the address book: one data-format dictionary, `WebUser.settings`, in
 //! the account directory (`TimeZone`, `PageSize`, `Signature`, `AddressBook` = array of
-//! `{Name; Email}`;
+//! `{Name; Email}`, `RequireFixedNetworkAddress` = YES|NO, absent until the user sets it: then
+//! the account's setting of that name decides, guide.txt:22346-22354);
 //! our names, after the guide's WebUser Preferences, guide.txt:20306-20316, and its address
 //! book, 20945-20972). Written whole with `store::fsutil::write_atomic`.
 //!
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 
 use super::{blocking, User, Web};
 use crate::format::{self, Dict, Value};
+use crate::net::sasl::AccountId;
 use crate::store::AccountType;
 
 /// The preferences file name.
@@ -42,6 +44,8 @@ pub struct Prefs {
     pub contacts: Vec<Contact>,
     /// The Signature added to composed messages (guide.txt:20813-20859).
     pub signature: String,
+    /// Require Fixed Network Address, when the user has set it (guide.txt:15007-15016).
+    pub fixed_address: Option<bool>,
 }
 
 impl Default for Prefs {
@@ -51,6 +55,7 @@ impl Default for Prefs {
             page_size: 20,
             contacts: Vec::new(),
             signature: String::new(),
+            fixed_address: None,
         }
     }
 }
@@ -110,6 +115,7 @@ impl Prefs {
         if let Some(n) = text("PageSize").and_then(|t| t.parse::<usize>().ok()) {
             p.page_size = n.clamp(5, 200);
         }
+        p.fixed_address = text("RequireFixedNetworkAddress").map(|t| !t.eq_ignore_ascii_case("no"));
         if let Some(sig) = text("Signature") {
             p.signature = sig.chars().take(MAX_SIGNATURE).collect();
         }
@@ -139,6 +145,10 @@ impl Prefs {
         if !self.signature.is_empty() {
             d.insert(b"Signature".to_vec(), Value::str(&self.signature));
         }
+        if let Some(fixed) = self.fixed_address {
+            let yn = if fixed { "YES" } else { "NO" };
+            d.insert(b"RequireFixedNetworkAddress".to_vec(), Value::str(yn));
+        }
         let book = self
             .contacts
             .iter()
@@ -155,11 +165,11 @@ impl Prefs {
 }
 
 /// The preferences file of an account, if it has a directory.
-fn path(web: &Web, user: &User) -> Result<PathBuf, String> {
+fn path(web: &Web, id: &AccountId) -> Result<PathBuf, String> {
     let (kind, dir) = web
         .cli
         .store
-        .account_location(&user.id.domain, &user.id.name)
+        .account_location(&id.domain, &id.name)
         .map_err(|e| e.to_string())?;
     if kind != AccountType::MultiMailbox {
         return Err("This account type keeps no WebUser preferences".into());
@@ -169,7 +179,35 @@ fn path(web: &Web, user: &User) -> Result<PathBuf, String> {
 
 /// Loads the preferences (defaults when there are none or the file is damaged).
 pub async fn load(web: &Web, user: &User) -> Prefs {
-    let Ok(p) = path(web, user) else {
+    load_for(web, &user.id).await
+}
+
+/// Whether the sessions of account `id` are bound to their login address: its Require Fixed
+/// Network Address preference, else its account setting of that name (which the Domain and
+/// Server Account Defaults provide, guide.txt:22346-22354), else YES.
+pub async fn fixed_address(web: &Web, id: &AccountId) -> bool {
+    if let Some(own) = load_for(web, id).await.fixed_address {
+        return own;
+    }
+    let store = web.cli.store.clone();
+    let id = id.clone();
+    blocking(move || {
+        Ok(store
+            .account_effective_settings(&id.domain, &id.name)
+            .ok()
+            .and_then(|e| {
+                e.get(b"RequireFixedNetworkAddress".as_slice())
+                    .and_then(|v| v.as_text())
+                    .map(|t| !t.trim().eq_ignore_ascii_case("no"))
+            })
+            .unwrap_or(true))
+    })
+    .await
+    .unwrap_or(true)
+}
+
+async fn load_for(web: &Web, id: &AccountId) -> Prefs {
+    let Ok(p) = path(web, id) else {
         return Prefs::default();
     };
     blocking(move || {
@@ -187,7 +225,7 @@ pub async fn load(web: &Web, user: &User) -> Prefs {
 
 /// Stores the preferences durably.
 pub async fn save(web: &Web, user: &User, prefs: &Prefs) -> Result<(), String> {
-    let p = path(web, user)?;
+    let p = path(web, &user.id)?;
     let mut prefs = prefs.clone();
     prefs
         .contacts
@@ -230,6 +268,7 @@ mod tests {
                 email: "ann@x.test".into(),
             }],
             signature: "Ann\nOffice".into(),
+            fixed_address: Some(false),
         };
         let d = match format::parse(&format::to_bytes(&Value::Dict(p.to_dict()))) {
             Ok(Value::Dict(d)) => d,
@@ -240,5 +279,7 @@ mod tests {
         assert_eq!(q.page_size, 50);
         assert_eq!(q.contacts, p.contacts);
         assert_eq!(q.signature, p.signature);
+        assert_eq!(q.fixed_address, Some(false));
+        assert_eq!(Prefs::from_dict(&Dict::new()).fixed_address, None);
     }
 }

@@ -126,6 +126,7 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
                 }
                 Some(tz) => {
                     p.tz_minutes = tz;
+                    p.fixed_address = Some(f.has("fixed"));
                     p.page_size = f
                         .get("pagesize")
                         .parse::<usize>()
@@ -139,7 +140,11 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
                         .take(prefs::MAX_SIGNATURE)
                         .collect();
                     match prefs::save(web, user, &p).await {
-                        Ok(()) => return see_other(&user.url("Settings.wssp")),
+                        Ok(()) => {
+                            // This session follows the new choice at once (bound to this address).
+                            web.sessions.set_fixed(&user.sid, user.peer, f.has("fixed"));
+                            return see_other(&user.url("Settings.wssp"));
+                        }
                         Err(e) => error = Some(e),
                     }
                 }
@@ -147,6 +152,7 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
             _ => error = Some("Unknown action".to_string()),
         }
     }
+    let fixed = prefs::fixed_address(web, &user.id).await;
     let body = html! {
         h1 { "Settings" }
         (notice(error.as_deref(), ok))
@@ -162,6 +168,8 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
                     }
                 }
                 label { "Signature" textarea #signature name="signature" rows="3" { (p.signature) } }
+                label { input #fixed type="checkbox" name="fixed" checked[fixed];
+                    " Require Fixed Network Address (turn off if your requests come through several proxies)" }
                 button type="submit" { "Save" }
             }
         }
