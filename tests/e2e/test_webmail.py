@@ -175,6 +175,34 @@ def test_host_name_picks_the_domain(users, gatehouse_bin):
     assert code == 404 and "does not provide Web Access" in body
 
 
+def test_dedicated_ip_address_picks_the_domain(users, gatehouse_bin):
+    """guide.txt:14971-14974, 7836-7860: a URL with an IP address shows the secondary domain that
+    address is dedicated to (IPAddresses), otherwise the main domain."""
+    server = users
+    ok = lambda *a: cli(gatehouse_bin, server, *a, check=True)
+    ok("CreateDomain", "client.test")
+    ok("CreateAccount", "ann@client.test", "{Password=ann-pw;PasswordEncryption=clear;}")
+    ok("UpdateDomainSettings", "client.test", '{IPAddresses="[127.0.0.3]";}')
+    port = server.port(8100)
+    code, body, _ = curl(f"http://127.0.0.3:{port}/")
+    assert code == 200 and "Log in to client.test" in body, body
+    code, body, _ = curl(f"http://127.0.0.1:{port}/")
+    assert code == 200 and "Log in to example.test" in body
+    code, body, _ = curl(f"http://127.0.0.4:{port}/")
+    assert code == 200 and "Log in to example.test" in body
+    # A bare name logs into the dedicated domain.
+    code, _, headers = login_post(f"http://127.0.0.3:{port}/", "username=ann&password=ann-pw")
+    assert code == 303 and "/Session/" in headers
+    # One domain per address; the main domain has All Available; addresses only.
+    ok("CreateDomain", "other.test")
+    for domain, value in (("other.test", '("127.0.0.3")'), ("example.test", '"127.0.0.5"'),
+                          ("other.test", '"not-an-ip"')):
+        r = cli(gatehouse_bin, server, "UpdateDomainSettings", domain, "{IPAddresses=" + value + ";}")
+        assert r.returncode != 0 and "IPAddresses" in r.stderr, r.stderr
+    ok("UpdateDomainSettings", "other.test", '{IPAddresses=("127.0.0.5", "[127.0.0.6]");}')
+    assert "Log in to other.test" in curl(f"http://127.0.0.6:{port}/")[1]
+
+
 def test_require_fixed_network_address(users, gatehouse_bin):
     """guide.txt:15007-15016, 22346-22354: sessions are bound to the login address only while the
     Require Fixed Network Address preference is on (the default; the account setting of that name,

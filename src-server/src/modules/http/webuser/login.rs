@@ -2,7 +2,7 @@
 //! 8091-8100, 19162-19299).
 //!
 //! The Host name picks the domain: a domain name or alias opens its login page, an IP address
-//! the main domain, any other name an error page ("does not provide Web Access to this domain",
+//! the secondary domain it is dedicated to (`IPAddresses`) or else the main domain, any other name an error page ("does not provide Web Access to this domain",
 //! guide.txt:14964-14970). A name without `@` logs into that domain; `user@domain` is always
 //! accepted. Logins go through the shared login policy (lockout, Enabled Services `WebMail`).
 //!
@@ -38,9 +38,17 @@ fn domain_of(web: &Web, headers: &HeaderMap) -> Result<String, String> {
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
     let name = name.trim_end_matches('.');
-    // guide.txt:14971-14974: an address means the main domain (no domain has dedicated ones here).
-    if name.is_empty() || name.parse::<std::net::IpAddr>().is_ok() {
+    if name.is_empty() {
         return Ok(web.cli.store.main_domain());
+    }
+    // guide.txt:14971-14974: an address shows the secondary domain it is dedicated to
+    // (`IPAddresses`), otherwise the main domain.
+    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+        return Ok(web
+            .cli
+            .store
+            .domain_with_address(ip)
+            .unwrap_or_else(|| web.cli.store.main_domain()));
     }
     web.cli
         .store

@@ -3,7 +3,8 @@
 //!
 //! Listens on 8100 and 9100 (TLS) by default, log tag `HTTPU`. URL space (spec E §3.1):
 //! - `GET /`, `POST /` (`username`, `password`, `logintoken`): the Login page of the domain the Host name picks
-//!   (guide.txt:14955-14979: a domain name or alias, an IP address means the main domain, an
+//!   (guide.txt:14955-14979: a domain name or alias, an IP address means the secondary domain
+//!   it is dedicated to (the domain setting `IPAddresses`) or else the main domain, an
 //!   unknown name gets an error page; `user@domain` is accepted on every login page). A login
 //!   redirects to the session realm.
 //! - `/Signup.wssp`: Auto Sign-up, when the domain's `AutoSignup` setting is YES (15066-15073).
@@ -54,8 +55,7 @@
 //! domain that allows sign-up, as anyone can). Not built yet: skins and WSSP templates (pages are built in
 //! code), list archives, Alerts, foreign (shared) mailboxes and Mailbox Aliases, the ACL editor,
 //! the "Mark" and "Immediately" delete methods (Delete moves to Trash), named time zones (only
-//! UTC offsets), HTML composing, the DSN checkbox, Personal/Public Info, the dedicated-IP domain
-//! choice.
+//! UTC offsets), HTML composing, the DSN checkbox, Personal/Public Info.
 
 mod compose;
 mod form;
