@@ -487,8 +487,11 @@ def test_auto_signup_only_where_enabled(users, gatehouse_bin):
     assert code == 404 and "Sign up" not in curl(base(server) + "/")[1]
     cli(gatehouse_bin, server, "UpdateDomainSettings", "example.test", "{AutoSignup=YES;}", check=True)
     assert "Sign up" in curl(base(server) + "/")[1]
-    code, body, _ = curl("-d", "username=newbie&realName=New+Bie&password1=nb-pw&password2=nb-pw",
-                         base(server) + "/Signup.wssp")
+    fields = "username=newbie&realName=New+Bie&password1=nb-pw&password2=nb-pw"
+    code, body, _ = curl("-d", fields, base(server) + "/Signup.wssp")
+    assert code == 400 and "did not come from this server" in body, "sign-up without the form's token"
+    assert cli(gatehouse_bin, server, "GetAccountSettings", "newbie@example.test").returncode != 0
+    code, body, _ = login_post(base(server) + "/Signup.wssp", fields)
     assert code == 200, body
     assert cli(gatehouse_bin, server, "VerifyAccountPassword", "newbie@example.test", "PASSWORD", "nb-pw").returncode == 0
     login(server, "newbie", "nb-pw")

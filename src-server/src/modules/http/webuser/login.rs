@@ -9,7 +9,8 @@
 //! Login CSRF: there is no session before login, so the login form is protected by a
 //! double-submit token. `GET /` sets the pre-login cookie `GatehouseLogin` (random, `HttpOnly`,
 //! `SameSite=Strict`, `Secure` over TLS) and puts the same value in the form's hidden
-//! `logintoken` field; `POST /` without both, equal, is refused. A foreign page can neither read
+//! `logintoken` field; `POST /` without both, equal, is refused. The Sign-up form is guarded
+//! the same way. A foreign page can neither read
 //! the cookie nor make the browser send it with a cross-site POST.
 
 use axum::extract::State;
@@ -83,13 +84,13 @@ const LOGIN_COOKIE: &str = "GatehouseLogin";
 /// The login token of this browser: its pre-login cookie when it holds one of ours (so two tabs
 /// share it), else a fresh one.
 fn login_token(headers: &HeaderMap) -> String {
-    crate::modules::http::auth::cookie(headers, LOGIN_COOKIE)
+    auth::cookie(headers, LOGIN_COOKIE)
         .filter(|t| {
             t.len() == 32
                 && t.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
-        .map_or_else(crate::modules::http::auth::random_token, str::to_string)
+        .map_or_else(auth::random_token, str::to_string)
 }
 
 /// A login-form response that (re)sets the pre-login cookie to `token`.
@@ -100,6 +101,13 @@ fn with_login_cookie(mut r: Response, token: &str, tls: bool) -> Response {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
+}
+
+/// Login CSRF: whether the form's hidden `logintoken` repeats the pre-login cookie (double
+/// submit).
+fn token_posted(headers: &HeaderMap, fields: &[(String, String)]) -> bool {
+    let cookie = auth::cookie(headers, LOGIN_COOKIE).unwrap_or("");
+    !cookie.is_empty() && auth::same(super::param(fields, "logintoken"), cookie)
 }
 
 /// A Login page answer: the form with `token` in its hidden field and in the cookie.
@@ -171,10 +179,8 @@ pub async fn post(
     let fields = form::urlencoded(&body);
     let user = super::param(&fields, "username").trim().to_string();
     let signup = signup_enabled(&web, &domain);
-    // Login CSRF: the hidden field must repeat the pre-login cookie (double submit).
-    let cookie = crate::modules::http::auth::cookie(&headers, LOGIN_COOKIE).unwrap_or("");
     let token = login_token(&headers);
-    if cookie.is_empty() || !auth::same(super::param(&fields, "logintoken"), cookie) {
+    if !token_posted(&headers, &fields) {
         web.logger.log(
             Level::Problems,
             MODULE,
@@ -265,12 +271,13 @@ pub fn bye(web: &Web, user: &User) -> Response {
     )
 }
 
-fn signup_form(domain: &str, error: Option<&str>, name: &str, real: &str) -> Markup {
+fn signup_form(domain: &str, error: Option<&str>, name: &str, real: &str, token: &str) -> Markup {
     html! {
         section.panel.login {
             h1 { "Sign up at " (domain) }
             (message(error, None))
             form method="post" action="/Signup.wssp" {
+                input type="hidden" name="logintoken" value=(token);
                 label for="username" { "Account name" }
                 input #username type="text" name="username" value=(name) required;
                 label for="realName" { "Your name" }
@@ -286,13 +293,24 @@ fn signup_form(domain: &str, error: Option<&str>, name: &str, real: &str) -> Mar
 }
 
 /// `GET /Signup.wssp`: the Auto Sign-up form, when the domain allows it.
-pub async fn signup_page(State(web): State<Web>, headers: HeaderMap) -> Response {
+pub async fn signup_page(
+    State(web): State<Web>,
+    Extension(info): Extension<ConnInfo>,
+    headers: HeaderMap,
+) -> Response {
     match domain_of(&web, &headers) {
-        Ok(d) if signup_enabled(&web, &d) => respond(
-            StatusCode::OK,
-            bare_page("Sign up", signup_form(&d, None, "", "")),
-            Csp::Page,
-        ),
+        Ok(d) if signup_enabled(&web, &d) => {
+            let token = login_token(&headers);
+            with_login_cookie(
+                respond(
+                    StatusCode::OK,
+                    bare_page("Sign up", signup_form(&d, None, "", "", &token)),
+                    Csp::Page,
+                ),
+                &token,
+                info.tls,
+            )
+        }
         Ok(_) => error_page(
             StatusCode::NOT_FOUND,
             "This domain does not allow signing up.",
@@ -325,13 +343,26 @@ pub async fn signup_post(
     let real = super::param(&fields, "realName").trim().to_string();
     let p1 = super::param(&fields, "password1").to_string();
     let p2 = super::param(&fields, "password2").to_string();
+    let token = login_token(&headers);
     let again = |e: &str| {
-        respond(
-            StatusCode::BAD_REQUEST,
-            bare_page("Sign up", signup_form(&domain, Some(e), &name, &real)),
-            Csp::Page,
+        with_login_cookie(
+            respond(
+                StatusCode::BAD_REQUEST,
+                bare_page(
+                    "Sign up",
+                    signup_form(&domain, Some(e), &name, &real, &token),
+                ),
+                Csp::Page,
+            ),
+            &token,
+            info.tls,
         )
     };
+    // The same double-submit token as the login form: a foreign page cannot create accounts
+    // through a visitor's browser.
+    if !token_posted(&headers, &fields) {
+        return again("This form has expired or did not come from this server. Try again.");
+    }
     if name.is_empty() || name.contains(['@', '%']) {
         return again("Enter an account name without a domain.");
     }

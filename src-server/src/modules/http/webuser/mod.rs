@@ -32,7 +32,7 @@
 //!   id out of `Referer`.
 //! - Every POST carries the session's CSRF token (compared in constant time) or is refused.
 //!   The login form, before any session, carries a double-submit token: its hidden field must
-//!   repeat the `HttpOnly`, `SameSite=Strict` pre-login cookie (`login`), so a foreign page
+//!   repeat the `HttpOnly`, `SameSite=Strict` pre-login cookie (`login`; Sign-up too), so a foreign page
 //!   cannot log a browser into an account of its choosing (login CSRF).
 //! - Every page sends a strict Content-Security-Policy: no script at all, images from this
 //!   server and `data:` only. The HTML of a message is shown only through the sanitiser
@@ -48,11 +48,11 @@
 //!
 //! Storage of our own: the WebUser preferences and the address book are one data-format
 //! dictionary, `WebUser.settings` in the account directory (`TimeZone`, `PageSize`, `Signature`,
+//! `RequireFixedNetworkAddress`,
 //! `AddressBook` = array of `{Name; Email}`), written with `store::fsutil::write_atomic`
 //! (single-mailbox accounts, which have no directory, keep none).
 //!
-//! todo: the Sign-up form has no CSRF token (a foreign page could create an account in a
-//! domain that allows sign-up, as anyone can). Not built yet: skins and WSSP templates (pages are built in
+//! todo: not built yet: skins and WSSP templates (pages are built in
 //! code), list archives, Alerts, foreign (shared) mailboxes and Mailbox Aliases, the ACL editor,
 //! the "Mark" and "Immediately" delete methods (Delete moves to Trash), named time zones (only
 //! UTC offsets), HTML composing, the DSN checkbox, Personal/Public Info.
