@@ -363,6 +363,21 @@ def test_settings_password_page_size_and_search(users, gatehouse_bin):
     code, body, _ = curl("-d", f"action=password&old=pw-new&new=pw-3&again=pw-3&csrf={token}", f"{s}/Settings.wssp")
     assert "Not enough access rights" in body
     assert cli(gatehouse_bin, server, "VerifyAccountPassword", "u1@example.test", "PASSWORD", "pw-new").returncode == 0
+    # A named time zone (the system's zone database): winter time in Paris is UTC+1.
+    m = EmailMessage()
+    m["From"] = "bulk@outside.test"
+    m["To"] = "u1@example.test"
+    m["Subject"] = "tz probe"
+    m["Date"] = "Thu, 01 Jan 2026 00:00:00 +0000"
+    m.set_content("x")
+    deliver(server, "u1@example.test", m)
+    code, _, _ = curl("-d", f"action=prefs&tz=Europe%2FParis&pagesize=10&fixed=on&csrf={token}", f"{s}/Settings.wssp")
+    assert code == 303
+    assert 'value="Europe/Paris"' in curl(f"{s}/Settings.wssp")[1]
+    wait_for(lambda: "2026-01-01 01:00" in curl(f"{s}/Mailbox.wssp?Mailbox=INBOX&Search=probe")[1],
+             "the Date shown in Europe/Paris time")
+    code, body, _ = curl("-d", f"action=prefs&tz=..%2F..%2Fetc%2Fpasswd&pagesize=10&csrf={token}", f"{s}/Settings.wssp")
+    assert code == 200 and "Europe/Paris" in body and "+HHMM" in body
 
 
 def test_user_rules_stay_within_rules_allowed(users, gatehouse_bin):

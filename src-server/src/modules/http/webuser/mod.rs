@@ -18,7 +18,8 @@
 //!   `Content-Disposition: attachment` and `application/octet-stream`, or with `Inline=1` a PNG,
 //!   GIF, JPEG or WebP image shown in place, for `cid:` references and previews),
 //!   `Compose.wssp[?Op=Reply|ReplyAll|Forward|Draft&Mailbox=M&UID=U][&To=addr]`,
-//!   `Contacts.wssp` (address book), `Settings.wssp` (password, time zone, page size, signature, Require Fixed Network Address),
+//!   `Contacts.wssp` (address book), `Settings.wssp` (password, time zone (an offset or a name of the system's
+//!   zone database), page size, signature, Require Fixed Network Address),
 //!   `Rules.wssp` (Auto-Reply and Redirect All), `RPOP.wssp` (remote POP accounts: a form of
 //!   rows, for users whose `RPOPAllowed` is YES), and
 //!   `Bye.wssp` (logout, 18273).
@@ -52,10 +53,10 @@
 //! `AddressBook` = array of `{Name; Email}`), written with `store::fsutil::write_atomic`
 //! (single-mailbox accounts, which have no directory, keep none).
 //!
-//! todo: not built yet: skins and WSSP templates (pages are built in
-//! code), list archives, Alerts, foreign (shared) mailboxes and Mailbox Aliases, the ACL editor,
-//! the "Mark" and "Immediately" delete methods (Delete moves to Trash), named time zones (only
-//! UTC offsets), HTML composing, the DSN checkbox, Personal/Public Info.
+//! todo: not built yet: skins and WSSP templates (pages are built in code), list archives,
+//! Alerts, foreign (shared) mailboxes and Mailbox Aliases, the ACL editor, the "Mark" and
+//! "Immediately" delete methods (Delete moves to Trash), HTML composing, the DSN checkbox,
+//! Personal/Public Info.
 
 mod compose;
 mod form;

@@ -121,11 +121,11 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
             "prefs" => match prefs::parse_tz(f.get("tz")) {
                 None => {
                     error = Some(
-                        "Write the time zone as +HHMM or -HHMM (e.g. +0100), or UTC.".to_string(),
+                        "Write the time zone as +HHMM or -HHMM (e.g. +0100), UTC, or a zone name such as Europe/Paris.".to_string(),
                     )
                 }
                 Some(tz) => {
-                    p.tz_minutes = tz;
+                    p.tz = tz;
                     p.fixed_address = Some(f.has("fixed"));
                     p.page_size = f
                         .get("pagesize")
@@ -161,7 +161,7 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
             form.inline method="post" action=(user.url("Settings.wssp")) {
                 (csrf_field(&user.csrf))
                 input type="hidden" name="action" value="prefs";
-                label { "Time zone" input #tz type="text" name="tz" value=(prefs::tz_text(p.tz_minutes)) size="6"; }
+                label { "Time zone" input #tz type="text" name="tz" value=(p.tz.text()) size="14"; }
                 label { "Messages per page"
                     select #pagesize name="pagesize" {
                         @for n in PAGE_SIZES { option value=(n) selected[*n == p.page_size] { (n) } }
