@@ -30,6 +30,7 @@ APT_PACKAGES=(
     dpkg-dev desktop-file-utils
     python3 tmux openssl swaks curl chromium chromium-driver mutt
     fetchmail dovecot-pop3d dovecot-imapd
+    tzdata
 )
 
 declare -a SUMMARY=()

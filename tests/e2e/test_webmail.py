@@ -12,6 +12,7 @@ import shutil
 import smtplib
 import struct
 import subprocess
+import tempfile
 import time
 import zlib
 from email.message import EmailMessage
@@ -47,10 +48,22 @@ def make_user(gatehouse_bin, server, name, password, realname=""):
     cli(gatehouse_bin, server, "CreateAccount", f"{name}@example.test", settings, check=True)
 
 
+def login_post(url, fields, *extra, interface=None):
+    """GETs the login page at `url` (keeping its pre-login cookie), then POSTs `fields` with the
+    page's login token, as a browser does; returns (status, body, headers)."""
+    with tempfile.NamedTemporaryFile(prefix="gh-jar-") as jar:
+        code, body, _ = curl(*extra, "-c", jar.name, url, interface=interface)
+        assert code == 200, body
+        m = re.search(r'name="logintoken" value="([^"]+)"', body)
+        assert m, "no login token in the login page"
+        return curl(*extra, "-b", jar.name, "-d", f"{fields}&logintoken={m.group(1)}", url,
+                    interface=interface)
+
+
 def login(server, user, password, interface=None):
     """Logs in with curl; returns the session id."""
-    code, _, headers = curl("-d", f"username={user}&password={password}", base(server) + "/",
-                            interface=interface)
+    code, _, headers = login_post(base(server) + "/", f"username={user}&password={password}",
+                                  interface=interface)
     assert code == 303, (code, headers)
     m = re.search(r"(?im)^location: /Session/([^/\s]+)/Mailboxes\.wssp", headers)
     assert m, headers
@@ -121,7 +134,7 @@ def test_login_session_is_bound_to_the_address_and_ends_with_bye(users):
     code, body, headers = curl(base(server) + "/")
     assert code == 200 and 'name="password"' in body and "example.test" in body
     assert "content-security-policy: default-src 'none'" in headers.lower()
-    code, body, _ = curl("-d", "username=u1&password=wrong", base(server) + "/")
+    code, body, _ = login_post(base(server) + "/", "username=u1&password=wrong")
     assert code == 401 and "/Session/" not in body
     sid = login(server, "u1", "pw-one")
     assert len(sid) >= 32
@@ -151,20 +164,102 @@ def test_host_name_picks_the_domain(users, gatehouse_bin):
         check=True)
     code, body, _ = curl("-H", "Host: client.test", base(server) + "/")
     assert code == 200 and "Log in to client.test" in body
-    code, _, headers = curl("-H", "Host: client.test", "-d", "username=ann&password=ann-pw", base(server) + "/")
+    code, _, headers = login_post(base(server) + "/", "username=ann&password=ann-pw", "-H", "Host: client.test")
     assert code == 303 and "/Session/" in headers
     # user@domain works from any login page; a bare name means the page's domain.
-    code, _, _ = curl("-d", "username=ann@client.test&password=ann-pw", base(server) + "/")
+    code, _, _ = login_post(base(server) + "/", "username=ann@client.test&password=ann-pw")
     assert code == 303
-    code, _, _ = curl("-d", "username=ann&password=ann-pw", base(server) + "/")
+    code, _, _ = login_post(base(server) + "/", "username=ann&password=ann-pw")
     assert code == 401
     code, body, _ = curl("-H", "Host: nowhere.test", base(server) + "/")
     assert code == 404 and "does not provide Web Access" in body
 
 
+def test_dedicated_ip_address_picks_the_domain(users, gatehouse_bin):
+    """guide.txt:14971-14974, 7836-7860: a URL with an IP address shows the secondary domain that
+    address is dedicated to (IPAddresses), otherwise the main domain."""
+    server = users
+    ok = lambda *a: cli(gatehouse_bin, server, *a, check=True)
+    ok("CreateDomain", "client.test")
+    ok("CreateAccount", "ann@client.test", "{Password=ann-pw;PasswordEncryption=clear;}")
+    ok("UpdateDomainSettings", "client.test", '{IPAddresses="[127.0.0.3]";}')
+    port = server.port(8100)
+    code, body, _ = curl(f"http://127.0.0.3:{port}/")
+    assert code == 200 and "Log in to client.test" in body, body
+    code, body, _ = curl(f"http://127.0.0.1:{port}/")
+    assert code == 200 and "Log in to example.test" in body
+    code, body, _ = curl(f"http://127.0.0.4:{port}/")
+    assert code == 200 and "Log in to example.test" in body
+    # A bare name logs into the dedicated domain.
+    code, _, headers = login_post(f"http://127.0.0.3:{port}/", "username=ann&password=ann-pw")
+    assert code == 303 and "/Session/" in headers
+    # One domain per address; the main domain has All Available; addresses only.
+    ok("CreateDomain", "other.test")
+    for domain, value in (("other.test", '("127.0.0.3")'), ("example.test", '"127.0.0.5"'),
+                          ("other.test", '"not-an-ip"')):
+        r = cli(gatehouse_bin, server, "UpdateDomainSettings", domain, "{IPAddresses=" + value + ";}")
+        assert r.returncode != 0 and "IPAddresses" in r.stderr, r.stderr
+    ok("UpdateDomainSettings", "other.test", '{IPAddresses=("127.0.0.5", "[127.0.0.6]");}')
+    assert "Log in to other.test" in curl(f"http://127.0.0.6:{port}/")[1]
+
+
+def test_require_fixed_network_address(users, gatehouse_bin):
+    """guide.txt:15007-15016, 22346-22354: sessions are bound to the login address only while the
+    Require Fixed Network Address preference is on (the default; the account setting of that name,
+    e.g. from the Domain Account Defaults, is the default of the user's own choice)."""
+    server = users
+    sid = login(server, "u1", "pw-one")
+    url = f"{base(server)}/Session/{sid}/Settings.wssp"
+    code, page, _ = curl(url)
+    assert code == 200 and 'name="fixed" checked' in page
+    assert curl(url, interface="127.0.0.2")[0] == 403
+    # The user turns it off: this session and the next take requests from any address.
+    code, _, _ = curl("-d", f"action=prefs&tz=%2B0000&pagesize=20&signature=&csrf={csrf_of(page)}", url)
+    assert code == 303
+    code, page, _ = curl(url, interface="127.0.0.2")
+    assert code == 200 and 'name="fixed" checked' not in page
+    other = login(server, "u1", "pw-one")
+    assert curl(f"{base(server)}/Session/{other}/Mailboxes.wssp", interface="127.0.0.2")[0] == 200
+    # On again, from 127.0.0.2: the session is bound to that address now.
+    code, _, _ = curl("-d", f"action=prefs&tz=%2B0000&pagesize=20&signature=&fixed=on&csrf={csrf_of(page)}",
+                      url, interface="127.0.0.2")
+    assert code == 303
+    assert curl(url, interface="127.0.0.2")[0] == 200
+    assert curl(url)[0] == 403
+    # An account whose setting (not the user's preference) is NO.
+    cli(gatehouse_bin, server, "UpdateAccountSettings", "u2@example.test", "{RequireFixedNetworkAddress=NO;}",
+        check=True)
+    sid2 = login(server, "u2", "pw-two")
+    assert curl(f"{base(server)}/Session/{sid2}/Mailboxes.wssp", interface="127.0.0.2")[0] == 200
+
+
 def test_https_port(users):
     server = users
-    code, _, headers = curl("-k", "-d", "username=u1&password=pw-one", f"https://127.0.0.1:{server.port(9100)}/")
+    code, _, headers = login_post(f"https://127.0.0.1:{server.port(9100)}/", "username=u1&password=pw-one", "-k")
+    assert code == 303 and "/Session/" in headers
+
+
+def test_login_form_needs_its_token_and_cookie(users):
+    """Login CSRF: the form's hidden token must repeat the pre-login cookie (double submit)."""
+    server = users
+    url = base(server) + "/"
+    code, body, headers = curl(url)
+    token = re.search(r'name="logintoken" value="([^"]+)"', body).group(1)
+    cookie = re.search(r"(?im)^set-cookie: GatehouseLogin=([^;\s]+)(.*)$", headers)
+    assert cookie and cookie.group(1) == token, headers
+    assert "httponly" in cookie.group(2).lower() and "samesite=strict" in cookie.group(2).lower()
+    # No token, no cookie, a token without its cookie, another cookie: all refused.
+    for extra in ([], ["-H", f"Cookie: GatehouseLogin={token}"], ):
+        code, body, _ = curl(*extra, "-d", "username=u1&password=pw-one", url)
+        assert code == 403 and "/Session/" not in body, body
+    code, _, headers = curl("-d", f"username=u1&password=pw-one&logintoken={token}", url)
+    assert code == 403 and "/Session/" not in headers
+    code, _, headers = curl("-H", "Cookie: GatehouseLogin=" + "B" * 32, "-d",
+                            f"username=u1&password=pw-one&logintoken={token}", url)
+    assert code == 403 and "/Session/" not in headers
+    # The pair, as the browser sends it: a session.
+    code, _, headers = curl("-H", f"Cookie: GatehouseLogin={token}", "-d",
+                            f"username=u1&password=pw-one&logintoken={token}", url)
     assert code == 303 and "/Session/" in headers
 
 
@@ -268,6 +363,21 @@ def test_settings_password_page_size_and_search(users, gatehouse_bin):
     code, body, _ = curl("-d", f"action=password&old=pw-new&new=pw-3&again=pw-3&csrf={token}", f"{s}/Settings.wssp")
     assert "Not enough access rights" in body
     assert cli(gatehouse_bin, server, "VerifyAccountPassword", "u1@example.test", "PASSWORD", "pw-new").returncode == 0
+    # A named time zone (the system's zone database): winter time in Paris is UTC+1.
+    m = EmailMessage()
+    m["From"] = "bulk@outside.test"
+    m["To"] = "u1@example.test"
+    m["Subject"] = "tz probe"
+    m["Date"] = "Thu, 01 Jan 2026 00:00:00 +0000"
+    m.set_content("x")
+    deliver(server, "u1@example.test", m)
+    code, _, _ = curl("-d", f"action=prefs&tz=Europe%2FParis&pagesize=10&fixed=on&csrf={token}", f"{s}/Settings.wssp")
+    assert code == 303
+    assert 'value="Europe/Paris"' in curl(f"{s}/Settings.wssp")[1]
+    wait_for(lambda: "2026-01-01 01:00" in curl(f"{s}/Mailbox.wssp?Mailbox=INBOX&Search=probe")[1],
+             "the Date shown in Europe/Paris time")
+    code, body, _ = curl("-d", f"action=prefs&tz=..%2F..%2Fetc%2Fpasswd&pagesize=10&csrf={token}", f"{s}/Settings.wssp")
+    assert code == 200 and "Europe/Paris" in body and "+HHMM" in body
 
 
 def test_user_rules_stay_within_rules_allowed(users, gatehouse_bin):
@@ -376,13 +486,14 @@ def test_forward_reply_all_flag_contacts_and_mailbox_management(users, gatehouse
     assert not imap_find(server, "u1", "pw-one", "team plan", mailbox="Trash")
 
 
-def test_rpop_page_answers_honestly(users):
+def test_rpop_page_without_rpop_allowed(users):
+    """RPOPAllowed is NO by default: only the administrator sets RPOP accounts (guide.txt:8794-8797);
+    test_webmail_rpop.py covers a user who may."""
     server = users
     sid = login(server, "u1", "pw-one")
     code, body, _ = curl(f"{base(server)}/Session/{sid}/RPOP.wssp")
     assert code == 200 and "Remote POP accounts" in body
-    # Either the records (the RPOP module is in) or the CLI's own error text.
-    assert 'name="records"' in body or 'class="msg error"' in body
+    assert "Not enough access rights" in body and 'name="host0"' not in body
 
 
 def test_auto_signup_only_where_enabled(users, gatehouse_bin):
@@ -391,8 +502,11 @@ def test_auto_signup_only_where_enabled(users, gatehouse_bin):
     assert code == 404 and "Sign up" not in curl(base(server) + "/")[1]
     cli(gatehouse_bin, server, "UpdateDomainSettings", "example.test", "{AutoSignup=YES;}", check=True)
     assert "Sign up" in curl(base(server) + "/")[1]
-    code, body, _ = curl("-d", "username=newbie&realName=New+Bie&password1=nb-pw&password2=nb-pw",
-                         base(server) + "/Signup.wssp")
+    fields = "username=newbie&realName=New+Bie&password1=nb-pw&password2=nb-pw"
+    code, body, _ = curl("-d", fields, base(server) + "/Signup.wssp")
+    assert code == 400 and "did not come from this server" in body, "sign-up without the form's token"
+    assert cli(gatehouse_bin, server, "GetAccountSettings", "newbie@example.test").returncode != 0
+    code, body, _ = login_post(base(server) + "/Signup.wssp", fields)
     assert code == 200, body
     assert cli(gatehouse_bin, server, "VerifyAccountPassword", "newbie@example.test", "PASSWORD", "nb-pw").returncode == 0
     login(server, "newbie", "nb-pw")

@@ -298,29 +298,62 @@ pub(super) fn set_account_rules(ctx: &CliContext, s: &Session, a: &mut Args) -> 
     Ok(None)
 }
 
-/// `GetAccountRPOP accountName` — DomainAdmin: the account's remote POP records, each with
-/// `Last` once polled (guide.txt:5589-5598, 12567-12594).
+/// `GetAccountRPOP accountName` — DomainAdmin, or the account itself when its `RPOPAllowed`
+/// is YES (guide.txt:8794-8797): the account's remote POP records, each with `Last` once polled
+/// (guide.txt:5589-5598, 12567-12594).
 pub(super) fn get_account_rpop(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
     let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
     a.end()?;
-    require_admin(ctx, s, &d, None)?;
+    if require_admin(ctx, s, &d, None).is_err() {
+        own_rpop_allowed(ctx, s, &d, &name)?;
+    }
     ctx.store.account_settings(&d, &name)?;
     let records =
         crate::modules::rpop::account_records(&ctx.store, &d, &name).map_err(CliError::new)?;
     Ok(Some(Value::Array(records)))
 }
 
-/// `SetAccountRPOP accountName newRecords` — DomainAdmin + CanModifyRPOP (guide.txt:5599-5613):
-/// replaces the records; a row with `PollEvery=never` is dropped.
+/// `SetAccountRPOP accountName newRecords` — DomainAdmin + CanModifyRPOP (guide.txt:5599-5613),
+/// or the account itself when its `RPOPAllowed` is YES, within the RPOP module's Minimum Poll
+/// Period for Users and Maximum Number of Accounts per User (guide.txt:12419-12432; the
+/// administrator is not limited): replaces the records; a row with `PollEvery=never` is dropped.
 pub(super) fn set_account_rpop(ctx: &CliContext, s: &Session, a: &mut Args) -> CmdResult {
     let (d, name) = object_ref(ctx, s, &a.text("accountName")?)?;
     let records = a.array("newRecords")?;
     a.end()?;
-    require_admin(ctx, s, &d, Some("CanModifyRPOP"))?;
-    let records =
-        crate::modules::rpop::validate_account_records(&records).map_err(CliError::new)?;
+    let limits = match require_admin(ctx, s, &d, Some("CanModifyRPOP")) {
+        Ok(()) => None,
+        Err(_) => {
+            own_rpop_allowed(ctx, s, &d, &name)?;
+            let module = ctx
+                .modules
+                .get(crate::modules::rpop::NAME)
+                .map(|m| super::effective_module_settings(ctx, &m))
+                .ok_or_else(|| CliError::new("the RPOP module is not running"))?;
+            Some(crate::modules::rpop::UserLimits::from(&module).map_err(CliError::new)?)
+        }
+    };
+    let records = crate::modules::rpop::validate_account_records(&records, limits.as_ref())
+        .map_err(CliError::new)?;
     ctx.store.set_account_rpop(&d, &name, records)?;
     Ok(None)
+}
+
+/// Fails unless `s` is account `name@d` and its effective `RPOPAllowed` is YES ("RPOP
+/// Accounts": otherwise only the administrator specifies them, guide.txt:8794-8797).
+fn own_rpop_allowed(ctx: &CliContext, s: &Session, d: &str, name: &str) -> Result<(), CliError> {
+    let allowed = s.is_self(d, name)
+        && ctx
+            .store
+            .account_effective_settings(d, name)
+            .ok()
+            .and_then(|e| dict_text(&e, "RPOPAllowed").map(|v| v.eq_ignore_ascii_case("YES")))
+            .unwrap_or(false);
+    if allowed {
+        Ok(())
+    } else {
+        Err(denied())
+    }
 }
 
 /// Refuses a user's own rule change that its `Automated Rules` right does not cover.

@@ -64,15 +64,35 @@ pub(super) fn update_domain_settings(ctx: &CliContext, s: &Session, a: &mut Args
             merged.insert(k.clone(), v.clone());
         }
     }
-    check_domain_settings(&merged)?;
+    check_domain_settings(ctx, &d, &merged)?;
     ctx.store.update_domain_settings(&d, settings)?;
     Ok(None)
 }
 
 /// Domain settings the server acts on are checked before they are stored: the domain's
 /// certificate and key (`SSLCertificate`, `SSLPrivateKey`, PEM; guide.txt:4077-4379) must parse
-/// and belong together.
-fn check_domain_settings(settings: &Dict) -> Result<(), CliError> {
+/// and belong together; `IPAddresses` (Assigned IP Addresses, 7836-7860) are addresses, for a
+/// secondary domain only, not assigned to any other domain.
+fn check_domain_settings(ctx: &CliContext, d: &str, settings: &Dict) -> Result<(), CliError> {
+    if let Some(v) = settings.get(b"IPAddresses".as_slice()) {
+        let mine = crate::store::settings::ip_addresses(v).map_err(CliError::new)?;
+        if !mine.is_empty() && d.eq_ignore_ascii_case(&ctx.store.main_domain()) {
+            return Err(CliError::new(
+                "IPAddresses: the main domain has All Available addresses",
+            ));
+        }
+        for ip in mine {
+            if let Some(other) = ctx
+                .store
+                .domain_with_address(ip)
+                .filter(|o| !o.eq_ignore_ascii_case(d))
+            {
+                return Err(CliError::new(format!(
+                    "IPAddresses: {ip} is already assigned to {other}"
+                )));
+            }
+        }
+    }
     let pem = |k: &str| settings.get(k.as_bytes()).and_then(Value::as_text);
     match (pem("SSLCertificate"), pem("SSLPrivateKey")) {
         (None, None) => Ok(()),
@@ -90,7 +110,7 @@ pub(super) fn set_domain_settings(ctx: &CliContext, s: &Session, a: &mut Args) -
     let settings = a.dict("newSettings")?;
     a.end()?;
     let d = domain_ref(ctx, s, Some(&d))?;
-    check_domain_settings(&settings)?;
+    check_domain_settings(ctx, &d, &settings)?;
     ctx.store.set_domain_settings(&d, settings)?;
     Ok(None)
 }
@@ -251,7 +271,7 @@ pub(super) fn create_domain(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdR
         Dict::new()
     };
     a.end()?;
-    check_domain_settings(&settings)?;
+    check_domain_settings(ctx, &name, &settings)?;
     ctx.store.create_domain(&name, settings)?;
     Ok(None)
 }

@@ -291,6 +291,23 @@ impl Store {
         self.domains()
     }
 
+    /// The secondary domain that address `ip` is dedicated to (its `IPAddresses`, guide.txt:
+    /// 7836-7860), if any.
+    pub fn domain_with_address(&self, ip: std::net::IpAddr) -> Option<String> {
+        let ip = ip.to_canonical();
+        let main = self.main_domain();
+        self.list_domains()
+            .into_iter()
+            .filter(|d| !d.eq_ignore_ascii_case(&main))
+            .find(|d| {
+                self.domain_settings(d)
+                    .ok()
+                    .and_then(|s| s.get(b"IPAddresses".as_slice()).cloned())
+                    .and_then(|v| settings::ip_addresses(&v).ok())
+                    .is_some_and(|a| a.contains(&ip))
+            })
+    }
+
     /// The domain a name or domain alias denotes (case-insensitive).
     pub fn resolve_domain(&self, name_or_alias: &str) -> Option<String> {
         let _g = self.r();

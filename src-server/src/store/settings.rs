@@ -56,6 +56,12 @@ pub const ACCOUNT_SETTINGS: &[SettingDecl] = &[
     decl("MaxWebSize", "0", "Web Storage: size of the Personal Web Site; 0 disables it"),
     decl("MaxWebFiles", "unlimited", "Web Files: the most files in the Personal Web Site"),
     decl("RPOPAllowed", "NO", "RPOP Accounts, Allow to Modify (YES/NO)"),
+    decl(
+        "RequireFixedNetworkAddress",
+        "YES",
+        "WebUser Preferences, Require Fixed Network Address: a WebUser session takes requests only \
+         from the login address (YES/NO); the default of the user's own WebMail setting",
+    ),
     decl("RulesAllowed", "No", "Automated Rules the user may modify: No, Filter Only, All But Exec, Any"),
     decl("MailToAll", "NO", "Accept Mail to all (YES/NO)"),
     decl("DefaultMailboxType", "MailBox", "New Mailboxes: format of new mailboxes (MailBox = .mbox, MailDir = .mdir)"),
@@ -106,7 +112,51 @@ pub const DOMAIN_SETTINGS: &[SettingDecl] = &[
         "NO",
         "Auto Sign-up Enabled: users may create accounts from the WebUser login page (YES/NO)",
     ),
+    decl(
+        "IPAddresses",
+        "",
+        "Assigned IP Addresses, Manually Defined: the addresses dedicated to this secondary domain \
+         (an array, or a text separated by commas); a WebUser URL naming one opens this domain's \
+         login page. The main domain has All Available (guide.txt:7836-7860, 14971-14974)",
+    ),
 ];
+
+/// Most addresses one domain may have assigned.
+const MAX_IP_ADDRESSES: usize = 256;
+
+/// The addresses of an `IPAddresses` value (Assigned IP Addresses, guide.txt:7836-7860): an array
+/// of addresses, or a text of them separated by commas or spaces, each maybe in brackets as the
+/// guide shows them (`[206.40.74.198]`).
+pub fn ip_addresses(v: &crate::format::Value) -> Result<Vec<std::net::IpAddr>, String> {
+    let items: Vec<String> = match v {
+        crate::format::Value::Array(a) => a
+            .iter()
+            .map(|i| {
+                i.as_text()
+                    .map(|t| t.into_owned())
+                    .ok_or("IPAddresses: an array of addresses")
+            })
+            .collect::<Result<_, _>>()?,
+        other => other
+            .as_text()
+            .ok_or("IPAddresses: a list of addresses")?
+            .split([',', ' ', '\t'])
+            .map(str::to_string)
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
+        let bare = item.trim_start_matches('[').trim_end_matches(']');
+        let ip = bare
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| format!("IPAddresses: {item:?} is not an IP address"))?;
+        if out.len() >= MAX_IP_ADDRESSES {
+            return Err(format!("IPAddresses: at most {MAX_IP_ADDRESSES} addresses"));
+        }
+        out.push(ip.to_canonical());
+    }
+    Ok(out)
+}
 
 /// Values of `PasswordEncryption` that store the password recoverably (clear text).
 pub fn is_clear_encryption(v: &str) -> bool {

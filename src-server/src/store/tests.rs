@@ -802,3 +802,22 @@ fn concurrent_creates_from_threads() {
     assert_eq!(s.list_accounts(m).unwrap().len(), 8 * 20 + 20);
     assert_eq!(s.list_groups(m).unwrap().len(), 20);
 }
+
+#[test]
+fn assigned_ip_addresses_parse_as_the_guide_shows_them() {
+    use crate::store::settings::ip_addresses;
+    let ips = |t: &str| ip_addresses(&crate::format::parse(t.as_bytes()).unwrap());
+    let want: Vec<std::net::IpAddr> = vec![
+        "206.40.74.198".parse().unwrap(),
+        "10.0.0.5".parse().unwrap(),
+    ];
+    assert_eq!(ips(r#""[206.40.74.198], 10.0.0.5""#).unwrap(), want);
+    assert_eq!(ips(r#"("206.40.74.198", "[10.0.0.5]")"#).unwrap(), want);
+    assert!(ips(r#""""#).unwrap().is_empty());
+    assert_eq!(
+        ips(r#""::ffff:127.0.0.2""#).unwrap(),
+        vec!["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert!(ips(r#""mail.example.com""#).is_err());
+    assert!(ips("{a=b;}").is_err());
+}

@@ -31,6 +31,9 @@ const MAX_SESSIONS: usize = 10_000;
 struct WebSession {
     account: AccountId,
     peer: IpAddr,
+    /// Whether requests must come from `peer` (WebUser's Require Fixed Network Address,
+    /// guide.txt:15007-15016; always for WebAdmin).
+    fixed: bool,
     csrf: String,
     created: Instant,
     last_used: Instant,
@@ -64,7 +67,8 @@ impl Default for Sessions {
     }
 }
 
-fn random_token() -> String {
+/// A fresh 192-bit random token, URL-safe base64.
+pub(super) fn random_token() -> String {
     let mut b = [0u8; 24];
     rand::thread_rng().fill_bytes(&mut b);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
@@ -94,16 +98,18 @@ impl Sessions {
     pub fn create(&self, account: AccountId, peer: IpAddr) -> String {
         let id = random_token();
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        Self::insert(&mut live, id.clone(), account, peer);
+        Self::insert(&mut live, id.clone(), account, peer, true);
         id
     }
 
     /// Starts a session unless `limit` sessions are live after those idle longer than `idle`
-    /// are dropped (WebUser's Sessions Limit, guide.txt:15021-15027); returns its id.
+    /// are dropped (WebUser's Sessions Limit, guide.txt:15021-15027); returns its id. With
+    /// `fixed`, only requests from `peer` reach it.
     pub fn try_create(
         &self,
         account: AccountId,
         peer: IpAddr,
+        fixed: bool,
         limit: usize,
         idle: Duration,
     ) -> Option<String> {
@@ -114,8 +120,18 @@ impl Sessions {
             return None;
         }
         let id = random_token();
-        Self::insert(&mut live, id.clone(), account, peer);
+        Self::insert(&mut live, id.clone(), account, peer, fixed);
         Some(id)
+    }
+
+    /// Binds a live session to `peer` or frees it from any address (the user's Require Fixed
+    /// Network Address preference changed).
+    pub fn set_fixed(&self, id: &str, peer: IpAddr, fixed: bool) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = live.get_mut(id) {
+            s.peer = peer;
+            s.fixed = fixed;
+        }
     }
 
     fn insert(
@@ -123,6 +139,7 @@ impl Sessions {
         id: String,
         account: AccountId,
         peer: IpAddr,
+        fixed: bool,
     ) {
         if live.len() >= MAX_SESSIONS {
             if let Some(oldest) = live
@@ -139,6 +156,7 @@ impl Sessions {
             WebSession {
                 account,
                 peer,
+                fixed,
                 csrf: random_token(),
                 created: now,
                 last_used: now,
@@ -170,8 +188,8 @@ impl Sessions {
     }
 
     /// Like `lookup`, also ending a session older than `limit` (WebUser's Session Time Limit,
-    /// checked on each request, guide.txt:15046-15052). A session used from another address is
-    /// not found (guide.txt:15007-15016).
+    /// checked on each request, guide.txt:15046-15052). A session bound to its address and used
+    /// from another is not found (guide.txt:15007-15016).
     pub fn lookup_limited(
         &self,
         id: &str,
@@ -187,7 +205,7 @@ impl Sessions {
                 && !s.killed()
         });
         let s = live.get_mut(id)?;
-        if s.peer != peer {
+        if s.fixed && s.peer != peer {
             return None;
         }
         s.last_used = now;
@@ -329,21 +347,30 @@ mod tests {
         let here: IpAddr = "127.0.0.1".parse().unwrap();
         let there: IpAddr = "127.0.0.2".parse().unwrap();
         let hour = Duration::from_secs(3600);
-        let id = s.try_create(acct(), here, 2, hour).unwrap();
+        let id = s.try_create(acct(), here, true, 2, hour).unwrap();
         assert!(id.len() >= 32);
         assert!(s.lookup_limited(&id, there, hour, None).is_none());
         let (who, csrf) = s.lookup_limited(&id, here, hour, None).unwrap();
         assert_eq!(who, acct());
         assert!(!csrf.is_empty());
+        // Require Fixed Network Address off: any address; on again: bound to the new one.
+        s.set_fixed(&id, here, false);
+        assert!(s.lookup_limited(&id, there, hour, None).is_some());
+        s.set_fixed(&id, there, true);
+        assert!(s.lookup_limited(&id, here, hour, None).is_none());
+        assert!(s.lookup_limited(&id, there, hour, None).is_some());
+        let free = s.try_create(acct(), here, false, 9, hour).unwrap();
+        assert!(s.lookup_limited(&free, there, hour, None).is_some());
+        s.remove(&free);
         // The Sessions Limit refuses a third login.
-        assert!(s.try_create(acct(), here, 2, hour).is_some());
-        assert!(s.try_create(acct(), here, 2, hour).is_none());
+        assert!(s.try_create(acct(), here, true, 2, hour).is_some());
+        assert!(s.try_create(acct(), here, true, 2, hour).is_none());
         // The Session Time Limit and the Inactivity Time-Out end a session.
         std::thread::sleep(Duration::from_millis(20));
         assert!(s
             .lookup_limited(&id, here, hour, Some(Duration::from_millis(10)))
             .is_none());
-        let id2 = s.try_create(acct(), here, 5, hour).unwrap();
+        let id2 = s.try_create(acct(), here, true, 5, hour).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         assert!(s
             .lookup_limited(&id2, here, Duration::from_millis(10), None)

@@ -27,8 +27,9 @@
 //! network never reach a path (state files are named by a hash). Passwords are not logged, and
 //! `GetAccountRPOP` shows them only to those who may set them.
 //!
-//! todo: the user limits (Minimum Poll Period and Maximum Number of Accounts per User,
-//! 12419-12432) wait for WebUser's RPOP page: today only administrators set records.
+//! Users set their own records (through WebMail or the CLI) when their `RPOPAllowed` setting
+//! ("RPOP Accounts", guide.txt:8794-8797) is YES, within [`UserLimits`] (Minimum Poll Period for
+//! Users, Maximum Number of Accounts per User, 12419-12432); administrators are not limited.
 
 pub mod client;
 pub mod distribute;
@@ -101,6 +102,16 @@ const SETTINGS: &[SettingDecl] = &[
         doc: "Allow Self-Poll: No refuses hosts whose address is one of this server's own (guide.txt:12410-12417)",
     },
     SettingDecl {
+        key: "MinPollPeriodForUsers",
+        default: "10m",
+        doc: "Minimum Poll Period for Users: the shortest Poll Every a user may set for their own remote accounts; administrators are not limited (guide.txt:12419-12425)",
+    },
+    SettingDecl {
+        key: "MaxAccountsPerUser",
+        default: "10",
+        doc: "Maximum Number of Accounts per User: the most remote accounts a user may set for themselves; administrators are not limited (guide.txt:12427-12432)",
+    },
+    SettingDecl {
         key: "UnifiedAccounts",
         default: "()",
         doc: "Unified Domain-Wide Accounts: array of {PollEvery; Account; Host; Password; Leave; APOP; SpecialHeader} (guide.txt:12436-12497)",
@@ -158,6 +169,7 @@ impl Config {
             None => Vec::new(),
             _ => return Err("UnifiedAccounts must be an array".into()),
         };
+        UserLimits::from(eff)?;
         Ok(Config {
             log_level: level
                 .parse()
@@ -355,20 +367,71 @@ impl Job {
     }
 }
 
-/// Checks `SetAccountRPOP`'s records; returns them in their stored form (`never` rows dropped).
-pub fn validate_account_records(records: &[Value]) -> Result<Vec<Value>, String> {
+/// The limits on the records users set for themselves (guide.txt:12419-12432).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLimits {
+    /// Minimum Poll Period for Users, in seconds.
+    pub min_poll: i64,
+    /// Maximum Number of Accounts per User.
+    pub max_accounts: usize,
+}
+
+impl UserLimits {
+    /// The limits in the module's effective settings.
+    pub fn from(eff: &Dict) -> Result<UserLimits, String> {
+        let text = |k: &str| {
+            eff.get(k.as_bytes())
+                .and_then(Value::as_text)
+                .map(|t| t.trim().to_string())
+                .unwrap_or_default()
+        };
+        let min = text("MinPollPeriodForUsers");
+        let max = text("MaxAccountsPerUser");
+        Ok(UserLimits {
+            min_poll: parse_duration(&min).filter(|d| *d >= 0).ok_or(format!(
+                "MinPollPeriodForUsers: {min:?} is not a time (30s, 10m, 2h)"
+            ))?,
+            max_accounts: max
+                .parse()
+                .map_err(|_| format!("MaxAccountsPerUser: {max:?} is not a number"))?,
+        })
+    }
+}
+
+/// Checks `SetAccountRPOP`'s records, within `user`'s limits when a user sets their own; returns
+/// them in their stored form (`never` rows dropped).
+pub fn validate_account_records(
+    records: &[Value],
+    user: Option<&UserLimits>,
+) -> Result<Vec<Value>, String> {
     if records.len() > MAX_RECORDS {
         return Err(format!("at most {MAX_RECORDS} RPOP records per account"));
     }
-    records
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| match Remote::parse(r, false) {
-            Ok(Some(r)) => Some(Ok(r.to_value(false))),
-            Ok(None) => None,
-            Err(e) => Some(Err(format!("RPOP record {}: {e}", i + 1))),
-        })
-        .collect()
+    let mut kept = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let remote = match Remote::parse(r, false) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(e) => return Err(format!("RPOP record {}: {e}", i + 1)),
+        };
+        if let Some(l) = user.filter(|l| remote.poll_every < l.min_poll) {
+            return Err(format!(
+                "RPOP record {}: Poll Every {}s is shorter than the Minimum Poll Period for Users ({}s)",
+                i + 1,
+                remote.poll_every,
+                l.min_poll
+            ));
+        }
+        kept.push(remote.to_value(false));
+    }
+    if let Some(l) = user.filter(|l| kept.len() > l.max_accounts) {
+        return Err(format!(
+            "{} RPOP accounts are more than the Maximum Number of Accounts per User ({})",
+            kept.len(),
+            l.max_accounts
+        ));
+    }
+    Ok(kept)
 }
 
 /// `GetAccountRPOP`: the account's records, each with `Last` (the time of the last successful

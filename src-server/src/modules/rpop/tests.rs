@@ -81,3 +81,36 @@ fn state_files_are_named_by_a_hash() {
     assert_eq!(back.uids, s.uids);
     assert_eq!(back.last, s.last);
 }
+
+#[test]
+fn user_limits_bind_users_not_administrators() {
+    let eff = crate::format::parse(b"{MinPollPeriodForUsers=30m; MaxAccountsPerUser=1;}").unwrap();
+    let limits = UserLimits::from(eff.as_dict().unwrap()).unwrap();
+    assert_eq!(
+        limits,
+        UserLimits {
+            min_poll: 1800,
+            max_accounts: 1
+        }
+    );
+    let rows = |text: &str| match crate::format::parse(text.as_bytes()).unwrap() {
+        Value::Array(a) => a,
+        _ => unreachable!(),
+    };
+    let short = rows("({PollEvery=10m; Account=a; Host=h;})");
+    let err = validate_account_records(&short, Some(&limits)).unwrap_err();
+    assert!(err.contains("Minimum Poll Period"), "{err}");
+    assert_eq!(validate_account_records(&short, None).unwrap().len(), 1);
+    let two = rows("({PollEvery=1h; Account=a; Host=h;}, {PollEvery=1h; Account=b; Host=h;}, {PollEvery=never; Account=c; Host=h;})");
+    let err = validate_account_records(&two, Some(&limits)).unwrap_err();
+    assert!(err.contains("Maximum Number of Accounts"), "{err}");
+    assert_eq!(
+        validate_account_records(&two[1..], Some(&limits))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(validate_account_records(&two, None).unwrap().len(), 2);
+    let bad = crate::format::parse(b"{MinPollPeriodForUsers=soon; MaxAccountsPerUser=1;}").unwrap();
+    assert!(UserLimits::from(bad.as_dict().unwrap()).is_err());
+}

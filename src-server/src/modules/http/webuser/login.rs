@@ -2,12 +2,19 @@
 //! 8091-8100, 19162-19299).
 //!
 //! The Host name picks the domain: a domain name or alias opens its login page, an IP address
-//! the main domain, any other name an error page ("does not provide Web Access to this domain",
+//! the secondary domain it is dedicated to (`IPAddresses`) or else the main domain, any other name an error page ("does not provide Web Access to this domain",
 //! guide.txt:14964-14970). A name without `@` logs into that domain; `user@domain` is always
 //! accepted. Logins go through the shared login policy (lockout, Enabled Services `WebMail`).
+//!
+//! Login CSRF: there is no session before login, so the login form is protected by a
+//! double-submit token. `GET /` sets the pre-login cookie `GatehouseLogin` (random, `HttpOnly`,
+//! `SameSite=Strict`, `Secure` over TLS) and puts the same value in the form's hidden
+//! `logintoken` field; `POST /` without both, equal, is refused. The Sign-up form is guarded
+//! the same way. A foreign page can neither read
+//! the cookie nor make the browser send it with a cross-site POST.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use maud::{html, Markup};
@@ -17,7 +24,7 @@ use crate::cli::SessionRefused;
 use crate::format::Value;
 use crate::kernel::log::Level;
 use crate::modules::http::html::message;
-use crate::modules::http::ConnInfo;
+use crate::modules::http::{auth, ConnInfo};
 use crate::net::sasl::Failure;
 use crate::store::AccountType;
 
@@ -33,9 +40,17 @@ fn domain_of(web: &Web, headers: &HeaderMap) -> Result<String, String> {
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
     let name = name.trim_end_matches('.');
-    // guide.txt:14971-14974: an address means the main domain (no domain has dedicated ones here).
-    if name.is_empty() || name.parse::<std::net::IpAddr>().is_ok() {
+    if name.is_empty() {
         return Ok(web.cli.store.main_domain());
+    }
+    // guide.txt:14971-14974: an address shows the secondary domain it is dedicated to
+    // (`IPAddresses`), otherwise the main domain.
+    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+        return Ok(web
+            .cli
+            .store
+            .domain_with_address(ip)
+            .unwrap_or_else(|| web.cli.store.main_domain()));
     }
     web.cli
         .store
@@ -64,12 +79,64 @@ fn signup_enabled(web: &Web, domain: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn login_form(domain: &str, signup: bool, error: Option<&str>, user: &str) -> Markup {
+/// The pre-login cookie holding the login form's token.
+const LOGIN_COOKIE: &str = "GatehouseLogin";
+
+/// The login token of this browser: its pre-login cookie when it holds one of ours (so two tabs
+/// share it), else a fresh one.
+fn login_token(headers: &HeaderMap) -> String {
+    auth::cookie(headers, LOGIN_COOKIE)
+        .filter(|t| {
+            t.len() == 32
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(auth::random_token, str::to_string)
+}
+
+/// A login-form response that (re)sets the pre-login cookie to `token`.
+fn with_login_cookie(mut r: Response, token: &str, tls: bool) -> Response {
+    let secure = if tls { "; Secure" } else { "" };
+    let cookie = format!("{LOGIN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// Login CSRF: whether the form's hidden `logintoken` repeats the pre-login cookie (double
+/// submit).
+fn token_posted(headers: &HeaderMap, fields: &[(String, String)]) -> bool {
+    let cookie = auth::cookie(headers, LOGIN_COOKIE).unwrap_or("");
+    !cookie.is_empty() && auth::same(super::param(fields, "logintoken"), cookie)
+}
+
+/// A Login page answer: the form with `token` in its hidden field and in the cookie.
+fn login_response(
+    status: StatusCode,
+    form: (&str, bool, Option<&str>, &str),
+    token: &str,
+    tls: bool,
+) -> Response {
+    let (domain, signup, error, user) = form;
+    with_login_cookie(
+        respond(
+            status,
+            bare_page("Log in", login_form(domain, signup, error, user, token)),
+            Csp::Page,
+        ),
+        token,
+        tls,
+    )
+}
+
+fn login_form(domain: &str, signup: bool, error: Option<&str>, user: &str, token: &str) -> Markup {
     html! {
         section.panel.login {
             h1 { "Log in to " (domain) }
             (message(error, None))
             form method="post" action="/" {
+                input type="hidden" name="logintoken" value=(token);
                 label for="username" { "Name" }
                 input #username type="text" name="username" value=(user) autocomplete="username" required autofocus;
                 label for="password" { "Password" }
@@ -84,15 +151,16 @@ fn login_form(domain: &str, signup: bool, error: Option<&str>, user: &str) -> Ma
 }
 
 /// `GET /`: the Login page of the addressed domain.
-pub async fn page(State(web): State<Web>, headers: HeaderMap) -> Response {
+pub async fn page(
+    State(web): State<Web>,
+    Extension(info): Extension<ConnInfo>,
+    headers: HeaderMap,
+) -> Response {
     match domain_of(&web, &headers) {
         Ok(d) => {
             let signup = signup_enabled(&web, &d);
-            respond(
-                StatusCode::OK,
-                bare_page("Log in", login_form(&d, signup, None, "")),
-                Csp::Page,
-            )
+            let token = login_token(&headers);
+            login_response(StatusCode::OK, (&d, signup, None, ""), &token, info.tls)
         }
         Err(host) => no_domain(&host),
     }
@@ -111,6 +179,25 @@ pub async fn post(
     };
     let fields = form::urlencoded(&body);
     let user = super::param(&fields, "username").trim().to_string();
+    let signup = signup_enabled(&web, &domain);
+    let token = login_token(&headers);
+    if !token_posted(&headers, &fields) {
+        web.logger.log(
+            Level::Problems,
+            MODULE,
+            format_args!(
+                "login form from {} refused: missing or wrong login token",
+                info.peer.ip()
+            ),
+        );
+        let text = "This login form has expired or did not come from this server. Try again.";
+        return login_response(
+            StatusCode::FORBIDDEN,
+            (&domain, signup, Some(text), &user),
+            &token,
+            info.tls,
+        );
+    }
     let password = super::param(&fields, "password").to_string();
     let login = if user.contains(['@', '%']) {
         user.clone()
@@ -119,7 +206,6 @@ pub async fn post(
     };
     let result = web.cli.password_login(&login, password.as_bytes()).await;
     let result = web.cli.finish_login(&login, Some("WebMail"), result).await;
-    let signup = signup_enabled(&web, &domain);
     let id = match result {
         Ok(id) => id,
         Err(f) => {
@@ -132,10 +218,11 @@ pub async fn post(
                 MODULE,
                 format_args!("login as {login} from {} refused: {text}", info.peer.ip()),
             );
-            return respond(
+            return login_response(
                 StatusCode::UNAUTHORIZED,
-                bare_page("Log in", login_form(&domain, signup, Some(&text), &user)),
-                Csp::Page,
+                (&domain, signup, Some(&text), &user),
+                &token,
+                info.tls,
             );
         }
     };
@@ -157,9 +244,11 @@ pub async fn post(
     };
     let (idle, _) = super::timeouts(&web);
     let limit = usize::try_from(setting(&web, "SessionsLimit", 5000)).unwrap_or(usize::MAX);
+    // guide.txt:15007-15016: bound to the login address unless the user turned that off.
+    let fixed = super::prefs::fixed_address(&web, &id).await;
     let Some(sid) = web
         .sessions
-        .try_create(id.clone(), info.peer.ip(), limit, idle)
+        .try_create(id.clone(), info.peer.ip(), fixed, limit, idle)
     else {
         web.logger.log(
             Level::Problems,
@@ -200,12 +289,13 @@ pub fn bye(web: &Web, user: &User) -> Response {
     )
 }
 
-fn signup_form(domain: &str, error: Option<&str>, name: &str, real: &str) -> Markup {
+fn signup_form(domain: &str, error: Option<&str>, name: &str, real: &str, token: &str) -> Markup {
     html! {
         section.panel.login {
             h1 { "Sign up at " (domain) }
             (message(error, None))
             form method="post" action="/Signup.wssp" {
+                input type="hidden" name="logintoken" value=(token);
                 label for="username" { "Account name" }
                 input #username type="text" name="username" value=(name) required;
                 label for="realName" { "Your name" }
@@ -221,13 +311,24 @@ fn signup_form(domain: &str, error: Option<&str>, name: &str, real: &str) -> Mar
 }
 
 /// `GET /Signup.wssp`: the Auto Sign-up form, when the domain allows it.
-pub async fn signup_page(State(web): State<Web>, headers: HeaderMap) -> Response {
+pub async fn signup_page(
+    State(web): State<Web>,
+    Extension(info): Extension<ConnInfo>,
+    headers: HeaderMap,
+) -> Response {
     match domain_of(&web, &headers) {
-        Ok(d) if signup_enabled(&web, &d) => respond(
-            StatusCode::OK,
-            bare_page("Sign up", signup_form(&d, None, "", "")),
-            Csp::Page,
-        ),
+        Ok(d) if signup_enabled(&web, &d) => {
+            let token = login_token(&headers);
+            with_login_cookie(
+                respond(
+                    StatusCode::OK,
+                    bare_page("Sign up", signup_form(&d, None, "", "", &token)),
+                    Csp::Page,
+                ),
+                &token,
+                info.tls,
+            )
+        }
         Ok(_) => error_page(
             StatusCode::NOT_FOUND,
             "This domain does not allow signing up.",
@@ -260,13 +361,26 @@ pub async fn signup_post(
     let real = super::param(&fields, "realName").trim().to_string();
     let p1 = super::param(&fields, "password1").to_string();
     let p2 = super::param(&fields, "password2").to_string();
+    let token = login_token(&headers);
     let again = |e: &str| {
-        respond(
-            StatusCode::BAD_REQUEST,
-            bare_page("Sign up", signup_form(&domain, Some(e), &name, &real)),
-            Csp::Page,
+        with_login_cookie(
+            respond(
+                StatusCode::BAD_REQUEST,
+                bare_page(
+                    "Sign up",
+                    signup_form(&domain, Some(e), &name, &real, &token),
+                ),
+                Csp::Page,
+            ),
+            &token,
+            info.tls,
         )
     };
+    // The same double-submit token as the login form: a foreign page cannot create accounts
+    // through a visitor's browser.
+    if !token_posted(&headers, &fields) {
+        return again("This form has expired or did not come from this server. Try again.");
+    }
     if name.is_empty() || name.contains(['@', '%']) {
         return again("Enter an account name without a domain.");
     }
@@ -297,9 +411,11 @@ pub async fn signup_post(
             info.peer.ip()
         ),
     );
-    respond(
+    let token = login_token(&headers);
+    login_response(
         StatusCode::OK,
-        bare_page("Log in", login_form(&domain, false, None, &name)),
-        Csp::Page,
+        (&domain, false, None, &name),
+        &token,
+        info.tls,
     )
 }

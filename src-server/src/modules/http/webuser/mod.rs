@@ -2,8 +2,9 @@
 //! WebUser, 18238-18481 URL realms, 20254-20973 WebMail; spec E §2, §3.1, §6).
 //!
 //! Listens on 8100 and 9100 (TLS) by default, log tag `HTTPU`. URL space (spec E §3.1):
-//! - `GET /`, `POST /` (`username`, `password`): the Login page of the domain the Host name picks
-//!   (guide.txt:14955-14979: a domain name or alias, an IP address means the main domain, an
+//! - `GET /`, `POST /` (`username`, `password`, `logintoken`): the Login page of the domain the Host name picks
+//!   (guide.txt:14955-14979: a domain name or alias, an IP address means the secondary domain
+//!   it is dedicated to (the domain setting `IPAddresses`) or else the main domain, an
 //!   unknown name gets an error page; `user@domain` is accepted on every login page). A login
 //!   redirects to the session realm.
 //! - `/Signup.wssp`: Auto Sign-up, when the domain's `AutoSignup` setting is YES (15066-15073).
@@ -17,20 +18,26 @@
 //!   `Content-Disposition: attachment` and `application/octet-stream`, or with `Inline=1` a PNG,
 //!   GIF, JPEG or WebP image shown in place, for `cid:` references and previews),
 //!   `Compose.wssp[?Op=Reply|ReplyAll|Forward|Draft&Mailbox=M&UID=U][&To=addr]`,
-//!   `Contacts.wssp` (address book), `Settings.wssp` (password, time zone, page size, signature),
-//!   `Rules.wssp` (Auto-Reply and Redirect All), `RPOP.wssp` (remote POP accounts), and
+//!   `Contacts.wssp` (address book), `Settings.wssp` (password, time zone (an offset or a name of the system's
+//!   zone database), page size, signature, Require Fixed Network Address),
+//!   `Rules.wssp` (Auto-Reply and Redirect All), `RPOP.wssp` (remote POP accounts: a form of
+//!   rows, for users whose `RPOPAllowed` is YES), and
 //!   `Bye.wssp` (logout, 18273).
 //! - `/static/style.css`: the shared style sheet (WebAdmin's, plus WebMail's rules).
 //!
 //! Security: requests and stored messages are untrusted.
 //! - Sessions (guide.txt:14989-15016): a 192-bit random id in the URL, bound to the client
-//!   address at login (a request from another address is "disconnected"), ended by Bye, by the
+//!   address at login (a request from another address is "disconnected") while the account's
+//!   Require Fixed Network Address is on (the default; `prefs::fixed_address`), ended by Bye, by the
 //!   Inactivity Time-Out and by the Session Time Limit. `Referrer-Policy: no-referrer` keeps the
 //!   id out of `Referer`. Each session is registered as `WebMail` in the server's session
 //!   registry (`kernel::sessions`, an extension): it counts against the account's
 //!   `MaxAccountSessions` (a login beyond it gets an error page) and `KillAccountSessions` ends
 //!   it at its next request.
 //! - Every POST carries the session's CSRF token (compared in constant time) or is refused.
+//!   The login form, before any session, carries a double-submit token: its hidden field must
+//!   repeat the `HttpOnly`, `SameSite=Strict` pre-login cookie (`login`; Sign-up too), so a foreign page
+//!   cannot log a browser into an account of its choosing (login CSRF).
 //! - Every page sends a strict Content-Security-Policy: no script at all, images from this
 //!   server and `data:` only. The HTML of a message is shown only through the sanitiser
 //!   (`super::sanitize`) inside a frame whose own policy adds `sandbox` (no script, opaque
@@ -45,17 +52,14 @@
 //!
 //! Storage of our own: the WebUser preferences and the address book are one data-format
 //! dictionary, `WebUser.settings` in the account directory (`TimeZone`, `PageSize`, `Signature`,
+//! `RequireFixedNetworkAddress`,
 //! `AddressBook` = array of `{Name; Email}`), written with `store::fsutil::write_atomic`
 //! (single-mailbox accounts, which have no directory, keep none).
 //!
-//! todo: the login form has no CSRF token (there is no state before login; with
-//! `Referrer-Policy: no-referrer` browsers send `Origin: null`, so an Origin check cannot tell
-//! our form from a foreign one), so a foreign page can log a browser into an account whose
-//! password it knows (login CSRF). Not built yet: skins and WSSP templates (pages are built in
-//! code), list archives, Alerts, foreign (shared) mailboxes and Mailbox Aliases, the ACL editor,
-//! the "Mark" and "Immediately" delete methods (Delete moves to Trash), named time zones (only
-//! UTC offsets), HTML composing, the DSN checkbox, Personal/Public Info, the dedicated-IP domain
-//! choice and the "Require Fixed Network Address" option (sessions are always address-bound).
+//! todo: not built yet: skins and WSSP templates (pages are built in code), list archives,
+//! Alerts, foreign (shared) mailboxes and Mailbox Aliases, the ACL editor, the "Mark" and
+//! "Immediately" delete methods (Delete moves to Trash), HTML composing, the DSN checkbox,
+//! Personal/Public Info.
 
 mod compose;
 mod form;

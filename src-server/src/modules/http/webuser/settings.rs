@@ -15,7 +15,7 @@ use super::{enc, page, run, see_other, User, Web};
 use crate::format::{self, Value};
 use crate::kernel::rules::builtin::{self, RedirectAll};
 use crate::kernel::rules::{parse_rules, rules_to_value};
-use crate::modules::http::html::{csrf_field, message as notice, value_text};
+use crate::modules::http::html::{csrf_field, message as notice};
 
 /// `Contacts.wssp`: the address book; add (also "Take Address" from a message) and delete.
 pub async fn contacts(web: &Web, user: &User, posted: Option<&Posted>) -> Response {
@@ -121,11 +121,12 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
             "prefs" => match prefs::parse_tz(f.get("tz")) {
                 None => {
                     error = Some(
-                        "Write the time zone as +HHMM or -HHMM (e.g. +0100), or UTC.".to_string(),
+                        "Write the time zone as +HHMM or -HHMM (e.g. +0100), UTC, or a zone name such as Europe/Paris.".to_string(),
                     )
                 }
                 Some(tz) => {
-                    p.tz_minutes = tz;
+                    p.tz = tz;
+                    p.fixed_address = Some(f.has("fixed"));
                     p.page_size = f
                         .get("pagesize")
                         .parse::<usize>()
@@ -139,7 +140,11 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
                         .take(prefs::MAX_SIGNATURE)
                         .collect();
                     match prefs::save(web, user, &p).await {
-                        Ok(()) => return see_other(&user.url("Settings.wssp")),
+                        Ok(()) => {
+                            // This session follows the new choice at once (bound to this address).
+                            web.sessions.set_fixed(&user.sid, user.peer, f.has("fixed"));
+                            return see_other(&user.url("Settings.wssp"));
+                        }
                         Err(e) => error = Some(e),
                     }
                 }
@@ -147,6 +152,7 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
             _ => error = Some("Unknown action".to_string()),
         }
     }
+    let fixed = prefs::fixed_address(web, &user.id).await;
     let body = html! {
         h1 { "Settings" }
         (notice(error.as_deref(), ok))
@@ -155,13 +161,15 @@ pub async fn settings(web: &Web, user: &User, posted: Option<&Posted>) -> Respon
             form.inline method="post" action=(user.url("Settings.wssp")) {
                 (csrf_field(&user.csrf))
                 input type="hidden" name="action" value="prefs";
-                label { "Time zone" input #tz type="text" name="tz" value=(prefs::tz_text(p.tz_minutes)) size="6"; }
+                label { "Time zone" input #tz type="text" name="tz" value=(p.tz.text()) size="14"; }
                 label { "Messages per page"
                     select #pagesize name="pagesize" {
                         @for n in PAGE_SIZES { option value=(n) selected[*n == p.page_size] { (n) } }
                     }
                 }
                 label { "Signature" textarea #signature name="signature" rows="3" { (p.signature) } }
+                label { input #fixed type="checkbox" name="fixed" checked[fixed];
+                    " Require Fixed Network Address (turn off if your requests come through several proxies)" }
                 button type="submit" { "Save" }
             }
         }
@@ -285,40 +293,173 @@ pub async fn rules(web: &Web, user: &User, posted: Option<&Posted>) -> Response 
     page(user, "Rules", "Rules.wssp", body)
 }
 
-/// `RPOP.wssp`: the remote POP accounts polled for the user (guide.txt:20400-20406), read and
-/// replaced with `GetAccountRPOP`/`SetAccountRPOP`, shown and edited in the data format.
+/// Most rows the RPOP form reads (the module's own cap on records is higher than any user limit).
+const MAX_RPOP_ROWS: usize = 100;
+
+/// One row of the RPOP form, as shown.
+struct RpopRow {
+    host: String,
+    account: String,
+    password: String,
+    leave: bool,
+    apop: bool,
+    every: String,
+    last: String,
+}
+
+impl RpopRow {
+    fn from_record(v: &Value) -> RpopRow {
+        let t = |k: &str| v.get_text(k).unwrap_or_default();
+        let yes = |k: &str| t(k).eq_ignore_ascii_case("yes");
+        RpopRow {
+            host: t("Host"),
+            account: t("Account"),
+            password: t("Password"),
+            leave: yes("Leave"),
+            apop: yes("APOP"),
+            every: short_duration(&t("PollEvery")),
+            last: t("Last"),
+        }
+    }
+
+    fn to_record(&self) -> Value {
+        let yn = |b: bool| Value::str(if b { "Yes" } else { "No" });
+        format::dict([
+            ("PollEvery", Value::str(&self.every)),
+            ("Account", Value::str(&self.account)),
+            ("Host", Value::str(&self.host)),
+            ("Password", Value::str(&self.password)),
+            ("Leave", yn(self.leave)),
+            ("APOP", yn(self.apop)),
+        ])
+    }
+}
+
+/// `600s` as `10m`, `3600s` as `1h`: how people write a Poll Every.
+fn short_duration(stored: &str) -> String {
+    match crate::kernel::queue::settings::parse_duration(stored) {
+        Some(s) if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        Some(s) if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        Some(s) => format!("{s}s"),
+        None => stored.to_string(),
+    }
+}
+
+/// The rows of a posted RPOP form. A row left without a password keeps the stored one of the
+/// same remote account (passwords are never sent back to the browser); a row marked Delete and
+/// the empty "add" row are dropped.
+fn posted_rows(f: &Posted, old: &[RpopRow]) -> Vec<RpopRow> {
+    let count = f
+        .get("rows")
+        .parse::<usize>()
+        .unwrap_or(0)
+        .min(MAX_RPOP_ROWS);
+    (0..count)
+        .filter(|i| !f.has(&format!("delete{i}")))
+        .filter_map(|i| {
+            let field = |k: &str| f.get(&format!("{k}{i}")).trim().to_string();
+            let (host, account) = (field("host"), field("account"));
+            if host.is_empty() && account.is_empty() {
+                return None;
+            }
+            let mut password = f.get(&format!("password{i}")).to_string();
+            if password.is_empty() {
+                if let Some(o) = old
+                    .iter()
+                    .find(|o| o.account == account && o.host.eq_ignore_ascii_case(&host))
+                {
+                    password.clone_from(&o.password);
+                }
+            }
+            Some(RpopRow {
+                every: field("every"),
+                leave: f.has(&format!("leave{i}")),
+                apop: f.has(&format!("apop{i}")),
+                host,
+                account,
+                password,
+                last: String::new(),
+            })
+        })
+        .collect()
+}
+
+/// `RPOP.wssp`: the remote POP accounts polled for the user (guide.txt:20400-20406, 12436-12497),
+/// read and replaced with `GetAccountRPOP`/`SetAccountRPOP` as the user (their `RPOPAllowed` and
+/// the module's user limits decide). One row per account and an empty one to add; passwords
+/// are not echoed; Last shows the time of the last poll or its error (12584-12588).
 pub async fn rpop(web: &Web, user: &User, posted: Option<&Posted>) -> Response {
     let me = Value::str(user.address());
     let mut error = None;
     let mut ok = None;
+    let load = |v: Result<Option<Value>, crate::cli::CliError>| match v {
+        Ok(Some(Value::Array(a))) => Ok(a.iter().map(RpopRow::from_record).collect::<Vec<_>>()),
+        Ok(_) => Ok(Vec::new()),
+        Err(e) => Err(e.0),
+    };
+    let mut shown = None;
     if let Some(f) = posted {
-        match format::parse(f.get("records").trim().as_bytes()) {
-            Ok(v @ Value::Dict(_)) => {
-                match run(web, user, "SetAccountRPOP", vec![me.clone(), v]).await {
+        let old = load(run(web, user, "GetAccountRPOP", vec![me.clone()]).await);
+        match old {
+            Ok(old) => {
+                let rows = posted_rows(f, &old);
+                let records = Value::Array(rows.iter().map(RpopRow::to_record).collect());
+                match run(web, user, "SetAccountRPOP", vec![me.clone(), records]).await {
                     Ok(_) => ok = Some("Saved."),
-                    Err(e) => error = Some(e.0),
+                    Err(e) => {
+                        error = Some(e.0);
+                        // Show what was typed, so a refused change can be corrected.
+                        shown = Some(rows);
+                    }
                 }
             }
-            Ok(_) => error = Some("The records must be a dictionary: {name={...};}".into()),
-            Err(e) => error = Some(format!("The records are not in the data format: {e}")),
+            Err(e) => error = Some(e),
         }
     }
-    let loaded = run(web, user, "GetAccountRPOP", vec![me]).await;
-    let (text, load_error) = match loaded {
-        Ok(Some(v)) => (value_text(&v), None),
-        Ok(None) => ("{}".to_string(), None),
-        Err(e) => (String::new(), Some(e.0)),
+    let loaded = load(run(web, user, "GetAccountRPOP", vec![me]).await);
+    let (rows, load_error) = match (shown, loaded) {
+        (Some(rows), Ok(_)) => (rows, None),
+        (_, Ok(rows)) => (rows, None),
+        (_, Err(e)) => (Vec::new(), Some(e)),
+    };
+    let blank = RpopRow {
+        host: String::new(),
+        account: String::new(),
+        password: String::new(),
+        leave: true,
+        apop: false,
+        every: "1h".into(),
+        last: String::new(),
     };
     let body = html! {
         h1 { "Remote POP accounts" }
         (notice(error.as_deref().or(load_error.as_deref()), ok))
-        section.panel {
-            p.muted { "Mailboxes elsewhere that this server collects for you. Each record: "
-                code { "name = {authName=user; domain=pop.example.com; password=secret; mailbox=INBOX; period=3600; leave=NO;};" } }
-            @if load_error.is_none() {
+        @if load_error.is_none() {
+            section.panel {
+                p.muted { "Mailboxes elsewhere that this server collects into your INBOX. Leave the password empty to keep the saved one." }
                 form method="post" action=(user.url("RPOP.wssp")) {
                     (csrf_field(&user.csrf))
-                    textarea #rpop name="records" aria-label="RPOP records" { (text) }
+                    input type="hidden" name="rows" value=(rows.len() + 1);
+                    table.rpop {
+                        thead { tr { th { "Host[:port]" } th { "Account" } th { "Password" } th { "Leave" } th { "APOP" } th { "Poll every" } th { "Last" } th { "Delete" } } }
+                        tbody {
+                            @for (i, r) in rows.iter().chain(std::iter::once(&blank)).enumerate() {
+                                @let new = i == rows.len();
+                                tr {
+                                    td { input type="text" name=(format!("host{i}")) value=(r.host) aria-label="Host" placeholder=[new.then_some("pop.example.com")]; }
+                                    td { input type="text" name=(format!("account{i}")) value=(r.account) aria-label="Account"; }
+                                    td { input type="password" name=(format!("password{i}")) value="" autocomplete="off" aria-label="Password"
+                                        placeholder=[(!new && !r.password.is_empty()).then_some("(saved)")]; }
+                                    td { input type="checkbox" name=(format!("leave{i}")) checked[r.leave] aria-label="Leave on server"; }
+                                    td { input type="checkbox" name=(format!("apop{i}")) checked[r.apop] aria-label="APOP"; }
+                                    td { input type="text" name=(format!("every{i}")) value=(r.every) size="5" aria-label="Poll every"; }
+                                    td.muted { (r.last) }
+                                    td { @if !new { input type="checkbox" name=(format!("delete{i}")) aria-label="Delete"; } }
+                                }
+                            }
+                        }
+                    }
+                    p.muted { "Poll every: 30m, 2h, 1d, or never (removes the row). Fill in the last row to add an account." }
                     p { button type="submit" { "Save" } }
                 }
             }
