@@ -384,12 +384,12 @@ mod tests {
         let reg = crate::kernel::sessions::Registry::new();
         let here: IpAddr = "127.0.0.1".parse().unwrap();
         let hour = Duration::from_secs(3600);
-        let id = s.try_create(acct(), here, 5, hour).unwrap();
+        let id = s.try_create(acct(), here, true, 5, hour).unwrap();
         s.attach(&id, reg.register(&acct(), "WebMail", here, None).unwrap());
         assert_eq!(reg.len(), 1);
         s.remove(&id);
         assert!(reg.is_empty());
-        let id = s.try_create(acct(), here, 5, hour).unwrap();
+        let id = s.try_create(acct(), here, true, 5, hour).unwrap();
         s.attach(&id, reg.register(&acct(), "WebMail", here, None).unwrap());
         assert!(s.lookup_limited(&id, here, hour, None).is_some());
         reg.kill("example.test", "u1");
