@@ -666,13 +666,22 @@ impl Channel for SmtpChannel {
             // RFC 2645: the customer is connected and waits for its mail on this connection.
             if let Some(conn) = holds.attached(host) {
                 let s = (self.settings)();
-                let out = self.handle.block_on(async {
+                let (out, delivered) = self.handle.block_on(async {
                     let mut conn = conn.lock().await;
                     if conn.broken {
-                        return Outcome::Deferred("the ATRN connection was lost".into());
+                        let lost = Outcome::Deferred("the ATRN connection was lost".into());
+                        return (lost, conn.delivered);
                     }
-                    transaction(&mut conn, job, address, &s).await
+                    let out = transaction(&mut conn, job, address, &s).await;
+                    if out == Outcome::Delivered {
+                        conn.delivered += 1;
+                    }
+                    (out, conn.delivered)
                 });
+                // The customer's session so far: its last result and the messages it took.
+                if let Some(link) = &self.link {
+                    link.note_remote(TAG, domain, result_text(&out), delivered);
+                }
                 self.logger.log(
                     Level::Major,
                     TAG,
@@ -741,13 +750,8 @@ impl Channel for SmtpChannel {
             holds.end_release(host, domain);
         }
         if let Some(link) = &self.link {
-            let delivered = matches!(out, Outcome::Delivered);
-            let result = if delivered {
-                "OK".into()
-            } else {
-                describe(&out)
-            };
-            link.note_remote(TAG, host, result, usize::from(delivered));
+            let delivered = usize::from(out == Outcome::Delivered);
+            link.note_remote(TAG, host, result_text(&out), delivered);
         }
         let level = match out {
             Outcome::Delivered => Level::Major,
@@ -763,6 +767,15 @@ impl Channel for SmtpChannel {
             ),
         );
         out
+    }
+}
+
+/// The `Result` noted in `RemoteServers`.
+fn result_text(o: &Outcome) -> String {
+    if *o == Outcome::Delivered {
+        "OK".into()
+    } else {
+        describe(o)
     }
 }
 
@@ -833,6 +846,8 @@ pub(super) struct Conn {
     pub(super) tls: bool,
     /// A read or write failed: the connection is unusable.
     pub(super) broken: bool,
+    /// Messages delivered over it (noted for an ATRN connection, `RemoteServers`).
+    delivered: usize,
 }
 
 /// Why a connection attempt did not get to MAIL.
@@ -852,6 +867,7 @@ impl Conn {
             ext: Ext::default(),
             tls: false,
             broken: false,
+            delivered: 0,
         }
     }
 
@@ -970,6 +986,7 @@ pub(super) async fn open(
         ext: Ext::default(),
         tls: false,
         broken: false,
+        delivered: 0,
     };
     let greeting = conn
         .read_reply(s.connect_timeout)
@@ -1063,6 +1080,7 @@ async fn starttls(conn: Conn, name: &str, check: Option<Vec<String>>) -> Result<
         ext: Ext::default(),
         tls: true,
         broken: false,
+        delivered: 0,
     })
 }
 
