@@ -283,10 +283,18 @@ pub enum Outcome {
     Failed(String),
     /// Failed for now: the Dequeuer retries later.
     Deferred(String),
+    /// Cut short because the server is stopping ([`Channel::stop`]): not an attempt; the
+    /// recipient stays as it was, to be tried after restart.
+    Interrupted,
 }
 
 /// A destination module (Local Delivery, SMTP, PIPE, LIST).
 pub trait Channel: Send + Sync {
     /// Delivers one recipient of one message (blocking; called from a worker thread).
     fn deliver(&self, job: &Job<'_>) -> Outcome;
+
+    /// The server is stopping: deliveries in progress that may wait on the network end now
+    /// with [`Outcome::Interrupted`], and so do later ones. Channels that finish quickly on
+    /// their own keep the default (nothing).
+    fn stop(&self) {}
 }

@@ -151,11 +151,22 @@ impl Dequeuer {
         self.running.store(workers.len(), Ordering::SeqCst);
     }
 
-    /// Stops the workers and waits up to 10 seconds for them (each finishes the recipient in
-    /// hand; one stuck in a slow channel is left to end with the process, which is safe: its
-    /// recipient is tried again after restart).
+    /// Stops the workers and waits up to 10 seconds for them. Channels are told to stop, so a
+    /// delivery waiting on the network (DNS, connect, a slow server) ends at once as
+    /// [`Outcome::Interrupted`] and its recipient stays queued unchanged; one stuck anyway is
+    /// left to end with the process, which is safe too: its recipient is tried after restart.
     pub fn stop(&self) {
         self.queue.stop();
+        let channels: Vec<Arc<dyn Channel>> = self
+            .channels
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for c in channels {
+            c.stop();
+        }
         let workers =
             std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -250,6 +261,19 @@ impl Dequeuer {
                         RcptState::Failed(format!("{text} (gave up after {attempts} attempts)"))
                     }
                 },
+                // Stopping: not an attempt, nothing recorded; the recipient is tried after
+                // restart.
+                Outcome::Interrupted => {
+                    q.logger().log(
+                        Level::Major,
+                        DEQUEUER,
+                        format_args!(
+                            "{id} <{}> interrupted by the shutdown; it stays queued",
+                            env.recipients[i].address
+                        ),
+                    );
+                    break;
+                }
             };
             self.log_state(id, &env.recipients[i].address, &state);
             let rec = StateRecord::State {

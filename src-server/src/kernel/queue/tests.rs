@@ -618,3 +618,28 @@ fn concurrent_submits_share_directory_fsyncs() {
     assert_eq!(e.files(".msg"), 200);
     assert_eq!(q.len(), 200);
 }
+
+#[test]
+fn an_interrupted_delivery_is_no_attempt_and_stays_queued() {
+    let e = Env::new();
+    let (q, enq, deq, local, _) = wired(&e, QueueSettings::default());
+    // NOTIFY=FAILURE,DELAY would report anything that counted as a failure or a delay.
+    let mut s = sub("s@remote", &["a@local", "b@local"]);
+    for r in &mut s.recipients {
+        r.notify.failure = true;
+        r.notify.delay = true;
+    }
+    let id = enq.submit(s, MSG).unwrap();
+    local.answer("a@local", Outcome::Interrupted);
+    deq.run_due();
+    let dump = q.dump(id).unwrap();
+    assert!(
+        dump.contains("Rcpt <a@local>: pending; attempts 0\nRcpt <b@local>: pending; attempts 0"),
+        "the rest of the message waits for the restart too: {dump}"
+    );
+    let sta = e.dir.path().join(format!("Queue/{id}.sta"));
+    let side = std::fs::read_to_string(sta).unwrap_or_default();
+    assert!(!side.contains("State="), "nothing recorded: {side}");
+    assert_eq!(q.len(), 1, "no report queued");
+    assert!(local.got().is_empty());
+}

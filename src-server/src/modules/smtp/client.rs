@@ -33,6 +33,10 @@
 //! A destination that takes no connection is suspended until the queue's retry time
 //! ([`super::suspend`], guide.txt:11346-11351).
 //!
+//! Shutdown: [`Channel::stop`] ends every delivery where it waits (DNS, connect, a reply) with
+//! `Outcome::Interrupted`: the recipient stays queued as it was, and a remote server that had
+//! already taken the message before the cut gets it again after restart (at least once).
+//!
 //! DSN (RFC 3461 §5.2): to a server that advertises DSN, RET/ENVID go on MAIL FROM and
 //! NOTIFY/ORCPT on RCPT TO, as the envelope keeps them.
 //!
@@ -57,6 +61,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
+use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
 use super::etrn::Holds;
@@ -351,6 +356,8 @@ pub struct SmtpChannel {
     holds: Option<Arc<Holds>>,
     /// Destinations suspended after a failed connection (with the queue, see `suspend`).
     suspensions: Option<Suspensions>,
+    /// Set by [`Channel::stop`]: every delivery in progress or to come ends at once.
+    stopping: watch::Sender<bool>,
 }
 
 impl SmtpChannel {
@@ -374,6 +381,7 @@ impl SmtpChannel {
             link: None,
             holds: None,
             suspensions: None,
+            stopping: watch::channel(false).0,
         }
     }
 
@@ -448,6 +456,17 @@ impl SmtpChannel {
         };
         *cached = Some((servers.to_vec(), r.clone()));
         Ok(r)
+    }
+
+    /// Runs `work` unless the server stops first (`None`): a DNS lookup, a connection or a
+    /// transaction is dropped where it waits, and its recipient stays queued as it was.
+    async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        let mut stop = self.stopping.subscribe();
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopping| *stopping) => None,
+            done = work => Some(done),
+        }
     }
 
     /// Waits for a free sending channel (`SendingChannels`).
@@ -656,6 +675,10 @@ impl SmtpChannel {
 }
 
 impl Channel for SmtpChannel {
+    fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
     fn deliver(&self, job: &Job<'_>) -> Outcome {
         let Target::Smtp { host, address } = job.target else {
             return Outcome::Failed("not an SMTP target".into());
@@ -666,7 +689,7 @@ impl Channel for SmtpChannel {
             // RFC 2645: the customer is connected and waits for its mail on this connection.
             if let Some(conn) = holds.attached(host) {
                 let s = (self.settings)();
-                let (out, delivered) = self.handle.block_on(async {
+                let sent = self.handle.block_on(self.unless_stopped(async {
                     let mut conn = conn.lock().await;
                     if conn.broken {
                         let lost = Outcome::Deferred("the ATRN connection was lost".into());
@@ -677,7 +700,14 @@ impl Channel for SmtpChannel {
                         conn.delivered += 1;
                     }
                     (out, conn.delivered)
-                });
+                }));
+                let Some((out, delivered)) = sent else {
+                    // Cut mid-transaction: the connection can carry nothing more.
+                    if let Ok(mut c) = conn.try_lock() {
+                        c.broken = true;
+                    }
+                    return Outcome::Interrupted;
+                };
                 // The customer's session so far: its last result and the messages it took.
                 if let Some(link) = &self.link {
                     link.note_remote(TAG, domain, result_text(&out), delivered);
@@ -720,10 +750,14 @@ impl Channel for SmtpChannel {
             return Outcome::Deferred(text);
         }
         self.acquire(s.channels);
-        let (mut out, reached) = self
+        let done = self
             .handle
-            .block_on(self.deliver_async(job, host, route, address, &s));
+            .block_on(self.unless_stopped(self.deliver_async(job, host, route, address, &s)));
         self.release();
+        // Stopping: neither a failure of the destination nor an attempt.
+        let Some((mut out, reached)) = done else {
+            return Outcome::Interrupted;
+        };
         if let Some(x) = &self.suspensions {
             match (reached, &out) {
                 (Reached::No, Outcome::Deferred(text)) => {
@@ -784,6 +818,7 @@ fn describe(o: &Outcome) -> String {
         Outcome::Delivered => "delivered".into(),
         Outcome::Failed(e) => format!("failed: {e}"),
         Outcome::Deferred(e) => format!("deferred: {e}"),
+        Outcome::Interrupted => "interrupted by the shutdown".into(),
     }
 }
 
