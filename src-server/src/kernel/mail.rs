@@ -279,6 +279,10 @@ pub struct JobDsn<'a> {
 pub enum Outcome {
     /// Delivered (or, for a group, resubmitted to its members).
     Delivered,
+    /// Handed to a next hop that does not advertise DSN, for a recipient with NOTIFY=SUCCESS:
+    /// done, and the sender gets a "relayed" report, as no further one will come (RFC 3461
+    /// §5.2.2). Without NOTIFY=SUCCESS the same hand-over is `Delivered`: nothing differs.
+    Relayed,
     /// Failed for good: the Dequeuer reports it (DSN) and drops the recipient.
     Failed(String),
     /// Failed for now: the Dequeuer retries later.

@@ -829,7 +829,7 @@ fn rpop_records_follow_rename_and_go_with_delete() {
             .as_array()
             .and_then(|a| {
                 a.first()
-                    .and_then(|r| r.as_dict().and_then(|r| text(&r, "Server")))
+                    .and_then(|r| r.as_dict().and_then(|r| text(r, "Server")))
             })
     };
     // Within the domain: the entry changes its name.

@@ -9,7 +9,8 @@
 //! the schedule. SYSTEM NULL is delivered, SYSTEM ERROR fails (guide.txt:10283-10324).
 //!
 //! Reports (RFC 3461/3464): never for a `<>` return-path or NOTIFY=NEVER; failures when NOTIFY
-//! is absent or has FAILURE; successes with SUCCESS; one delay notice per recipient after `Send
+//! is absent or has FAILURE; successes with SUCCESS ("delivered", or "relayed" when the next
+//! hop takes no DSN request, RFC 3461 §5.2.2); one delay notice per recipient after `Send
 //! Warnings After` when NOTIFY is absent or has DELAY. A report waits up to `Reporting Delay` to
 //! cover more recipients and goes at once when the last recipient is done. A report is submitted
 //! before it is recorded as sent, so a crash may repeat it but never lose it.
@@ -254,6 +255,7 @@ impl Dequeuer {
             let attempts = t.status[i].attempts.saturating_add(1);
             let state = match outcome {
                 Outcome::Delivered => RcptState::Delivered,
+                Outcome::Relayed => RcptState::Relayed,
                 Outcome::Failed(text) => RcptState::Failed(text),
                 Outcome::Deferred(text) => match s.next_try(env.arrived, now) {
                     Some(next_try) => RcptState::Deferred { text, next_try },
@@ -317,6 +319,7 @@ impl Dequeuer {
     fn log_state(&self, id: MessageId, address: &str, state: &RcptState) {
         let (level, what) = match state {
             RcptState::Delivered => (Level::Major, "delivered".to_string()),
+            RcptState::Relayed => (Level::Major, "relayed".to_string()),
             RcptState::Failed(t) => (Level::Major, format!("failed: {t}")),
             RcptState::Deferred { text, .. } => (Level::Problems, format!("deferred: {text}")),
             RcptState::Pending => (Level::AllInfo, "pending".to_string()),
@@ -559,6 +562,7 @@ impl Dequeuer {
 fn item(i: usize, st: &RcptStatus) -> Item {
     let (action, text) = match &st.state {
         RcptState::Delivered => (Action::Delivered, String::new()),
+        RcptState::Relayed => (Action::Relayed, String::new()),
         RcptState::Failed(t) => (Action::Failed, t.clone()),
         RcptState::Deferred { text, .. } => (Action::Delayed, text.clone()),
         RcptState::Pending => (Action::Delayed, String::new()),
@@ -583,7 +587,8 @@ fn wants_final(env: &Envelope, i: usize, state: &RcptState) -> bool {
     let unspecified = !(r.notify.success || r.notify.failure || r.notify.delay);
     match state {
         RcptState::Failed(_) => unspecified || r.notify.failure,
-        RcptState::Delivered => r.notify.success,
+        // RFC 3461 §5.2.2: "relayed" goes back on SUCCESS, as "delivered" does.
+        RcptState::Delivered | RcptState::Relayed => r.notify.success,
         _ => false,
     }
 }

@@ -643,3 +643,43 @@ fn an_interrupted_delivery_is_no_attempt_and_stays_queued() {
     assert_eq!(q.len(), 1, "no report queued");
     assert!(local.got().is_empty());
 }
+
+#[test]
+fn relayed_recipients_get_a_relayed_report_that_survives_a_restart() {
+    let e = Env::new();
+    let id = {
+        let (q, enq, deq, _, smtp) = wired(&e, QueueSettings::default());
+        // The report waits for the other recipient (deferred), so the state is read back.
+        smtp.answer("x@far", Outcome::Relayed);
+        smtp.answer("y@far", Outcome::Deferred("later".into()));
+        let mut s = sub("s@local", &["x@far", "y@far"]);
+        s.recipients[0].notify = Notify {
+            success: true,
+            ..Notify::default()
+        };
+        let id = enq.submit(s, MSG).unwrap();
+        deq.run_due();
+        assert!(q
+            .dump(id)
+            .unwrap()
+            .contains("Rcpt <x@far>: relayed; attempts 1"));
+        assert!(reports(&q).is_empty(), "within the Reporting Delay");
+        id
+    };
+    let (q, _, deq) = e.open(QueueSettings {
+        reporting_delay: 0,
+        ..QueueSettings::default()
+    });
+    deq.set_router(Arc::new(FakeRouter));
+    assert!(q.dump(id).unwrap().contains("Rcpt <x@far>: relayed"));
+    q.release(None);
+    deq.run_due();
+    let r = reports(&q);
+    assert_eq!(r.len(), 1, "one report");
+    let t = &r[0].1;
+    assert!(
+        t.contains("Final-Recipient: rfc822; x@far\r\nAction: relayed\r\nStatus: 2.0.0"),
+        "{t}"
+    );
+    assert!(t.contains("x@far: relayed"), "{t}");
+}

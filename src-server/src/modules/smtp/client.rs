@@ -40,8 +40,10 @@
 //! DSN (RFC 3461 §5.2): to a server that advertises DSN, RET/ENVID go on MAIL FROM and
 //! NOTIFY/ORCPT on RCPT TO, as the envelope keeps them.
 //!
-//! todo: the "relayed" DSN for NOTIFY=SUCCESS to a server without DSN (RFC 3461 §5.2.2);
-//! Channels/Host and "Add Channel after".
+//! To a server that does not advertise DSN, a recipient with NOTIFY=SUCCESS that it takes is
+//! `Outcome::Relayed`: the Dequeuer sends the sender a "relayed" report (RFC 3461 §5.2.2).
+//!
+//! todo: Channels/Host and "Add Channel after".
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -696,7 +698,7 @@ impl Channel for SmtpChannel {
                         return (lost, conn.delivered);
                     }
                     let out = transaction(&mut conn, job, address, &s).await;
-                    if out == Outcome::Delivered {
+                    if taken(&out) {
                         conn.delivered += 1;
                     }
                     (out, conn.delivered)
@@ -784,12 +786,13 @@ impl Channel for SmtpChannel {
             holds.end_release(host, domain);
         }
         if let Some(link) = &self.link {
-            let delivered = usize::from(out == Outcome::Delivered);
+            let delivered = usize::from(taken(&out));
             link.note_remote(TAG, host, result_text(&out), delivered);
         }
-        let level = match out {
-            Outcome::Delivered => Level::Major,
-            _ => Level::Failures,
+        let level = if taken(&out) {
+            Level::Major
+        } else {
+            Level::Failures
         };
         self.logger.log(
             level,
@@ -804,9 +807,14 @@ impl Channel for SmtpChannel {
     }
 }
 
+/// Whether the remote server took the message.
+fn taken(o: &Outcome) -> bool {
+    matches!(o, Outcome::Delivered | Outcome::Relayed)
+}
+
 /// The `Result` noted in `RemoteServers`.
 fn result_text(o: &Outcome) -> String {
-    if *o == Outcome::Delivered {
+    if taken(o) {
         "OK".into()
     } else {
         describe(o)
@@ -818,6 +826,7 @@ fn describe(o: &Outcome) -> String {
         Outcome::Delivered => "delivered".into(),
         Outcome::Failed(e) => format!("failed: {e}"),
         Outcome::Deferred(e) => format!("deferred: {e}"),
+        Outcome::Relayed => "relayed (the next hop takes no DSN request)".into(),
         Outcome::Interrupted => "interrupted by the shutdown".into(),
     }
 }
@@ -1313,6 +1322,8 @@ pub(super) async fn transaction(
         return Outcome::Deferred(format!("sending the message: {e}"));
     }
     match conn.read_reply(t).await {
+        // RFC 3461 §5.2.2: the next hop took no NOTIFY, so no success report will come from it.
+        Ok(r) if r.code / 100 == 2 && !conn.ext.dsn && job.dsn.notify.success => Outcome::Relayed,
         Ok(r) if r.code / 100 == 2 => Outcome::Delivered,
         Ok(r) if r.code / 100 == 5 => Outcome::Failed(format!("after DATA: {}", r.text())),
         Ok(r) => Outcome::Deferred(format!("after DATA: {}", r.text())),
