@@ -436,7 +436,7 @@ pub static SECTIONS: &[Section] = &[
         cmd!("SetDialupSchedule", [], [], "SetDialupSchedule newSchedule", Settings,
              "Replaces the TCP Activity Schedule; Days is Every Day, Mon-Fri, Sat-Sun or a weekday name. Outgoing SMTP waits while the schedule keeps the link closed.", s::set_dialup_schedule),
         cmd!("WakeUpNow", [], [], "WakeUpNow", Monitor,
-             "Starts a link session at once where the TCP Activity Schedule lets the link open, whatever its Pause: the queue is flushed, wake-ups are sent, remote (RPOP) accounts polled; returns the actions run. Otherwise fails saying until when.", q::wake_up_now),
+             "Starts a link session at once where the TCP Activity Schedule lets the link open, whatever its Pause: the queue is flushed, the ETRN/ATRN wake-up sent when SendWakeupsTo is set, remote (RPOP) accounts polled when there are records; returns the names of the actions that ran (queue, RPOP, ETRN/ATRN). Otherwise fails saying until when.", q::wake_up_now),
         cmd!("SetTestClock", [], [], "SetTestClock time", Settings,
              "Test only: sets the clock of the TCP Activity Schedule, RPOP polls and the link status to this RFC 3339 time (it runs on from there); works only in a server started with the hidden option --test-clock time.", q::set_test_clock),
     ]},
