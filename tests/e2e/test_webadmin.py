@@ -199,3 +199,255 @@ def test_failed_command_shows_cli_error_next_to_its_form(server, gatehouse_bin):
     assert "not-an-address" in section, "what was typed is kept for correction"
     # Nothing was half-saved: the old list stands.
     assert cli(gatehouse_bin, server, "GetClientIPs", json=True).strip() == "10.0.0.1"
+
+
+# ---------------------------------------------------------------- wave 3 features in WebAdmin
+
+def admin_post(server, path, page_path=None, **fields):
+    """POSTs `fields` (a list value repeats the field) to `path` with the CSRF token of the
+    page at `page_path` (default: `path`), as postmaster over HTTP Basic."""
+    base = f"http://127.0.0.1:{server.port(8010)}"
+    auth = ["-u", f"postmaster:{server.password}"]
+    _, page = curl(*auth, base + (page_path or path))
+    args = ["--data-urlencode", f"csrf={csrf_of(page)}"]
+    for k, v in fields.items():
+        for one in (v if isinstance(v, list) else [v]):
+            args += ["--data-urlencode", f"{k}={one}"]
+    return curl(*auth, *args, base + path)
+
+
+def section(body, title):
+    """The HTML of the page section headed `title`."""
+    assert f"<h2>{title}</h2>" in body, title
+    return body.split(f"<h2>{title}</h2>")[1].split("</section>")[0]
+
+
+def test_protection_dns_options(server, gatehouse_bin):
+    base = f"http://127.0.0.1:{server.port(8010)}"
+    cli(gatehouse_bin, server, "SetClientIPs", "10.0.0.1", check=True)
+    code, body = admin_post(server, "/Protection", which="UseRBL", on="Yes",
+                            item=["rbl.example.test", "", " dnsbl.example.test "])
+    assert code == 200
+    assert 'class="msg ok"' in section(body, "Use Blacklisting DNS (RBL)")
+    prot = cli(gatehouse_bin, server, "GetProtection", json=True)
+    assert prot["UseRBL"] == "Yes"
+    assert prot["RBLServers"] == ["rbl.example.test", "dnsbl.example.test"]
+    # Another option keeps the first; the IP lists are untouched.
+    admin_post(server, "/Protection", which="DetectClientsByDNSName", on="Yes", item="*.campus.test")
+    admin_post(server, "/Protection", which="BlacklistByDNSName", item="*.dialup.test")
+    prot = cli(gatehouse_bin, server, "GetProtection", json=True)
+    assert prot["RBLServers"] == ["rbl.example.test", "dnsbl.example.test"] and prot["UseRBL"] == "Yes"
+    assert prot["DetectClientsByDNSName"] == "Yes" and prot["ClientDNSNames"] == ["*.campus.test"]
+    assert prot["BlacklistByDNSName"] == "No" and prot["BlacklistedDNSNames"] == ["*.dialup.test"]
+    assert cli(gatehouse_bin, server, "GetClientIPs", json=True).strip() == "10.0.0.1"
+    # The page shows them in the guide's order, each next to its list.
+    _, page = curl("-u", f"postmaster:{server.password}", base + "/Protection")
+    titles = re.findall(r"<h2>([^<]+)</h2>", page)
+    assert titles == ["Client IP Addresses", "Detect Clients by DNS Name", "Blacklisted IP Addresses",
+                      "Use Blacklisting DNS (RBL)", "Blacklist by DNS Name", "UnBlacklistable IP Addresses",
+                      "UnBlacklist by DNS Name"], titles
+    rbl = section(page, "Use Blacklisting DNS (RBL)")
+    assert 'value="dnsbl.example.test"' in rbl and "checked" in rbl
+    assert "checked" not in section(page, "Blacklist by DNS Name")
+    # A bad name shows SetProtection's error next to its form, keeps what was typed, stores nothing.
+    code, body = admin_post(server, "/Protection", which="UseRBL", on="Yes", item=["rbl.example.test", "not a name!"])
+    rbl = section(body, "Use Blacklisting DNS (RBL)")
+    assert 'class="msg error"' in rbl and "is not a domain name" in rbl
+    assert 'value="not a name!"' in rbl
+    assert cli(gatehouse_bin, server, "GetProtection", json=True) == prot
+
+
+def test_queue_shows_suspension_and_releases_a_domain(server, gatehouse_bin):
+    from test_smtp_out import Sink, got, send_out, smtp_settings
+    import socket
+    import time
+    import uuid
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    cli(gatehouse_bin, server, "UpdateModule", "Queue", "{RetryEvery=600s;}", check=True)
+    smtp_settings(gatehouse_bin, server, ForwardTo=f"127.0.0.1:{port}", IdleTimeout="0")
+    send_out(server, uuid.uuid4().hex)
+    deadline = time.monotonic() + 20
+    while not any("suspended until" in m["State"] for m in cli(gatehouse_bin, server, "ListQueue", json=True) or []):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    base = f"http://127.0.0.1:{server.port(8010)}"
+    _, page = curl("-u", f"postmaster:{server.password}", base + "/Queue")
+    domains = section(page, "Domains")
+    assert "remote.test" in domains and "suspended until" in domains, domains
+    assert 'name="action" value="release"' in domains
+
+    # A 4xx defers the message without suspending; Release (ReleaseQueue remote.test) sends it now,
+    # long before RetryEvery.
+    sink = Sink(rcpt_reply="451 try later")
+    try:
+        cli(gatehouse_bin, server, "DeleteQueuedMessage",
+            cli(gatehouse_bin, server, "ListQueue", json=True)[0]["Id"], check=True)
+        smtp_settings(gatehouse_bin, server, ForwardTo=f"127.0.0.1:{sink.port}", SendTLS="Never")
+        first = uuid.uuid4().hex
+        send_out(server, first)
+        assert sink.wait(lambda s: s.connections >= 1)
+        deadline = time.monotonic() + 20
+        while not any(m["State"].startswith("Deferred") for m in cli(gatehouse_bin, server, "ListQueue", json=True) or []):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        sink.rcpt_reply = "250 ok"
+        code, body = admin_post(server, "/Queue", action="release", domain="remote.test")
+        assert code == 200 and "The queue of remote.test is released." in body
+        assert sink.wait(got(sink, first)), sink.commands
+        # Retry one message by its Id.
+        sink.rcpt_reply = "451 try later"
+        second = uuid.uuid4().hex
+        send_out(server, second)
+        deadline = time.monotonic() + 20
+        while not (q := cli(gatehouse_bin, server, "ListQueue", json=True) or []) or not q[0]["State"].startswith("Deferred"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        sink.rcpt_reply = "250 ok"
+        code, body = admin_post(server, "/Queue", action="retry", id=q[0]["Id"])
+        assert code == 200 and f"Message {q[0]['Id']} will be tried now." in body
+        assert sink.wait(got(sink, second)), sink.commands
+        code, body = admin_post(server, "/Queue", action="retry", id="999999")
+        assert 'class="msg error"' in body and "No queued message 999999" in body
+    finally:
+        sink.close()
+
+
+def browser_login(b, server):
+    b.get(f"http://127.0.0.1:{server.port(8010)}/login")
+    b.find("input[name=user]").type("postmaster")
+    b.find("input[name=password]").type(server.password)
+    b.find("button[type=submit]").click()
+    b.wait_for(lambda: "/Status" in b.current_url(), "the Status page")
+
+
+def test_dialup_settings_and_wake_up_now(server_factory, gatehouse_bin, browser):
+    from test_dialup import MORNING, NIGHT, WINDOW
+    from test_smtp_out import Sink
+    server = server_factory(extra_args=["--test-clock", NIGHT])
+    cli(gatehouse_bin, server, "SetDialupSchedule", WINDOW, check=True)
+    cli(gatehouse_bin, server, "UpdateModule", "SMTP", "{SendTLS=Never;}", check=True)
+    sink = Sink()
+    try:
+        b = browser
+        browser_login(b, server)
+        b.get(f"http://127.0.0.1:{server.port(8010)}/Module/SMTP")
+        b.find("#dialup-SendWakeupsTo").type(f"127.0.0.1:{sink.port}")
+        b.find("#dialup-WakeupDomains").type("office.test")
+        b.find("#dialup-HoldMailForDomains").type("client.test")
+        b.find("#dialup-ATRNLoginName").type("office.test")
+        b.find("#dialup-ATRNPassword").type("atrn-secret")
+        b.execute("document.querySelector(\"#dialup-SendWakeupsTo\").form.submit()")
+        b.wait_for(lambda: "Dial-up settings updated." in b.source(), "the dial-up settings saved")
+        smtp = cli(gatehouse_bin, server, "GetModule", "SMTP", json=True)
+        assert smtp["SendWakeupsTo"] == f"127.0.0.1:{sink.port}"
+        assert smtp["WakeupDomains"] == "office.test" and smtp["HoldMailForDomains"] == "client.test"
+        assert smtp["ATRNPassword"] == "atrn-secret"
+        assert "atrn-secret" not in b.source(), "the password is never echoed"
+        # An empty password field keeps the stored password.
+        b.find("#dialup-SendWakeupsEvery").clear()
+        b.find("#dialup-SendWakeupsEvery").type("3600")
+        b.execute("document.querySelector(\"#dialup-SendWakeupsTo\").form.submit()")
+        b.wait_for(lambda: "Dial-up settings updated." in b.source(), "the dial-up settings saved")
+        smtp = cli(gatehouse_bin, server, "GetModule", "SMTP", json=True)
+        assert smtp["SendWakeupsEvery"] == "3600" and smtp["ATRNPassword"] == "atrn-secret"
+        # The generic table of the same page does not show it either.
+        assert "atrn-secret" not in b.source()
+        b.execute("document.querySelector(\"#dialup-SendWakeupsTo\").form.scrollIntoView()")
+        b.screenshot(SHOTS / "webadmin-smtp-dialup.png")
+
+        # Outside the window, Wake Up Now shows the CLI's refusal.
+        b.execute("document.querySelector(\"input[name=action][value=wakeup]\").form.submit()")
+        b.wait_for(lambda: "closed until" in b.source(), "Wake Up Now refused")
+        assert "Wake Up Now: The TCP Activity Schedule keeps the link closed until" in b.find(".msg.error").text()
+        assert sink.connections == 0
+        # Inside the window: the window opening sends one wake-up; Wake Up Now sends another at
+        # once and shows what the link session ran.
+        cli(gatehouse_bin, server, "SetTestClock", MORNING, check=True)
+        assert sink.wait(lambda s: s.commands.count("ETRN office.test") == 1), sink.commands
+        b.execute("document.querySelector(\"input[name=action][value=wakeup]\").form.submit()")
+        b.wait_for(lambda: "Wake Up Now: " in b.source() and 'class="msg ok"' in b.source(), "Wake Up Now's reply")
+        reply = b.find(".msg.ok").text()
+        assert reply.startswith("Wake Up Now: "), reply
+        assert sink.wait(lambda s: s.commands.count("ETRN office.test") == 2), sink.commands
+        b.execute("document.querySelector(\".msg.ok\").scrollIntoView()")
+        b.screenshot(SHOTS / "webadmin-wakeup.png")
+    finally:
+        sink.close()
+
+
+def test_account_rpop_records(server, gatehouse_bin, browser):
+    import socket
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    cli(gatehouse_bin, server, "CreateAccount", "carol@example.test", check=True)
+    b = browser
+    browser_login(b, server)
+    url = f"http://127.0.0.1:{server.port(8010)}/Domain/example.test/Account/carol"
+    b.get(url)
+    form = "form input[name=action][value=rpop]"
+    b.find(form)
+    b.find_all("input[name=every]")[-1].type("15m")
+    b.find_all("input[name=account]")[-1].type("carol.remote")
+    b.find_all("input[name=host]")[-1].type(f"127.0.0.1:{port}")
+    b.find_all("input[name=password]")[-1].type("rpop-secret")
+    b.execute("document.querySelectorAll(\"select[name=leave]\")[0].value = 'Yes'")
+    b.execute("document.querySelector(\"input[name=action][value=rpop]\").form.submit()")
+    b.wait_for(lambda: "RPOP records saved." in b.source(), "the RPOP records saved")
+    recs = cli(gatehouse_bin, server, "GetAccountRPOP", "carol@example.test", json=True)
+    assert len(recs) == 1
+    r = recs[0]
+    assert (r["Account"], r["Host"], r["Password"], r["Leave"], r["PollEvery"]) == \
+        ("carol.remote", f"127.0.0.1:{port}", "rpop-secret", "Yes", "900s"), r
+    assert "rpop-secret" not in b.source(), "the password is never echoed"
+    # A second row; the first changes its Poll Every and keeps its password (field left empty).
+    b.find_all("input[name=every]")[0].clear()
+    b.find_all("input[name=every]")[0].type("30m")
+    b.find_all("input[name=account]")[-1].type("carol.other")
+    b.find_all("input[name=host]")[-1].type("127.0.0.1")
+    b.find_all("input[name=password]")[-1].type("other-secret")
+    b.execute("document.querySelector(\"input[name=action][value=rpop]\").form.submit()")
+    b.wait_for(lambda: "RPOP records saved." in b.source(), "the RPOP records saved")
+    recs = cli(gatehouse_bin, server, "GetAccountRPOP", "carol@example.test", json=True)
+    assert [(r["Account"], r["PollEvery"], r["Password"]) for r in recs] == \
+        [("carol.remote", "1800s", "rpop-secret"), ("carol.other", "600s", "other-secret")], recs
+    b.execute("document.querySelector(\"input[name=action][value=rpop]\").form.scrollIntoView()")
+    b.screenshot(SHOTS / "webadmin-rpop.png")
+    # A bad host: the CLI's error next to the form, the rows as typed, nothing stored.
+    b.find_all("input[name=host]")[1].clear()
+    b.find_all("input[name=host]")[1].type("bad host!")
+    b.execute("document.querySelector(\"input[name=action][value=rpop]\").form.submit()")
+    b.wait_for(lambda: "msg error" in b.source(), "the refusal")
+    assert "RPOP record 2" in b.find(".msg.error").text()
+    assert b.find_all("input[name=host]")[1].property("value") == "bad host!"
+    stored = lambda: [{k: v for k, v in r.items() if k != "Last"}  # noqa: E731 (Last: polls run meanwhile)
+                      for r in cli(gatehouse_bin, server, "GetAccountRPOP", "carol@example.test", json=True)]
+    assert stored() == [{k: v for k, v in r.items() if k != "Last"} for r in recs]
+    # Clearing a row's Account removes it.
+    b.get(url)
+    b.find_all("input[name=account]")[0].clear()
+    b.execute("document.querySelector(\"input[name=action][value=rpop]\").form.submit()")
+    b.wait_for(lambda: "RPOP records saved." in b.source(), "the RPOP records saved")
+    recs = cli(gatehouse_bin, server, "GetAccountRPOP", "carol@example.test", json=True)
+    assert [(r["Account"], r["Password"]) for r in recs] == [("carol.other", "other-secret")], recs
+
+
+def test_rpop_module_unified_accounts(server, gatehouse_bin):
+    code, body = admin_post(server, "/Module/RPOP", action="unified", orig="", every="1h",
+                            account="all-mail", host="127.0.0.1:1", password="uni-secret",
+                            leave="No", apop="No", header="X-Envelope-To")
+    assert code == 200 and "Unified Domain-Wide Accounts saved." in body
+    assert "uni-secret" not in body
+    rpop = cli(gatehouse_bin, server, "GetModule", "RPOP", json=True)
+    assert rpop["UnifiedAccounts"] == [{"PollEvery": "1h", "Account": "all-mail", "Host": "127.0.0.1:1",
+                                        "Password": "uni-secret", "Leave": "No", "APOP": "No",
+                                        "SpecialHeader": "X-Envelope-To"}], rpop
+    # The generic table beside it still updates the other settings.
+    code, body = admin_post(server, "/Module/RPOP", **{"k:Channels": "3", "o:Channels": ""})
+    assert "Module settings updated." in body
+    rpop = cli(gatehouse_bin, server, "GetModule", "RPOP", json=True)
+    assert rpop["Channels"] == "3" and rpop["UnifiedAccounts"][0]["Password"] == "uni-secret"

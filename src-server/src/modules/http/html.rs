@@ -31,6 +31,7 @@ th { color:var(--muted); font-weight:600; font-size:.9em; }
 td.mono, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:.9em; word-break:break-all; }
 input[type=text], input[type=password], input[type=search], select, textarea { font:inherit; color:inherit; background:var(--bg);
   border:1px solid var(--line); border-radius:6px; padding:.35rem .5rem; width:100%; }
+td select { min-width:4.5rem; }
 textarea { min-height:8rem; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:.9em; }
 button, .button { font:inherit; border:1px solid var(--accent); background:var(--accent); color:var(--accent-text); border-radius:6px;
   padding:.35rem .9rem; cursor:pointer; text-decoration:none; display:inline-block; }
@@ -164,8 +165,17 @@ pub fn text_value(text: &str) -> Result<Value, String> {
     }
 }
 
+/// The settings that hold a password: their values are never put into a page. (`UseAppPassword`
+/// and the like are switches, not secrets.)
+const SECRETS: [&str; 3] = ["Password", "RelayPassword", "ATRNPassword"];
+
+/// Whether a setting holds a password ([`SECRETS`]).
+pub fn is_secret(key: &str) -> bool {
+    SECRETS.iter().any(|s| s.eq_ignore_ascii_case(key))
+}
+
 /// A settings table: each setting with its effective value and this level's explicit value,
-/// editable. Posting sends `k:<key>` fields (empty = `default`) and the original `o:<key>`;
+/// editable (a password only written, see [`is_secret`]). Posting sends `k:<key>` fields (empty = `default`) and the original `o:<key>`;
 /// `extra` (hidden fields, other inputs) goes in the same form, before the table.
 pub fn settings_form(
     action: &str,
@@ -193,10 +203,20 @@ pub fn settings_form(
                         @let eff = effective.get(k).map(value_text).unwrap_or_default();
                         tr {
                             td.mono { (key) }
-                            td.mono.opt { (eff) }
-                            td {
-                                input type="text" name={"k:" (key)} value=(own) placeholder="default" aria-label=(key);
-                                input type="hidden" name={"o:" (key)} value=(own);
+                            @if is_secret(&key) {
+                                // Write-only: an empty field (the original "") changes nothing.
+                                td.opt.muted { @if !eff.is_empty() { "(stored)" } }
+                                td {
+                                    input type="password" name={"k:" (key)} value="" autocomplete="new-password"
+                                        placeholder="unchanged (default clears)" aria-label=(key);
+                                    input type="hidden" name={"o:" (key)} value="";
+                                }
+                            } @else {
+                                td.mono.opt { (eff) }
+                                td {
+                                    input type="text" name={"k:" (key)} value=(own) placeholder="default" aria-label=(key);
+                                    input type="hidden" name={"o:" (key)} value=(own);
+                                }
                             }
                         }
                     }
@@ -241,4 +261,40 @@ pub fn settings_changes(form: &[(String, String)]) -> Result<Dict, String> {
         }
     }
     Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dict(pairs: &[(&str, &str)]) -> Dict {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), Value::str(*v)))
+            .collect()
+    }
+
+    #[test]
+    fn a_password_is_never_shown_and_an_empty_field_keeps_it() {
+        let explicit = dict(&[("ATRNPassword", "s3cret"), ("UseAppPassword", "Yes")]);
+        let page = settings_form("/m", "t", html! {}, &explicit, &explicit).into_string();
+        assert!(!page.contains("s3cret"), "{page}");
+        assert!(page.contains(r#"value="Yes""#), "a switch is not a secret");
+        // What the browser posts back untouched changes nothing.
+        let form = vec![
+            ("k:ATRNPassword".to_string(), String::new()),
+            ("o:ATRNPassword".to_string(), String::new()),
+            ("k:UseAppPassword".to_string(), "Yes".to_string()),
+            ("o:UseAppPassword".to_string(), "Yes".to_string()),
+        ];
+        assert_eq!(settings_changes(&form), Ok(Dict::new()));
+        let typed = vec![
+            ("k:ATRNPassword".to_string(), "new".to_string()),
+            ("o:ATRNPassword".to_string(), String::new()),
+        ];
+        assert_eq!(
+            settings_changes(&typed),
+            Ok(dict(&[("ATRNPassword", "new")]))
+        );
+    }
 }

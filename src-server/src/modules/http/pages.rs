@@ -1,10 +1,20 @@
 //! WebAdmin's pages. Each GET renders from CLI commands; each POST runs exactly one CLI command
 //! (so nothing is half-saved) and renders the page again with the command's error text, or
 //! redirects on success.
+//!
+//! Every handler takes [`Login`] (GET) or [`Posted`] (POST: login and CSRF token checked) as an
+//! argument, so the checks live in one place. The dial-up forms (SMTP wake-ups and holds, Wake Up
+//! Now, RPOP rows) are in [`dialup`]. Passwords are only ever written, never shown
+//! (`html::is_secret`, the RPOP rows).
+
+mod dialup;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Form, Path, Query, State};
+use axum::extract::{
+    DefaultBodyLimit, Form, FromRequest, FromRequestParts, Path, Query, Request, State,
+};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -183,6 +193,47 @@ async fn require_post(
     Ok(admin)
 }
 
+/// Where the connection came from (put there by the listener's handler for every request).
+fn conn_info(parts: &Parts) -> Result<ConnInfo, StatusCode> {
+    parts
+        .extensions
+        .get::<ConnInfo>()
+        .copied()
+        .ok_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The logged-in account of a request ([`require`]), as a handler argument: every page's
+/// handler starts from it, so no page can forget the login check.
+struct Login(Admin);
+
+impl FromRequestParts<Web> for Login {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, web: &Web) -> Result<Login, Response> {
+        let info = conn_info(parts).map_err(IntoResponse::into_response)?;
+        require(web, &parts.headers, &info).await.map(Login)
+    }
+}
+
+/// A form posted by the logged-in account with the right CSRF token ([`require_post`]): the
+/// account and the form's fields. The last argument of every POST handler.
+struct Posted(Admin, Vec<(String, String)>);
+
+impl FromRequest<Web> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, web: &Web) -> Result<Posted, Response> {
+        let (parts, body) = req.into_parts();
+        let info = conn_info(&parts).map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let Form(form) = FormData::from_request(Request::from_parts(parts, body), web)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let admin = require_post(web, &headers, &info, &form).await?;
+        Ok(Posted(admin, form))
+    }
+}
+
 fn frame(admin: &Admin, title: &str, active: &str, body: Markup) -> Response {
     let mut resp = page(title, Some((&admin.session, &admin.csrf)), active, body).into_response();
     resp.headers_mut()
@@ -319,16 +370,7 @@ async fn login_post(
     }
 }
 
-async fn logout(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let admin = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn logout(State(web): State<Web>, Posted(admin, _): Posted) -> Response {
     if let Some(id) = &admin.session_id {
         web.sessions.remove(id);
     }
@@ -340,25 +382,18 @@ async fn logout(
     resp
 }
 
-async fn home(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) if a.session.all_domains() || a.session.server("Monitor") => {
-            Redirect::to("/Status").into_response()
-        }
-        Ok(a) if a.session.domain_admin() => {
-            Redirect::to(&format!("/Domain/{}/Accounts", a.session.domain)).into_response()
-        }
-        Ok(a) => frame(
+async fn home(Login(a): Login) -> Response {
+    if a.session.all_domains() || a.session.server("Monitor") {
+        Redirect::to("/Status").into_response()
+    } else if a.session.domain_admin() {
+        Redirect::to(&format!("/Domain/{}/Accounts", a.session.domain)).into_response()
+    } else {
+        frame(
             &a,
             "No rights",
             "",
             html! { (message(Some("This account has no administration rights."), None)) },
-        ),
-        Err(r) => r,
+        )
     }
 }
 
@@ -380,27 +415,11 @@ fn url_part(s: &str) -> String {
 
 // ------------------------------------------------------------------ status and general
 
-async fn status(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_status(&web, &a, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn status(State(web): State<Web>, Login(a): Login) -> Response {
+    render_status(&web, &a, Notice::none()).await
 }
 
-async fn status_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn status_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let notice = match settings_changes(&form) {
         Ok(changes) => {
             let r = run(
@@ -523,27 +542,11 @@ fn uptime(secs: &str) -> String {
 
 // ------------------------------------------------------------------ domains
 
-async fn domains(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_domains(&web, &a, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn domains(State(web): State<Web>, Login(a): Login) -> Response {
+    render_domains(&web, &a, Notice::none()).await
 }
 
-async fn domains_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn domains_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let name = field(&form, "name").trim().to_string();
     let r = run(&web, &a, "CreateDomain", vec![s(&name)]).await;
     if r.is_ok() {
@@ -586,27 +589,11 @@ async fn render_domains(web: &Web, a: &Admin, notice: Notice) -> Response {
     frame(a, "Domains", "/Domains", body)
 }
 
-async fn defaults(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_defaults(&web, &a, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn defaults(State(web): State<Web>, Login(a): Login) -> Response {
+    render_defaults(&web, &a, Notice::none()).await
 }
 
-async fn defaults_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn defaults_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let command = match field(&form, "which") {
         "domain" => "UpdateDomainDefaults",
         _ => "UpdateAllAccountsDefaults",
@@ -644,29 +631,15 @@ fn hidden(name: &str, value: &str) -> Markup {
     html! { input type="hidden" name=(name) value=(value); }
 }
 
-async fn domain(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Path(d): Path<String>,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_domain(&web, &a, &d, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn domain(State(web): State<Web>, Login(a): Login, Path(d): Path<String>) -> Response {
+    render_domain(&web, &a, &d, Notice::none()).await
 }
 
 async fn domain_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path(d): Path<String>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let notice = match field(&form, "action") {
         "aliases" => Notice::from(
             &run(
@@ -802,28 +775,18 @@ struct ListQuery {
 
 async fn accounts(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
+    Login(a): Login,
     Path(d): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_accounts(&web, &a, &d, &q, Notice::none()).await,
-        Err(r) => r,
-    }
+    render_accounts(&web, &a, &d, &q, Notice::none()).await
 }
 
 async fn accounts_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path(d): Path<String>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let name = field(&form, "name").trim().to_string();
     let mut settings = Dict::new();
     for (key, f) in [("Password", "password"), ("RealName", "realname")] {
@@ -915,27 +878,17 @@ async fn render_accounts(web: &Web, a: &Admin, d: &str, q: &ListQuery, notice: N
 
 async fn account(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
+    Login(a): Login,
     Path((d, acc)): Path<(String, String)>,
 ) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_account(&web, &a, &d, &acc, Notice::none()).await,
-        Err(r) => r,
-    }
+    render_account(&web, &a, &d, &acc, Notice::none(), &[]).await
 }
 
 async fn account_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path((d, acc)): Path<(String, String)>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let full = format!("{acc}@{d}");
     let notice = match field(&form, "action") {
         "password" => Notice::from(
@@ -985,6 +938,26 @@ async fn account_post(
             }
             Notice::from(&r, "")
         }
+        "rpop" => match run(&web, &a, "GetAccountRPOP", vec![s(&full)]).await {
+            Ok(current) => {
+                let stored = match current {
+                    Some(Value::Array(rows)) => rows,
+                    _ => Vec::new(),
+                };
+                let records = dialup::account_records(&form, &stored);
+                Notice::from(
+                    &run(
+                        &web,
+                        &a,
+                        "SetAccountRPOP",
+                        vec![s(&full), Value::Array(records)],
+                    )
+                    .await,
+                    "RPOP records saved.",
+                )
+            }
+            Err(e) => Notice::error(e.0),
+        },
         "delete" => {
             let r = run(&web, &a, "DeleteAccount", vec![s(&full)]).await;
             if r.is_ok() {
@@ -1010,10 +983,19 @@ async fn account_post(
         "" => "settings",
         other => other,
     };
-    render_account(&web, &a, &d, &acc, notice.at(at)).await
+    let kept: &[(String, String)] = if notice.error.is_some() { &form } else { &[] };
+    render_account(&web, &a, &d, &acc, notice.at(at), kept).await
 }
 
-async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice) -> Response {
+/// An account's page; `kept` is a refused RPOP form, shown again as typed.
+async fn render_account(
+    web: &Web,
+    a: &Admin,
+    d: &str,
+    acc: &str,
+    notice: Notice,
+    kept: &[(String, String)],
+) -> Response {
     let full = format!("{acc}@{d}");
     let explicit = run(web, a, "GetAccountSettings", vec![s(&full)]).await;
     let mut shown = dict_of(&explicit);
@@ -1029,6 +1011,7 @@ async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice
         .and_then(Option::as_ref)
         .map(|v| String::from_utf8_lossy(&format::to_pretty(v)).into_owned())
         .unwrap_or_else(|| "()".into());
+    let rpop = run(web, a, "GetAccountRPOP", vec![s(&full)]).await;
     let url = format!("/Domain/{}/Account/{}", url_part(d), url_part(acc));
     let body = html! {
         h1 { "Account " (full) }
@@ -1070,6 +1053,11 @@ async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice
                 p { button type="submit" { "Save rules" } " " span.muted { "An array of (priority, name, conditions, actions), guide format." } }
             }
         }
+        @match &rpop {
+            Ok(Some(Value::Array(records))) => (dialup::account_section(a, &url, records, &notice, kept)),
+            Ok(_) => (dialup::account_section(a, &url, &[], &notice, kept)),
+            Err(e) => section.panel { h2 { "Remote POP accounts (RPOP)" } (message(Some(&e.0), None)) },
+        }
         section.panel {
             h2 { "Rename or delete" }
             (notice.show_for("rename"))
@@ -1092,29 +1080,15 @@ async fn render_account(web: &Web, a: &Admin, d: &str, acc: &str, notice: Notice
 
 // ------------------------------------------------------------------ groups and forwarders
 
-async fn groups(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Path(d): Path<String>,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_groups(&web, &a, &d, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn groups(State(web): State<Web>, Login(a): Login, Path(d): Path<String>) -> Response {
+    render_groups(&web, &a, &d, Notice::none()).await
 }
 
 async fn groups_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path(d): Path<String>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let name = field(&form, "name").trim().to_string();
     let r = run(&web, &a, "CreateGroup", vec![s(&format!("{name}@{d}"))]).await;
     if r.is_ok() {
@@ -1157,27 +1131,17 @@ async fn render_groups(web: &Web, a: &Admin, d: &str, notice: Notice) -> Respons
 
 async fn group(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
+    Login(a): Login,
     Path((d, g)): Path<(String, String)>,
 ) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_group(&web, &a, &d, &g, Notice::none()).await,
-        Err(r) => r,
-    }
+    render_group(&web, &a, &d, &g, Notice::none()).await
 }
 
 async fn group_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path((d, g)): Path<(String, String)>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let full = format!("{g}@{d}");
     let notice = match field(&form, "action") {
         "delete" => {
@@ -1243,29 +1207,15 @@ async fn render_group(web: &Web, a: &Admin, d: &str, g: &str, notice: Notice) ->
     frame(a, &full, &format!("/Domain/{d}/Accounts"), body)
 }
 
-async fn forwarders(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Path(d): Path<String>,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_forwarders(&web, &a, &d, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn forwarders(State(web): State<Web>, Login(a): Login, Path(d): Path<String>) -> Response {
+    render_forwarders(&web, &a, &d, Notice::none()).await
 }
 
 async fn forwarders_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path(d): Path<String>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let name = format!("{}@{d}", field(&form, "name").trim());
     let r = if field(&form, "action") == "delete" {
         run(&web, &a, "DeleteForwarder", vec![s(&name)]).await
@@ -1337,29 +1287,11 @@ async fn render_forwarders(web: &Web, a: &Admin, d: &str, notice: Notice) -> Res
 
 // ------------------------------------------------------------------ server settings
 
-async fn router_page(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => {
-            render_text_setting(&web, &a, "Router", "GetRouterTable", None, Notice::none()).await
-        }
-        Err(r) => r,
-    }
+async fn router_page(State(web): State<Web>, Login(a): Login) -> Response {
+    render_text_setting(&web, &a, "Router", "GetRouterTable", None, Notice::none()).await
 }
 
-async fn router_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn router_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let text = field(&form, "text").to_string();
     let r = run(&web, &a, "SetRouterTable", vec![lines_string(&text)]).await;
     let keep = r.is_err().then_some(text);
@@ -1407,6 +1339,7 @@ async fn render_text_setting(
     frame(a, title, &format!("/{title}"), body)
 }
 
+/// The address lists of the Protection page: (CLI name, the guide's title, what they do).
 const IP_LISTS: [(&str, &str, &str); 3] = [
     (
         "ClientIPs",
@@ -1425,67 +1358,131 @@ const IP_LISTS: [(&str, &str, &str); 3] = [
     ),
 ];
 
-async fn protection(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_protection(&web, &a, None, Notice::none()).await,
-        Err(r) => r,
+/// The DNS options of the `Protection` settings (`SetProtection`, `modules::smtp::dns`): (the
+/// option, its table, the guide's title, what the table holds).
+const DNS_OPTIONS: [(&str, &str, &str, &str); 4] = [
+    (
+        "DetectClientsByDNSName",
+        "ClientDNSNames",
+        "Detect Clients by DNS Name",
+        "PTR names (* wildcards) of addresses treated as Client IP Addresses when the name's own address lookup holds the address (guide.txt:3190-3208)",
+    ),
+    (
+        "UseRBL",
+        "RBLServers",
+        "Use Blacklisting DNS (RBL)",
+        "RBL server domain names, not addresses; an address they list is blacklisted unless it is a Client or UnBlacklistable (guide.txt:3480-3514)",
+    ),
+    (
+        "BlacklistByDNSName",
+        "BlacklistedDNSNames",
+        "Blacklist by DNS Name",
+        "PTR names (* wildcards) of addresses treated as blacklisted (guide.txt:3515-3530)",
+    ),
+    (
+        "UnBlacklistByDNSName",
+        "UnBlacklistedDNSNames",
+        "UnBlacklist by DNS Name",
+        "PTR names (* wildcards) never blacklisted by RBL or DNS name; explicitly Blacklisted IP Addresses stay blacklisted (guide.txt:3539-3551)",
+    ),
+];
+
+async fn protection(State(web): State<Web>, Login(a): Login) -> Response {
+    render_protection(&web, &a, &[], Notice::none()).await
+}
+
+/// Saves one address list (`Set<list>`) or one DNS option with its table (`SetProtection`
+/// with the current settings and this option changed).
+async fn protection_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
+    let which = field(&form, "which");
+    let r = if let Some((name, _, _)) = IP_LISTS.iter().find(|(n, _, _)| *n == which) {
+        run(
+            &web,
+            &a,
+            &format!("Set{name}"),
+            vec![lines_string(field(&form, "text"))],
+        )
+        .await
+    } else if let Some((flag, table, _, _)) = DNS_OPTIONS.iter().find(|o| o.0 == which) {
+        match run(&web, &a, "GetProtection", vec![]).await {
+            Ok(current) => {
+                let mut d = match current {
+                    Some(Value::Dict(d)) => d,
+                    _ => Dict::new(),
+                };
+                let on = field(&form, "on") == "Yes";
+                d.insert(flag.as_bytes().to_vec(), kw(if on { "Yes" } else { "No" }));
+                let items = all_fields(&form, "item")
+                    .into_iter()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(Value::str)
+                    .collect();
+                d.insert(table.as_bytes().to_vec(), Value::Array(items));
+                run(&web, &a, "SetProtection", vec![Value::Dict(d)]).await
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        return render_protection(&web, &a, &[], Notice::error("Unknown list")).await;
+    };
+    let label = IP_LISTS
+        .iter()
+        .map(|l| (l.0, l.1))
+        .chain(DNS_OPTIONS.iter().map(|o| (o.0, o.2)))
+        .find(|(n, _)| *n == which)
+        .map_or("", |(_, l)| l);
+    // What was typed stays for correction when the command refused it.
+    let kept: &[(String, String)] = if r.is_err() { &form } else { &[] };
+    let notice = Notice::from(&r, &format!("{label} saved.")).at(which);
+    render_protection(&web, &a, kept, notice).await
+}
+
+/// Every value of a repeated form field, in order.
+fn all_fields<'a>(form: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    form.iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// The items of a DNS option's table as stored: an array, or text with commas or lines.
+fn table_items(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().map(value_text).collect(),
+        Some(v) => value_text(v)
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
     }
 }
 
-async fn protection_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let which = field(&form, "which");
-    let Some((name, label, _)) = IP_LISTS.iter().find(|(n, _, _)| *n == which) else {
-        return render_protection(&web, &a, None, Notice::error("Unknown list")).await;
-    };
-    let text = field(&form, "text").to_string();
-    let r = run(&web, &a, &format!("Set{name}"), vec![lines_string(&text)]).await;
-    let keep = r.is_err().then(|| (name.to_string(), text));
-    render_protection(
-        &web,
-        &a,
-        keep,
-        Notice::from(&r, &format!("{label} saved.")).at(name),
-    )
-    .await
-}
-
+/// The Protection page in the guide's order (guide.txt:3154-3551): Client IP Addresses and
+/// Detect Clients by DNS Name, Blacklisted IP Addresses, RBL, Blacklist by DNS Name,
+/// UnBlacklistable IP Addresses, UnBlacklist by DNS Name. `kept` is a refused form, shown again
+/// in place of its section's stored value.
 async fn render_protection(
     web: &Web,
     a: &Admin,
-    keep: Option<(String, String)>,
+    kept: &[(String, String)],
     notice: Notice,
 ) -> Response {
-    let mut lists = Vec::new();
+    let kept_for = |name: &str| (field(kept, "which") == name).then_some(kept);
     let mut refused = None;
+    let mut lists = Vec::new();
     for (name, label, doc) in IP_LISTS {
-        let text = match &keep {
-            Some((k, t)) if k == name => t.clone(),
-            _ => {
+        let text = match kept_for(name) {
+            Some(f) => field(f, "text").to_string(),
+            None => {
                 let r = run(web, a, &format!("Get{name}"), vec![]).await;
                 refused = refused.or_else(|| error_of(&r));
                 r.ok().flatten().map(|v| value_text(&v)).unwrap_or_default()
             }
         };
-        lists.push((name, label, doc, text));
-    }
-    let body = html! {
-        h1 { "Protection" }
-        (notice.show())
-        @if let Some(e) = &refused { (message(Some(e), None)) }
-        @for (name, label, doc, text) in &lists {
+        lists.push(html! {
             section.panel {
                 h2 { (label) }
                 (notice.show_for(name))
@@ -1497,20 +1494,71 @@ async fn render_protection(
                     p { button type="submit" { "Save" } }
                 }
             }
-        }
+        });
+    }
+    let protection = run(web, a, "GetProtection", vec![]).await;
+    refused = refused.or_else(|| error_of(&protection));
+    let settings = dict_of(&protection);
+    let mut options = Vec::new();
+    for (flag, table, label, doc) in DNS_OPTIONS {
+        let (on, items) = match kept_for(flag) {
+            Some(f) => (
+                field(f, "on") == "Yes",
+                all_fields(f, "item")
+                    .into_iter()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            None => (
+                settings
+                    .get(flag.as_bytes())
+                    .map(value_text)
+                    .is_some_and(|t| t.eq_ignore_ascii_case("yes")),
+                table_items(settings.get(table.as_bytes())),
+            ),
+        };
+        options.push(html! {
+            section.panel {
+                h2 { (label) }
+                (notice.show_for(flag))
+                p.muted { (doc) ". Add one in the empty last row; blank a row to remove it." }
+                form method="post" action="/Protection" {
+                    (csrf_field(&a.csrf))
+                    input type="hidden" name="which" value=(flag);
+                    p { label { input type="checkbox" name="on" value="Yes" checked[on] aria-label=(flag); " " (label) } }
+                    table {
+                        tbody {
+                            @for item in items.iter().chain(std::iter::once(&String::new())) {
+                                tr { td { input type="text" name="item" value=(item) aria-label=(table); } }
+                            }
+                        }
+                    }
+                    p { button type="submit" { "Save" } }
+                }
+            }
+        });
+    }
+    let order = [
+        (&lists, 0),
+        (&options, 0),
+        (&lists, 1),
+        (&options, 1),
+        (&options, 2),
+        (&lists, 2),
+        (&options, 3),
+    ];
+    let body = html! {
+        h1 { "Protection" }
+        (notice.show())
+        @if let Some(e) = &refused { (message(Some(e), None)) }
+        @for (sections, i) in order { @if let Some(m) = sections.get(i) { (m) } }
     };
     frame(a, "Protection", "/Protection", body)
 }
 
-async fn modules(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    let a = match require(&web, &headers, &info).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn modules(State(web): State<Web>, Login(a): Login) -> Response {
     let mut names = web.cli.modules.names();
     names.sort();
     let body = html! {
@@ -1522,42 +1570,46 @@ async fn modules(
     frame(&a, "Modules", "/Modules", body)
 }
 
-async fn module(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Path(m): Path<String>,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_module(&web, &a, &m, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn module(State(web): State<Web>, Login(a): Login, Path(m): Path<String>) -> Response {
+    render_module(&web, &a, &m, Notice::none(), &[]).await
 }
 
 async fn module_post(
     State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
     Path(m): Path<String>,
-    Form(form): FormData,
+    Posted(a, form): Posted,
 ) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
+    let notice = match dialup::module_post(&web, &a, &m, &form).await {
+        Some(n) => n,
+        None => match settings_changes(&form) {
+            Ok(c) => Notice::from(
+                &run(&web, &a, "UpdateModule", vec![s(&m), Value::Dict(c)]).await,
+                "Module settings updated.",
+            ),
+            Err(e) => Notice::error(e),
+        },
     };
-    let notice = match settings_changes(&form) {
-        Ok(c) => Notice::from(
-            &run(&web, &a, "UpdateModule", vec![s(&m), Value::Dict(c)]).await,
-            "Module settings updated.",
-        ),
-        Err(e) => Notice::error(e),
-    };
-    render_module(&web, &a, &m, notice).await
+    let kept: &[(String, String)] = if notice.error.is_some() { &form } else { &[] };
+    render_module(&web, &a, &m, notice, kept).await
 }
 
-async fn render_module(web: &Web, a: &Admin, m: &str, notice: Notice) -> Response {
+/// A module's page: the generic settings table, and the module's own sections
+/// ([`dialup::module_sections`]) for the settings they edit.
+async fn render_module(
+    web: &Web,
+    a: &Admin,
+    m: &str,
+    notice: Notice,
+    kept: &[(String, String)],
+) -> Response {
     let effective = run(web, a, "GetModule", vec![s(m)]).await;
-    let eff = dict_of(&effective);
+    let all = dict_of(&effective);
+    let own = dialup::own_keys(m);
+    let eff: Dict = all
+        .iter()
+        .filter(|(k, _)| !own.iter().any(|o| o.as_bytes() == k.as_slice()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     // What differs from the declared default is what this server sets explicitly.
     let defaults: Dict = web
         .cli
@@ -1566,6 +1618,7 @@ async fn render_module(web: &Web, a: &Admin, m: &str, notice: Notice) -> Respons
         .map(|d| {
             d.settings
                 .iter()
+                .filter(|s| !own.contains(&s.key))
                 .map(|s| {
                     (
                         s.key.as_bytes().to_vec(),
@@ -1599,6 +1652,7 @@ async fn render_module(web: &Web, a: &Admin, m: &str, notice: Notice) -> Respons
         section.panel {
             (settings_form(&url, &a.csrf, html! {}, &explicit, &defaults_over(&defaults, &eff)))
         }
+        (dialup::module_sections(a, m, &url, &all, &notice, kept))
         section.panel {
             h2 { "About these settings" }
             table { tbody { @for (k, d) in &docs { tr { td.mono { (k) } td { (d) } } } } }
@@ -1621,27 +1675,11 @@ fn defaults_over(defaults: &Dict, effective: &Dict) -> Dict {
 
 use crate::dialup::schedule::DAYS;
 
-async fn schedule(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_schedule(&web, &a, None, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn schedule(State(web): State<Web>, Login(a): Login) -> Response {
+    render_schedule(&web, &a, None, Notice::none()).await
 }
 
-async fn schedule_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn schedule_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let days: Vec<&str> = form
         .iter()
         .filter(|(k, _)| k == "days")
@@ -1730,34 +1768,54 @@ async fn render_schedule(
 
 // ------------------------------------------------------------------ queue and logs
 
-async fn queue(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-) -> Response {
-    match require(&web, &headers, &info).await {
-        Ok(a) => render_queue(&web, &a, Notice::none()).await,
-        Err(r) => r,
-    }
+async fn queue(State(web): State<Web>, Login(a): Login) -> Response {
+    render_queue(&web, &a, Notice::none()).await
 }
 
-async fn queue_post(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let a = match require_post(&web, &headers, &info, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+/// Retry (`RetryQueue id`) or delete one message, release one domain's queue (`ReleaseQueue
+/// domain`), or retry everything (`RetryQueue`).
+async fn queue_post(State(web): State<Web>, Posted(a, form): Posted) -> Response {
     let id = field(&form, "id").to_string();
-    let r = match field(&form, "action") {
-        "delete" => run(&web, &a, "DeleteQueuedMessage", vec![s(&id)]).await,
-        "release" => run(&web, &a, "ReleaseQueue", vec![s(&id)]).await,
-        _ => run(&web, &a, "RetryQueue", vec![]).await,
+    let (r, done) = match field(&form, "action") {
+        "delete" => (
+            run(&web, &a, "DeleteQueuedMessage", vec![s(&id)]).await,
+            format!("Message {id} deleted."),
+        ),
+        "retry" => (
+            run(&web, &a, "RetryQueue", vec![s(&id)]).await,
+            format!("Message {id} will be tried now."),
+        ),
+        "release" => {
+            let domain = field(&form, "domain");
+            (
+                run(&web, &a, "ReleaseQueue", vec![s(domain)]).await,
+                format!("The queue of {domain} is released."),
+            )
+        }
+        _ => (
+            run(&web, &a, "RetryQueue", vec![]).await,
+            "Every deferred recipient will be tried now.".to_string(),
+        ),
     };
-    render_queue(&web, &a, Notice::from(&r, "Done.")).await
+    render_queue(&web, &a, Notice::from(&r, &done)).await
+}
+
+/// Why a domain's mail waits, picked from its messages' `ListQueue` States: a suspension
+/// after a failed connection, a hold (Hold Mail for Domains, the TCP Activity Schedule), other
+/// deferrals, then the rest.
+fn domain_state<'a>(states: &[&'a str]) -> &'a str {
+    let rank = |t: &str| {
+        if t.contains("suspended until") {
+            0
+        } else if t.contains("held for") || t.contains("keeps the link closed") {
+            1
+        } else if t.starts_with("Deferred") {
+            2
+        } else {
+            3
+        }
+    };
+    states.iter().copied().min_by_key(|t| rank(t)).unwrap_or("")
 }
 
 async fn render_queue(web: &Web, a: &Admin, notice: Notice) -> Response {
@@ -1767,6 +1825,28 @@ async fn render_queue(web: &Web, a: &Admin, notice: Notice) -> Response {
         Ok(Some(Value::Array(items))) => items.clone(),
         _ => Vec::new(),
     };
+    // Per destination domain of the open recipients: its messages and their States.
+    let mut domains: Vec<(String, Vec<String>)> = Vec::new();
+    for m in &items {
+        let state = m.get_text("State").unwrap_or_default();
+        let rcpts = m.get("Recipients").and_then(Value::as_array).unwrap_or(&[]);
+        let mut seen = Vec::new();
+        for r in rcpts {
+            let domain = value_text(r)
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            if domain.is_empty() || seen.contains(&domain) {
+                continue;
+            }
+            seen.push(domain.clone());
+            match domains.iter_mut().find(|(d, _)| *d == domain) {
+                Some((_, states)) => states.push(state.clone()),
+                None => domains.push((domain, vec![state.clone()])),
+            }
+        }
+    }
+    domains.sort();
     let cols = [
         "Id",
         "From",
@@ -1783,10 +1863,37 @@ async fn render_queue(web: &Web, a: &Admin, notice: Notice) -> Response {
             (message(Some("The queue commands are not available on this server version."), None))
         } @else {
             @if let Some(e) = error_of(&list) { (message(Some(&e), None)) }
+            @if !domains.is_empty() {
+                section.panel {
+                    h2 { "Domains" }
+                    p.muted { "A domain whose connection failed is suspended until its retry time; mail for a domain in Hold Mail for Domains waits for its ETRN or ATRN. Release tries the domain's mail now." }
+                    table.domains {
+                        thead { tr { th { "Domain" } th { "Messages" } th { "State" } th {} } }
+                        tbody {
+                            @for (d, states) in &domains {
+                                @let refs: Vec<&str> = states.iter().map(String::as_str).collect();
+                                tr {
+                                    td.mono { (d) }
+                                    td { (states.len()) }
+                                    td { (domain_state(&refs).strip_prefix("Deferred: ").unwrap_or(domain_state(&refs))) }
+                                    td {
+                                        form method="post" action="/Queue" {
+                                            (csrf_field(&a.csrf))
+                                            input type="hidden" name="domain" value=(d);
+                                            button.secondary type="submit" name="action" value="release" { "Release" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             section.panel {
+                h2 { "Messages" }
                 @if items.is_empty() { p.muted { "The queue is empty." } }
                 @else {
-                    table {
+                    table.messages {
                         thead { tr { @for c in cols { th { (c) } } th {} } }
                         tbody {
                             @for m in &items {
@@ -1797,7 +1904,7 @@ async fn render_queue(web: &Web, a: &Admin, notice: Notice) -> Response {
                                         form method="post" action="/Queue" {
                                             (csrf_field(&a.csrf))
                                             input type="hidden" name="id" value=(id);
-                                            button.secondary type="submit" name="action" value="release" { "Release" } " "
+                                            button.secondary type="submit" name="action" value="retry" { "Retry" } " "
                                             button.danger type="submit" name="action" value="delete" { "Delete" }
                                         }
                                     }
@@ -1808,7 +1915,7 @@ async fn render_queue(web: &Web, a: &Admin, notice: Notice) -> Response {
                 }
                 form.mt method="post" action="/Queue" {
                     (csrf_field(&a.csrf))
-                    button type="submit" name="action" value="retry" { "Retry all now" }
+                    button type="submit" name="action" value="retryall" { "Retry all now" }
                 }
             }
         }
@@ -1827,16 +1934,7 @@ struct LogFilter {
     live: Option<String>,
 }
 
-async fn logs(
-    State(web): State<Web>,
-    Extension(info): Extension<ConnInfo>,
-    headers: HeaderMap,
-    Query(f): Query<LogFilter>,
-) -> Response {
-    let a = match require(&web, &headers, &info).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn logs(State(web): State<Web>, Login(a): Login, Query(f): Query<LogFilter>) -> Response {
     let nonempty = |o: &Option<String>| {
         o.as_deref()
             .map(str::trim)
