@@ -1,7 +1,7 @@
 """DSN parameters carried to the next hop (RFC 3461 §5.2.1): a message received over SMTP with
-RET/ENVID and NOTIFY/ORCPT is relayed with them to a server that advertises DSN, and without
-them to one that does not; then, for NOTIFY=SUCCESS, the sender gets a "relayed" report
-(§5.2.2), which goes out through the same relay. The next hop is the Python sink of
+RET/ENVID and NOTIFY/ORCPT is relayed with them to a server that advertises DSN (which then reports success itself: no report
+of ours), and without them to one that does not; then, for NOTIFY=SUCCESS, the sender gets a
+"relayed" report (§5.2.2), which goes out through the same relay. The next hop is the Python sink of
 test_smtp_out, which records every command and message.
 """
 
@@ -35,6 +35,8 @@ def test_dsn_parameters_go_to_a_dsn_server(server, gatehouse_bin):
         assert mail.startswith("MAIL FROM:<a@far.example>"), mail
         assert " RET=HDRS" in mail and " ENVID=env+2B1" in mail, mail
         assert rcpt == "RCPT TO:<someone@remote.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Someone@Remote.test", rcpt
+        # §5.2.1: the next hop took NOTIFY=SUCCESS on; the success report is its, not ours.
+        assert not sink.wait(lambda s: reports(s), timeout=3), reports(sink)
     finally:
         sink.close()
 

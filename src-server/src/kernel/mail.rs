@@ -283,6 +283,9 @@ pub enum Outcome {
     /// done, and the sender gets a "relayed" report, as no further one will come (RFC 3461
     /// §5.2.2). Without NOTIFY=SUCCESS the same hand-over is `Delivered`: nothing differs.
     Relayed,
+    /// Handed to a next hop that advertises DSN, with the recipient's NOTIFY=SUCCESS passed on:
+    /// done, and the success report is that hop's to send, not ours (RFC 3461 §5.2.1).
+    PassedOn,
     /// Failed for good: the Dequeuer reports it (DSN) and drops the recipient.
     Failed(String),
     /// Failed for now: the Dequeuer retries later.

@@ -10,7 +10,7 @@
 //!
 //! Reports (RFC 3461/3464): never for a `<>` return-path or NOTIFY=NEVER; failures when NOTIFY
 //! is absent or has FAILURE; successes with SUCCESS ("delivered", or "relayed" when the next
-//! hop takes no DSN request, RFC 3461 §5.2.2); one delay notice per recipient after `Send
+//! hop takes no DSN request, RFC 3461 §5.2.2; none when it took the request on, §5.2.1); one delay notice per recipient after `Send
 //! Warnings After` when NOTIFY is absent or has DELAY. A report waits up to `Reporting Delay` to
 //! cover more recipients and goes at once when the last recipient is done. A report is submitted
 //! before it is recorded as sent, so a crash may repeat it but never lose it.
@@ -256,6 +256,7 @@ impl Dequeuer {
             let state = match outcome {
                 Outcome::Delivered => RcptState::Delivered,
                 Outcome::Relayed => RcptState::Relayed,
+                Outcome::PassedOn => RcptState::PassedOn,
                 Outcome::Failed(text) => RcptState::Failed(text),
                 Outcome::Deferred(text) => match s.next_try(env.arrived, now) {
                     Some(next_try) => RcptState::Deferred { text, next_try },
@@ -320,6 +321,7 @@ impl Dequeuer {
         let (level, what) = match state {
             RcptState::Delivered => (Level::Major, "delivered".to_string()),
             RcptState::Relayed => (Level::Major, "relayed".to_string()),
+            RcptState::PassedOn => (Level::Major, "relayed (the next hop reports)".to_string()),
             RcptState::Failed(t) => (Level::Major, format!("failed: {t}")),
             RcptState::Deferred { text, .. } => (Level::Problems, format!("deferred: {text}")),
             RcptState::Pending => (Level::AllInfo, "pending".to_string()),
@@ -562,7 +564,7 @@ impl Dequeuer {
 fn item(i: usize, st: &RcptStatus) -> Item {
     let (action, text) = match &st.state {
         RcptState::Delivered => (Action::Delivered, String::new()),
-        RcptState::Relayed => (Action::Relayed, String::new()),
+        RcptState::Relayed | RcptState::PassedOn => (Action::Relayed, String::new()),
         RcptState::Failed(t) => (Action::Failed, t.clone()),
         RcptState::Deferred { text, .. } => (Action::Delayed, text.clone()),
         RcptState::Pending => (Action::Delayed, String::new()),
@@ -589,6 +591,8 @@ fn wants_final(env: &Envelope, i: usize, state: &RcptState) -> bool {
         RcptState::Failed(_) => unspecified || r.notify.failure,
         // RFC 3461 §5.2.2: "relayed" goes back on SUCCESS, as "delivered" does.
         RcptState::Delivered | RcptState::Relayed => r.notify.success,
+        // §5.2.1: the next hop took NOTIFY=SUCCESS on; a report of ours would be a second one.
+        RcptState::PassedOn => false,
         _ => false,
     }
 }

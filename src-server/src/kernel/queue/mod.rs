@@ -699,6 +699,7 @@ pub fn dump_entry(env: &Envelope, status: &[RcptStatus], size: u64) -> String {
             RcptState::Pending => "pending".to_string(),
             RcptState::Delivered => "delivered".to_string(),
             RcptState::Relayed => "relayed".to_string(),
+            RcptState::PassedOn => "relayed (the next hop reports)".to_string(),
             RcptState::Failed(t) => format!("failed ({t})"),
             RcptState::Deferred { text, next_try } => {
                 format!("deferred until {next_try} ({text})")

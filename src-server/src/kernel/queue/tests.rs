@@ -652,11 +652,14 @@ fn relayed_recipients_get_a_relayed_report_that_survives_a_restart() {
         // The report waits for the other recipient (deferred), so the state is read back.
         smtp.answer("x@far", Outcome::Relayed);
         smtp.answer("y@far", Outcome::Deferred("later".into()));
-        let mut s = sub("s@local", &["x@far", "y@far"]);
-        s.recipients[0].notify = Notify {
-            success: true,
-            ..Notify::default()
-        };
+        smtp.answer("z@far", Outcome::PassedOn);
+        let mut s = sub("s@local", &["x@far", "y@far", "z@far"]);
+        for i in [0, 2] {
+            s.recipients[i].notify = Notify {
+                success: true,
+                ..Notify::default()
+            };
+        }
         let id = enq.submit(s, MSG).unwrap();
         deq.run_due();
         assert!(q
@@ -682,4 +685,10 @@ fn relayed_recipients_get_a_relayed_report_that_survives_a_restart() {
         "{t}"
     );
     assert!(t.contains("x@far: relayed"), "{t}");
+    // RFC 3461 §5.2.1: z's next hop took NOTIFY=SUCCESS on and reports; we do not.
+    assert!(!t.contains("z@far"), "{t}");
+    assert!(q
+        .dump(id)
+        .unwrap()
+        .contains("Rcpt <z@far>: relayed (the next hop reports)"));
 }

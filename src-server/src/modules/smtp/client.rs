@@ -41,7 +41,8 @@
 //! NOTIFY/ORCPT on RCPT TO, as the envelope keeps them.
 //!
 //! To a server that does not advertise DSN, a recipient with NOTIFY=SUCCESS that it takes is
-//! `Outcome::Relayed`: the Dequeuer sends the sender a "relayed" report (RFC 3461 §5.2.2).
+//! `Outcome::Relayed`: the Dequeuer sends the sender a "relayed" report (RFC 3461 §5.2.2). To
+//! one that does, it is `Outcome::PassedOn`: that server reports, so we do not (§5.2.1).
 //!
 //! todo: Channels/Host and "Add Channel after".
 
@@ -809,7 +810,7 @@ impl Channel for SmtpChannel {
 
 /// Whether the remote server took the message.
 fn taken(o: &Outcome) -> bool {
-    matches!(o, Outcome::Delivered | Outcome::Relayed)
+    matches!(o, Outcome::Delivered | Outcome::Relayed | Outcome::PassedOn)
 }
 
 /// The `Result` noted in `RemoteServers`.
@@ -827,6 +828,7 @@ fn describe(o: &Outcome) -> String {
         Outcome::Failed(e) => format!("failed: {e}"),
         Outcome::Deferred(e) => format!("deferred: {e}"),
         Outcome::Relayed => "relayed (the next hop takes no DSN request)".into(),
+        Outcome::PassedOn => "relayed (the next hop reports on it)".into(),
         Outcome::Interrupted => "interrupted by the shutdown".into(),
     }
 }
@@ -1322,8 +1324,10 @@ pub(super) async fn transaction(
         return Outcome::Deferred(format!("sending the message: {e}"));
     }
     match conn.read_reply(t).await {
-        // RFC 3461 §5.2.2: the next hop took no NOTIFY, so no success report will come from it.
-        Ok(r) if r.code / 100 == 2 && !conn.ext.dsn && job.dsn.notify.success => Outcome::Relayed,
+        // RFC 3461 §5.2.2: the next hop took no NOTIFY, so no success report will come from it;
+        // §5.2.1: it took NOTIFY=SUCCESS on, so the success report is its to send.
+        Ok(r) if r.code / 100 == 2 && job.dsn.notify.success && !conn.ext.dsn => Outcome::Relayed,
+        Ok(r) if r.code / 100 == 2 && job.dsn.notify.success => Outcome::PassedOn,
         Ok(r) if r.code / 100 == 2 => Outcome::Delivered,
         Ok(r) if r.code / 100 == 5 => Outcome::Failed(format!("after DATA: {}", r.text())),
         Ok(r) => Outcome::Deferred(format!("after DATA: {}", r.text())),

@@ -500,7 +500,7 @@ fn dsn_parameters_in_xtext() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relayed_when_the_next_hop_takes_no_notify_success() {
+async fn relayed_or_passed_on_by_whether_the_next_hop_takes_notify() {
     let success = JobDsn {
         notify: Notify {
             success: true,
@@ -513,7 +513,7 @@ async fn relayed_when_the_next_hop_takes_no_notify_success() {
     let (addr, _) = fake(Script::default(), 1).await;
     let out = send_with(ch.clone(), format!("[{addr}]"), "u@r.test", b"x\n", success).await;
     assert_eq!(out, Outcome::Relayed);
-    // §5.2.1: the next hop takes the request on; and without SUCCESS nothing differs.
+    // §5.2.1: the next hop takes the request on (and reports); without SUCCESS nothing differs.
     let (addr, log) = fake(
         Script {
             dsn: true,
@@ -523,7 +523,7 @@ async fn relayed_when_the_next_hop_takes_no_notify_success() {
     )
     .await;
     let out = send_with(ch.clone(), format!("[{addr}]"), "u@r.test", b"x\n", success).await;
-    assert_eq!(out, Outcome::Delivered);
+    assert_eq!(out, Outcome::PassedOn);
     assert!(log
         .lock()
         .unwrap()
