@@ -62,6 +62,18 @@ def mailbox_has(server, account, marker, timeout=WAIT):
     return False
 
 
+def remote(gatehouse_bin, server, key, timeout=WAIT):
+    """The `RemoteServers` entry `key` of GetServerStatus, waiting until it is there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = ok(gatehouse_bin, server, "GetServerStatus", json=True)
+        entry = status.get("RemoteServers", {}).get(key)
+        if entry:
+            return entry
+        assert time.monotonic() < deadline, f"no {key}: {status.get('RemoteServers')}"
+        time.sleep(0.2)
+
+
 def fetchmail(tmp_path, rc_text):
     rc = tmp_path / "fetchmailrc"
     rc.write_text(rc_text)
@@ -193,6 +205,12 @@ def test_atrn_between_two_servers_when_the_window_opens(server_factory, gatehous
     assert wait_empty_queue(gatehouse_bin, provider)
     records = ok(gatehouse_bin, office, "ReadLog", "TAG", "SMTPW", json=True)
     assert any("ATRN office.test" in r["Text"] for r in records), records
+    # RemoteServers: the provider's turned-around delivery to the customer's domain, and the
+    # office's wake-up session with its backup.
+    delivery = remote(gatehouse_bin, provider, "SMTP office.test")
+    assert delivery["Result"] == "OK" and delivery["Messages"] == "1", delivery
+    wakeup = remote(gatehouse_bin, office, "ATRN 127.0.0.1")
+    assert wakeup["Result"] == "OK" and wakeup["Module"] == "ATRN", wakeup
 
 
 def test_etrn_between_two_servers(server_factory, gatehouse_bin):
@@ -208,11 +226,13 @@ def test_etrn_between_two_servers(server_factory, gatehouse_bin):
     send_out(provider, marker, to="user@office.test")
     wait_held(gatehouse_bin, provider)
     assert not mailbox_has(office, "user", marker, timeout=3)
-    ok(gatehouse_bin, office, "WakeUpNow")
+    assert "ETRN/ATRN" in ok(gatehouse_bin, office, "WakeUpNow", json=True)
     assert mailbox_has(office, "user", marker), office.log[-3000:] + provider.log[-3000:]
     assert wait_empty_queue(gatehouse_bin, provider)
     records = ok(gatehouse_bin, office, "ReadLog", "TAG", "SMTPW", json=True)
     assert any("ETRN office.test: 253" in r["Text"] for r in records), records
+    wakeup = remote(gatehouse_bin, office, "ETRN 127.0.0.1")
+    assert wakeup["Result"] == "OK" and wakeup["Messages"] == "0", wakeup
 
 
 def test_wakeups_only_inside_the_window_and_once_per_pause(server_factory, gatehouse_bin):

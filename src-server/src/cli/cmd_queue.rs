@@ -115,7 +115,8 @@ pub(super) fn delete_queued_message(ctx: &CliContext, _: &Session, a: &mut Args)
 
 /// `WakeUpNow` — Can Monitor (extension): where the TCP Activity Schedule lets the link open, a
 /// link session starts at once (the queue is flushed, wake-ups sent, remote accounts polled),
-/// whatever the Pause; where it does not, the answer says until when.
+/// whatever the Pause, and the answer names the actions that ran (an ETRN/ATRN wake-up only with
+/// a backup server, RPOP only with records to poll); where it does not, it says until when.
 pub(super) fn wake_up_now(ctx: &CliContext, _: &Session, a: &mut Args) -> CmdResult {
     a.end()?;
     let link = ctx

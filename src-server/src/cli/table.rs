@@ -421,7 +421,7 @@ pub static SECTIONS: &[Section] = &[
     ]},
     Section { title: "Extensions (not in the guide)", commands: &[
         cmd!("GetServerStatus", [], [], "GetServerStatus", Monitor,
-             "Returns a dictionary: Version, MainDomain, Uptime (seconds), Listeners (per module: Connections and Sockets with Port, TLS, State, Address), Connections, QueueSize, QueuedPerDomain (domain: messages), DialupWindow (Open or Closed), NextWindow (when closed), LastSession (the last link session), RemoteServers (the last session with each remote server, by `MODULE server`: Module, Server, Time, Result (OK or the error), Messages moved; RPOP polls and SMTP deliveries).", s::get_server_status),
+             "Returns a dictionary: Version, MainDomain, Uptime (seconds), Listeners (per module: Connections and Sockets with Port, TLS, State, Address), Connections, QueueSize, QueuedPerDomain (domain: messages), DialupWindow (Open or Closed), NextWindow (when closed), LastSession (the last link session), RemoteServers (the last session with each remote server, by `MODULE server`: Module, Server, Time, Result (OK or the error), Messages moved; RPOP polls, SMTP deliveries (over an ATRN connection: under the customer's domain, with the messages it took), and wake-ups sent to the backup server under ETRN or ATRN).", s::get_server_status),
         cmd!("ReadLog", [], [], "ReadLog [ DAY yyyy-mm-dd ] [ FROM hh:mm ] [ TO hh:mm ] [ LEVEL n ] [ TAG prefix ] [ TEXT substring ] [ AFTER id ] [ LIMIT n | LAST n ]", Monitor,
              "Returns an array of log records {Id=..;Time=..;Level=..;Tag=..;Text=..;} matching every filter given, oldest first; LIMIT n takes the first n (default 1000), LAST n the newest n.", s::read_log),
         cmd!("ListQueue", [], [], "ListQueue [ domainName ]", Monitor,
@@ -437,7 +437,7 @@ pub static SECTIONS: &[Section] = &[
         cmd!("SetDialupSchedule", [], [], "SetDialupSchedule newSchedule", Settings,
              "Replaces the TCP Activity Schedule; Days is Every Day, Mon-Fri, Sat-Sun or a weekday name. Outgoing SMTP waits while the schedule keeps the link closed.", s::set_dialup_schedule),
         cmd!("WakeUpNow", [], [], "WakeUpNow", Monitor,
-             "Starts a link session at once where the TCP Activity Schedule lets the link open, whatever its Pause: the queue is flushed, wake-ups are sent, remote (RPOP) accounts polled; returns the actions run. Otherwise fails saying until when.", q::wake_up_now),
+             "Starts a link session at once where the TCP Activity Schedule lets the link open, whatever its Pause: the queue is flushed, the ETRN/ATRN wake-up sent when SendWakeupsTo is set, remote (RPOP) accounts polled when there are records; returns the names of the actions that ran (queue, RPOP, ETRN/ATRN). Otherwise fails saying until when.", q::wake_up_now),
         cmd!("ListAccountSessions", [], [], "ListAccountSessions accountName", User,
              "Returns the account's IMAP, POP and WebMail sessions, oldest first: an array of {Module (IMAP, POP, WebMail); Address; Since; Mailbox (the selected or open mailbox, when there is one)}. The account setting MaxAccountSessions (our name; default 50; 0 or unlimited for no limit) caps their number: a login beyond it gets IMAP `NO [LIMIT]`, POP `-ERR [IN-USE]`, WebMail an error page.", ses::list_account_sessions),
         cmd!("GETMAILBOXSESSIONS", [], [], "GETMAILBOXSESSIONS accountName MAILBOX mailboxName", User,

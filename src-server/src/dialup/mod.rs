@@ -43,8 +43,9 @@ pub trait WakeUp: Send + Sync {
     fn due(&self, now: NaiveDateTime) -> bool;
     /// Does its work for a session started at `now`; `all` when a window just opened or the
     /// administrator asked (`WakeUpNow`): everything, not only what is due. Must not block: it
-    /// spawns its work (a tokio task or a thread).
-    fn run(&self, now: NaiveDateTime, all: bool);
+    /// spawns its work (a tokio task or a thread). Returns whether it started anything (only
+    /// those are named in the session's list).
+    fn run(&self, now: NaiveDateTime, all: bool) -> bool;
 }
 
 /// The link as the schedule and the clock say it is.
@@ -203,18 +204,19 @@ impl Link {
         }
     }
 
-    /// Starts a session now: records its time and runs every action. Returns their names.
+    /// Starts a session now: records its time and runs every action. Returns the names of
+    /// those that started something.
     pub fn start_session(&self, all: bool) -> Vec<String> {
         let now = self.now();
         *self
             .last_session
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(now);
-        let actions = self.actions();
-        for w in &actions {
-            w.run(now, all);
-        }
-        actions.iter().map(|w| w.name().to_string()).collect()
+        self.actions()
+            .iter()
+            .filter(|w| w.run(now, all))
+            .map(|w| w.name().to_string())
+            .collect()
     }
 
     /// `WakeUpNow`: a session at once with everything, where the schedule lets the link open
@@ -247,7 +249,8 @@ impl WakeUp for QueueFlush {
         false
     }
 
-    fn run(&self, _: NaiveDateTime, _: bool) {
+    /// Always runs: releasing nothing is still a look at the queue.
+    fn run(&self, _: NaiveDateTime, _: bool) -> bool {
         let released = self.0.release(None);
         self.0.logger().log(
             if released > 0 {
@@ -258,6 +261,7 @@ impl WakeUp for QueueFlush {
             "TCP",
             format_args!("the link is open; {released} waiting message(s) released"),
         );
+        true
     }
 }
 
@@ -275,8 +279,23 @@ mod tests {
         fn due(&self, _: NaiveDateTime) -> bool {
             self.1.load(Ordering::SeqCst)
         }
-        fn run(&self, _: NaiveDateTime, _: bool) {
+        fn run(&self, _: NaiveDateTime, _: bool) -> bool {
             self.0.fetch_add(1, Ordering::SeqCst);
+            true
+        }
+    }
+
+    /// An action with nothing to do (no backup server, no remote account).
+    struct Idle;
+    impl WakeUp for Idle {
+        fn name(&self) -> &str {
+            "idle"
+        }
+        fn due(&self, _: NaiveDateTime) -> bool {
+            false
+        }
+        fn run(&self, _: NaiveDateTime, _: bool) -> bool {
+            false
         }
     }
 
@@ -289,6 +308,7 @@ mod tests {
         let link = Link::new(store.clone(), clock.clone());
         let c = Arc::new(Counter(AtomicUsize::new(0), AtomicBool::new(true)));
         link.add_wake_up(c.clone());
+        link.add_wake_up(Arc::new(Idle));
         assert!(link.any_due());
         let sched =
             crate::format::parse(br#"({Days="Every Day"; When="08:00-10:00"; Pause=600;})"#)
@@ -301,9 +321,10 @@ mod tests {
         assert_eq!(c.0.load(Ordering::SeqCst), 1);
         clock.advance(chrono::TimeDelta::seconds(599));
         assert!(!link.session_allowed(), "within the Pause");
-        assert!(
-            link.wake_up_now().is_ok(),
-            "the administrator is not held back"
+        assert_eq!(
+            link.wake_up_now(),
+            Ok(vec!["counter".to_string()]),
+            "the administrator is not held back; only actions that ran are named"
         );
         assert_eq!(c.0.load(Ordering::SeqCst), 2);
         clock.advance(chrono::TimeDelta::seconds(600));

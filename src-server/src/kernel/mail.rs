@@ -279,14 +279,29 @@ pub struct JobDsn<'a> {
 pub enum Outcome {
     /// Delivered (or, for a group, resubmitted to its members).
     Delivered,
+    /// Handed to a next hop that does not advertise DSN, for a recipient with NOTIFY=SUCCESS:
+    /// done, and the sender gets a "relayed" report, as no further one will come (RFC 3461
+    /// §5.2.2). Without NOTIFY=SUCCESS the same hand-over is `Delivered`: nothing differs.
+    Relayed,
+    /// Handed to a next hop that advertises DSN, with the recipient's NOTIFY=SUCCESS passed on:
+    /// done, and the success report is that hop's to send, not ours (RFC 3461 §5.2.1).
+    PassedOn,
     /// Failed for good: the Dequeuer reports it (DSN) and drops the recipient.
     Failed(String),
     /// Failed for now: the Dequeuer retries later.
     Deferred(String),
+    /// Cut short because the server is stopping ([`Channel::stop`]): not an attempt; the
+    /// recipient stays as it was, to be tried after restart.
+    Interrupted,
 }
 
 /// A destination module (Local Delivery, SMTP, PIPE, LIST).
 pub trait Channel: Send + Sync {
     /// Delivers one recipient of one message (blocking; called from a worker thread).
     fn deliver(&self, job: &Job<'_>) -> Outcome;
+
+    /// The server is stopping: deliveries in progress that may wait on the network end now
+    /// with [`Outcome::Interrupted`], and so do later ones. Channels that finish quickly on
+    /// their own keep the default (nothing).
+    fn stop(&self) {}
 }

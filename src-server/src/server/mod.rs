@@ -328,6 +328,7 @@ impl Server {
                 ),
                 store.clone(),
                 tokio::runtime::Handle::current(),
+                link.clone(),
             ));
             // dialup wake-ups: ETRN/ATRN to the backup server, a link session action.
             link.add_wake_up(wakeups.clone());

@@ -534,8 +534,8 @@ impl Store {
         fsutil::sync_dir(&dd).map_err(io_err("cannot sync", &dd))
     }
 
-    /// Renames an account, possibly into another domain. All its files move; its aliases and
-    /// access rights move with it; group memberships in its old domain follow
+    /// Renames an account, possibly into another domain. All its files move; its aliases,
+    /// access rights and RPOP records move with it; group memberships in its old domain follow
     /// (guide.txt:7582-7604, 9183-9186). Forwarders pointing at it do not (guide.txt:7596).
     pub fn rename_account(&self, d: &str, old: &str, new_d: &str, new: &str) -> Result<()> {
         let _g = self.w();
@@ -628,6 +628,21 @@ impl Store {
             nrights.insert(new.as_bytes().to_vec(), r);
             write_dict(&npath, &nrights)?;
         }
+        // RPOP records move with it: they live in the domain's RPOP.data (guide.txt:9694-9696).
+        // The new entry is written first: a crash in between leaves a copy, never a loss.
+        let ppath = self.domain_file(&d, "RPOP.data");
+        let mut polls = read_dict(&ppath)?;
+        if let Some(r) = polls.shift_remove(old.as_bytes()) {
+            if d == nd {
+                polls.insert(new.as_bytes().to_vec(), r);
+            } else {
+                let npath = self.domain_file(&nd, "RPOP.data");
+                let mut npolls = read_dict(&npath)?;
+                npolls.insert(new.as_bytes().to_vec(), r);
+                write_dict(&npath, &npolls)?;
+            }
+            write_dict(&ppath, &polls)?;
+        }
         let replacement = if d == nd {
             Some(new.clone())
         } else {
@@ -636,8 +651,8 @@ impl Store {
         self.replace_member(&d, &old, replacement.as_deref())
     }
 
-    /// Removes an account with all its files, its aliases, its access rights and its group
-    /// memberships (guide.txt:8891-8901).
+    /// Removes an account with all its files, its aliases, its access rights, its RPOP records
+    /// and its group memberships (guide.txt:8891-8901).
     pub fn delete_account(&self, d: &str, name: &str) -> Result<()> {
         let _g = self.w();
         let d = self.canon_domain(d)?;
@@ -676,6 +691,11 @@ impl Store {
         let mut rights = read_dict(&rpath)?;
         if rights.shift_remove(name.as_bytes()).is_some() {
             write_dict(&rpath, &rights)?;
+        }
+        let ppath = self.domain_file(&d, "RPOP.data");
+        let mut polls = read_dict(&ppath)?;
+        if polls.shift_remove(name.as_bytes()).is_some() {
+            write_dict(&ppath, &polls)?;
         }
         self.replace_member(&d, &name, None)
     }

@@ -821,3 +821,50 @@ fn assigned_ip_addresses_parse_as_the_guide_shows_them() {
     assert!(ips(r#""mail.example.com""#).is_err());
     assert!(ips("{a=b;}").is_err());
 }
+
+#[test]
+fn rpop_records_follow_rename_and_go_with_delete() {
+    let (_dir, s) = open();
+    let m = "main.example";
+    s.create_domain("b.org", Dict::new()).unwrap();
+    for name in ["ann", "bob"] {
+        s.create_account(m, name, AccountType::MultiMailbox, Dict::new())
+            .unwrap();
+    }
+    let record = |server: &str| Value::Dict(d(&[("Server", server), ("Account", "remote")]));
+    s.set_account_rpop(m, "ann", vec![record("pop.ann.test")])
+        .unwrap();
+    s.set_account_rpop(m, "bob", vec![record("pop.bob.test")])
+        .unwrap();
+    let keys = |domain: &str| -> Vec<String> {
+        s.domain_rpop(domain)
+            .unwrap()
+            .keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect()
+    };
+    let server_of = |domain: &str, name: &str| {
+        s.domain_rpop(domain).unwrap()[name.as_bytes()]
+            .as_array()
+            .and_then(|a| {
+                a.first()
+                    .and_then(|r| r.as_dict().and_then(|r| text(r, "Server")))
+            })
+    };
+    // Within the domain: the entry changes its name.
+    s.rename_account(m, "ann", m, "anna").unwrap();
+    assert_eq!(keys(m), ["bob", "anna"]);
+    assert_eq!(server_of(m, "anna").as_deref(), Some("pop.ann.test"));
+    // Into another domain: it leaves this RPOP.data for that one.
+    s.rename_account(m, "anna", "b.org", "ann").unwrap();
+    assert_eq!(keys(m), ["bob"]);
+    assert_eq!(keys("b.org"), ["ann"]);
+    assert_eq!(server_of("b.org", "ann").as_deref(), Some("pop.ann.test"));
+    // A new account with the old name starts without records; delete removes them.
+    s.create_account(m, "anna", AccountType::MultiMailbox, Dict::new())
+        .unwrap();
+    assert_eq!(keys(m), ["bob"]);
+    s.delete_account(m, "bob").unwrap();
+    s.delete_account("b.org", "ann").unwrap();
+    assert!(keys(m).is_empty() && keys("b.org").is_empty());
+}

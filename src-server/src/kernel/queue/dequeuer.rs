@@ -9,7 +9,8 @@
 //! the schedule. SYSTEM NULL is delivered, SYSTEM ERROR fails (guide.txt:10283-10324).
 //!
 //! Reports (RFC 3461/3464): never for a `<>` return-path or NOTIFY=NEVER; failures when NOTIFY
-//! is absent or has FAILURE; successes with SUCCESS; one delay notice per recipient after `Send
+//! is absent or has FAILURE; successes with SUCCESS ("delivered", or "relayed" when the next
+//! hop takes no DSN request, RFC 3461 §5.2.2; none when it took the request on, §5.2.1); one delay notice per recipient after `Send
 //! Warnings After` when NOTIFY is absent or has DELAY. A report waits up to `Reporting Delay` to
 //! cover more recipients and goes at once when the last recipient is done. A report is submitted
 //! before it is recorded as sent, so a crash may repeat it but never lose it.
@@ -151,11 +152,22 @@ impl Dequeuer {
         self.running.store(workers.len(), Ordering::SeqCst);
     }
 
-    /// Stops the workers and waits up to 10 seconds for them (each finishes the recipient in
-    /// hand; one stuck in a slow channel is left to end with the process, which is safe: its
-    /// recipient is tried again after restart).
+    /// Stops the workers and waits up to 10 seconds for them. Channels are told to stop, so a
+    /// delivery waiting on the network (DNS, connect, a slow server) ends at once as
+    /// [`Outcome::Interrupted`] and its recipient stays queued unchanged; one stuck anyway is
+    /// left to end with the process, which is safe too: its recipient is tried after restart.
     pub fn stop(&self) {
         self.queue.stop();
+        let channels: Vec<Arc<dyn Channel>> = self
+            .channels
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for c in channels {
+            c.stop();
+        }
         let workers =
             std::mem::take(&mut *self.workers.lock().unwrap_or_else(PoisonError::into_inner));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -243,6 +255,8 @@ impl Dequeuer {
             let attempts = t.status[i].attempts.saturating_add(1);
             let state = match outcome {
                 Outcome::Delivered => RcptState::Delivered,
+                Outcome::Relayed => RcptState::Relayed,
+                Outcome::PassedOn => RcptState::PassedOn,
                 Outcome::Failed(text) => RcptState::Failed(text),
                 Outcome::Deferred(text) => match s.next_try(env.arrived, now) {
                     Some(next_try) => RcptState::Deferred { text, next_try },
@@ -250,6 +264,19 @@ impl Dequeuer {
                         RcptState::Failed(format!("{text} (gave up after {attempts} attempts)"))
                     }
                 },
+                // Stopping: not an attempt, nothing recorded; the recipient is tried after
+                // restart.
+                Outcome::Interrupted => {
+                    q.logger().log(
+                        Level::Major,
+                        DEQUEUER,
+                        format_args!(
+                            "{id} <{}> interrupted by the shutdown; it stays queued",
+                            env.recipients[i].address
+                        ),
+                    );
+                    break;
+                }
             };
             self.log_state(id, &env.recipients[i].address, &state);
             let rec = StateRecord::State {
@@ -293,6 +320,8 @@ impl Dequeuer {
     fn log_state(&self, id: MessageId, address: &str, state: &RcptState) {
         let (level, what) = match state {
             RcptState::Delivered => (Level::Major, "delivered".to_string()),
+            RcptState::Relayed => (Level::Major, "relayed".to_string()),
+            RcptState::PassedOn => (Level::Major, "relayed (the next hop reports)".to_string()),
             RcptState::Failed(t) => (Level::Major, format!("failed: {t}")),
             RcptState::Deferred { text, .. } => (Level::Problems, format!("deferred: {text}")),
             RcptState::Pending => (Level::AllInfo, "pending".to_string()),
@@ -535,6 +564,7 @@ impl Dequeuer {
 fn item(i: usize, st: &RcptStatus) -> Item {
     let (action, text) = match &st.state {
         RcptState::Delivered => (Action::Delivered, String::new()),
+        RcptState::Relayed | RcptState::PassedOn => (Action::Relayed, String::new()),
         RcptState::Failed(t) => (Action::Failed, t.clone()),
         RcptState::Deferred { text, .. } => (Action::Delayed, text.clone()),
         RcptState::Pending => (Action::Delayed, String::new()),
@@ -559,7 +589,10 @@ fn wants_final(env: &Envelope, i: usize, state: &RcptState) -> bool {
     let unspecified = !(r.notify.success || r.notify.failure || r.notify.delay);
     match state {
         RcptState::Failed(_) => unspecified || r.notify.failure,
-        RcptState::Delivered => r.notify.success,
+        // RFC 3461 §5.2.2: "relayed" goes back on SUCCESS, as "delivered" does.
+        RcptState::Delivered | RcptState::Relayed => r.notify.success,
+        // §5.2.1: the next hop took NOTIFY=SUCCESS on; a report of ours would be a second one.
+        RcptState::PassedOn => false,
         _ => false,
     }
 }

@@ -26,6 +26,8 @@ pub enum Action {
     Delayed,
     /// Delivered (reported because NOTIFY=SUCCESS).
     Delivered,
+    /// Handed to a next hop that takes no DSN request (NOTIFY=SUCCESS; RFC 3461 §5.2.2).
+    Relayed,
 }
 
 impl Action {
@@ -34,6 +36,7 @@ impl Action {
             Action::Failed => "failed",
             Action::Delayed => "delayed",
             Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
         }
     }
 }
@@ -98,7 +101,7 @@ fn status(action: Action, text: &str) -> String {
     let class = match action {
         Action::Failed => '5',
         Action::Delayed => '4',
-        Action::Delivered => '2',
+        Action::Delivered | Action::Relayed => '2',
     };
     match found {
         Some(code) if code.starts_with(class) => code.to_string(),
@@ -153,10 +156,14 @@ fn human_text(r: &Report<'_>) -> String {
     let mut out = String::new();
     let failed = r.items.iter().any(|i| i.action == Action::Failed);
     let delayed = r.items.iter().any(|i| i.action == Action::Delayed);
+    let relayed = r.items.iter().any(|i| i.action == Action::Relayed);
     out.push_str(if failed {
         "Your message could not be delivered to one or more recipients.\r\n"
     } else if delayed {
         "Your message has not been delivered yet; the server keeps trying.\r\n"
+    } else if relayed {
+        "Your message has been relayed to a server that sends no delivery reports: \
+         no further report will come.\r\n"
     } else {
         "Your message has been delivered.\r\n"
     });
@@ -324,5 +331,6 @@ mod tests {
         assert_eq!(status(Action::Failed, "451 4.3.0 later"), "5.0.0");
         assert_eq!(status(Action::Delayed, "x"), "4.0.0");
         assert_eq!(status(Action::Delivered, ""), "2.0.0");
+        assert_eq!(status(Action::Relayed, "250 ok"), "2.0.0");
     }
 }

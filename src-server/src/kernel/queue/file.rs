@@ -20,7 +20,8 @@
 //! ```
 //!
 //! The sidecar is append-only; each line is one data-format dictionary:
-//! `{Rcpt=0;State=Delivered;Time=..;}`, `{Rcpt=0;State=Failed;Time=..;Text=..;}`,
+//! `{Rcpt=0;State=Delivered;Time=..;}`, `{Rcpt=0;State=Relayed;Time=..;}` (handed to a next
+//! hop without DSN), `{Rcpt=0;State=PassedOn;Time=..;}` (to one that reports itself), `{Rcpt=0;State=Failed;Time=..;Text=..;}`,
 //! `{Rcpt=0;State=Deferred;Time=..;Next=..;Attempts=..;Text=..;}`, `{Reported=(0,1);}` (a report
 //! covering these recipients' final states was submitted) and `{Warned=(0);}` (a delay notice was
 //! submitted). Only a line ending in `\n` counts: a torn last line from a crash is ignored and
@@ -283,6 +284,12 @@ pub enum RcptState {
     Pending,
     /// Delivered (or handed on); final.
     Delivered,
+    /// Handed to a next hop without DSN, a "relayed" report owed for NOTIFY=SUCCESS (RFC 3461
+    /// §5.2.2); final.
+    Relayed,
+    /// Handed to a next hop that took NOTIFY=SUCCESS on and reports itself (RFC 3461 §5.2.1);
+    /// final, no report of ours.
+    PassedOn,
     /// Failed for good, with the reason; final.
     Failed(String),
     /// Failed for now: the reason and when to try again (Unix seconds).
@@ -297,7 +304,10 @@ pub enum RcptState {
 impl RcptState {
     /// Delivered or failed: nothing more to try.
     pub fn is_final(&self) -> bool {
-        matches!(self, RcptState::Delivered | RcptState::Failed(_))
+        matches!(
+            self,
+            RcptState::Delivered | RcptState::Relayed | RcptState::PassedOn | RcptState::Failed(_)
+        )
     }
 }
 
@@ -355,6 +365,8 @@ impl StateRecord {
                 let (name, text, next) = match state {
                     RcptState::Pending => ("Pending", None, None),
                     RcptState::Delivered => ("Delivered", None, None),
+                    RcptState::Relayed => ("Relayed", None, None),
+                    RcptState::PassedOn => ("PassedOn", None, None),
                     RcptState::Failed(t) => ("Failed", Some(t), None),
                     RcptState::Deferred { text, next_try } => {
                         ("Deferred", Some(text), Some(*next_try))
@@ -399,6 +411,8 @@ impl StateRecord {
         let state = match v.get_text("State").as_deref() {
             Some("Pending") => RcptState::Pending,
             Some("Delivered") => RcptState::Delivered,
+            Some("Relayed") => RcptState::Relayed,
+            Some("PassedOn") => RcptState::PassedOn,
             Some("Failed") => RcptState::Failed(text),
             Some("Deferred") => RcptState::Deferred {
                 text,

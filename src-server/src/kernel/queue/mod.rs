@@ -698,6 +698,8 @@ pub fn dump_entry(env: &Envelope, status: &[RcptStatus], size: u64) -> String {
         let state = match &s.state {
             RcptState::Pending => "pending".to_string(),
             RcptState::Delivered => "delivered".to_string(),
+            RcptState::Relayed => "relayed".to_string(),
+            RcptState::PassedOn => "relayed (the next hop reports)".to_string(),
             RcptState::Failed(t) => format!("failed ({t})"),
             RcptState::Deferred { text, next_try } => {
                 format!("deferred until {next_try} ({text})")

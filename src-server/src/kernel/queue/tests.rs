@@ -618,3 +618,77 @@ fn concurrent_submits_share_directory_fsyncs() {
     assert_eq!(e.files(".msg"), 200);
     assert_eq!(q.len(), 200);
 }
+
+#[test]
+fn an_interrupted_delivery_is_no_attempt_and_stays_queued() {
+    let e = Env::new();
+    let (q, enq, deq, local, _) = wired(&e, QueueSettings::default());
+    // NOTIFY=FAILURE,DELAY would report anything that counted as a failure or a delay.
+    let mut s = sub("s@remote", &["a@local", "b@local"]);
+    for r in &mut s.recipients {
+        r.notify.failure = true;
+        r.notify.delay = true;
+    }
+    let id = enq.submit(s, MSG).unwrap();
+    local.answer("a@local", Outcome::Interrupted);
+    deq.run_due();
+    let dump = q.dump(id).unwrap();
+    assert!(
+        dump.contains("Rcpt <a@local>: pending; attempts 0\nRcpt <b@local>: pending; attempts 0"),
+        "the rest of the message waits for the restart too: {dump}"
+    );
+    let sta = e.dir.path().join(format!("Queue/{id}.sta"));
+    let side = std::fs::read_to_string(sta).unwrap_or_default();
+    assert!(!side.contains("State="), "nothing recorded: {side}");
+    assert_eq!(q.len(), 1, "no report queued");
+    assert!(local.got().is_empty());
+}
+
+#[test]
+fn relayed_recipients_get_a_relayed_report_that_survives_a_restart() {
+    let e = Env::new();
+    let id = {
+        let (q, enq, deq, _, smtp) = wired(&e, QueueSettings::default());
+        // The report waits for the other recipient (deferred), so the state is read back.
+        smtp.answer("x@far", Outcome::Relayed);
+        smtp.answer("y@far", Outcome::Deferred("later".into()));
+        smtp.answer("z@far", Outcome::PassedOn);
+        let mut s = sub("s@local", &["x@far", "y@far", "z@far"]);
+        for i in [0, 2] {
+            s.recipients[i].notify = Notify {
+                success: true,
+                ..Notify::default()
+            };
+        }
+        let id = enq.submit(s, MSG).unwrap();
+        deq.run_due();
+        assert!(q
+            .dump(id)
+            .unwrap()
+            .contains("Rcpt <x@far>: relayed; attempts 1"));
+        assert!(reports(&q).is_empty(), "within the Reporting Delay");
+        id
+    };
+    let (q, _, deq) = e.open(QueueSettings {
+        reporting_delay: 0,
+        ..QueueSettings::default()
+    });
+    deq.set_router(Arc::new(FakeRouter));
+    assert!(q.dump(id).unwrap().contains("Rcpt <x@far>: relayed"));
+    q.release(None);
+    deq.run_due();
+    let r = reports(&q);
+    assert_eq!(r.len(), 1, "one report");
+    let t = &r[0].1;
+    assert!(
+        t.contains("Final-Recipient: rfc822; x@far\r\nAction: relayed\r\nStatus: 2.0.0"),
+        "{t}"
+    );
+    assert!(t.contains("x@far: relayed"), "{t}");
+    // RFC 3461 §5.2.1: z's next hop took NOTIFY=SUCCESS on and reports; we do not.
+    assert!(!t.contains("z@far"), "{t}");
+    assert!(q
+        .dump(id)
+        .unwrap()
+        .contains("Rcpt <z@far>: relayed (the next hop reports)"));
+}

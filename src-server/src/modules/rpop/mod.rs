@@ -892,10 +892,11 @@ impl WakeUp for Rpop {
         !self.pick(now, false).is_empty()
     }
 
-    fn run(&self, now: NaiveDateTime, all: bool) {
+    /// Runs when some record is due (all of them with `all`); none, nothing to name.
+    fn run(&self, now: NaiveDateTime, all: bool) -> bool {
         let jobs = self.pick(now, all);
         if jobs.is_empty() {
-            return;
+            return false;
         }
         {
             let mut p = self.poller();
@@ -904,8 +905,12 @@ impl WakeUp for Rpop {
             }
         }
         // The WakeUp trait lends &self; the polling task owns the module through `this`.
-        if let Some(me) = self.this.upgrade() {
-            self.runtime.spawn(me.poll_all(jobs));
+        match self.this.upgrade() {
+            Some(me) => {
+                self.runtime.spawn(me.poll_all(jobs));
+                true
+            }
+            None => false,
         }
     }
 }

@@ -33,11 +33,18 @@
 //! A destination that takes no connection is suspended until the queue's retry time
 //! ([`super::suspend`], guide.txt:11346-11351).
 //!
+//! Shutdown: [`Channel::stop`] ends every delivery where it waits (DNS, connect, a reply) with
+//! `Outcome::Interrupted`: the recipient stays queued as it was, and a remote server that had
+//! already taken the message before the cut gets it again after restart (at least once).
+//!
 //! DSN (RFC 3461 §5.2): to a server that advertises DSN, RET/ENVID go on MAIL FROM and
 //! NOTIFY/ORCPT on RCPT TO, as the envelope keeps them.
 //!
-//! todo: the "relayed" DSN for NOTIFY=SUCCESS to a server without DSN (RFC 3461 §5.2.2);
-//! Channels/Host and "Add Channel after".
+//! To a server that does not advertise DSN, a recipient with NOTIFY=SUCCESS that it takes is
+//! `Outcome::Relayed`: the Dequeuer sends the sender a "relayed" report (RFC 3461 §5.2.2). To
+//! one that does, it is `Outcome::PassedOn`: that server reports, so we do not (§5.2.1).
+//!
+//! todo: Channels/Host and "Add Channel after".
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -57,6 +64,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
+use tokio::sync::watch;
 use tokio_rustls::TlsConnector;
 
 use super::etrn::Holds;
@@ -351,6 +359,8 @@ pub struct SmtpChannel {
     holds: Option<Arc<Holds>>,
     /// Destinations suspended after a failed connection (with the queue, see `suspend`).
     suspensions: Option<Suspensions>,
+    /// Set by [`Channel::stop`]: every delivery in progress or to come ends at once.
+    stopping: watch::Sender<bool>,
 }
 
 impl SmtpChannel {
@@ -374,6 +384,7 @@ impl SmtpChannel {
             link: None,
             holds: None,
             suspensions: None,
+            stopping: watch::channel(false).0,
         }
     }
 
@@ -448,6 +459,17 @@ impl SmtpChannel {
         };
         *cached = Some((servers.to_vec(), r.clone()));
         Ok(r)
+    }
+
+    /// Runs `work` unless the server stops first (`None`): a DNS lookup, a connection or a
+    /// transaction is dropped where it waits, and its recipient stays queued as it was.
+    async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        let mut stop = self.stopping.subscribe();
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopping| *stopping) => None,
+            done = work => Some(done),
+        }
     }
 
     /// Waits for a free sending channel (`SendingChannels`).
@@ -656,6 +678,10 @@ impl SmtpChannel {
 }
 
 impl Channel for SmtpChannel {
+    fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
     fn deliver(&self, job: &Job<'_>) -> Outcome {
         let Target::Smtp { host, address } = job.target else {
             return Outcome::Failed("not an SMTP target".into());
@@ -666,13 +692,29 @@ impl Channel for SmtpChannel {
             // RFC 2645: the customer is connected and waits for its mail on this connection.
             if let Some(conn) = holds.attached(host) {
                 let s = (self.settings)();
-                let out = self.handle.block_on(async {
+                let sent = self.handle.block_on(self.unless_stopped(async {
                     let mut conn = conn.lock().await;
                     if conn.broken {
-                        return Outcome::Deferred("the ATRN connection was lost".into());
+                        let lost = Outcome::Deferred("the ATRN connection was lost".into());
+                        return (lost, conn.delivered);
                     }
-                    transaction(&mut conn, job, address, &s).await
-                });
+                    let out = transaction(&mut conn, job, address, &s).await;
+                    if taken(&out) {
+                        conn.delivered += 1;
+                    }
+                    (out, conn.delivered)
+                }));
+                let Some((out, delivered)) = sent else {
+                    // Cut mid-transaction: the connection can carry nothing more.
+                    if let Ok(mut c) = conn.try_lock() {
+                        c.broken = true;
+                    }
+                    return Outcome::Interrupted;
+                };
+                // The customer's session so far: its last result and the messages it took.
+                if let Some(link) = &self.link {
+                    link.note_remote(TAG, domain, result_text(&out), delivered);
+                }
                 self.logger.log(
                     Level::Major,
                     TAG,
@@ -711,10 +753,14 @@ impl Channel for SmtpChannel {
             return Outcome::Deferred(text);
         }
         self.acquire(s.channels);
-        let (mut out, reached) = self
+        let done = self
             .handle
-            .block_on(self.deliver_async(job, host, route, address, &s));
+            .block_on(self.unless_stopped(self.deliver_async(job, host, route, address, &s)));
         self.release();
+        // Stopping: neither a failure of the destination nor an attempt.
+        let Some((mut out, reached)) = done else {
+            return Outcome::Interrupted;
+        };
         if let Some(x) = &self.suspensions {
             match (reached, &out) {
                 (Reached::No, Outcome::Deferred(text)) => {
@@ -741,17 +787,13 @@ impl Channel for SmtpChannel {
             holds.end_release(host, domain);
         }
         if let Some(link) = &self.link {
-            let delivered = matches!(out, Outcome::Delivered);
-            let result = if delivered {
-                "OK".into()
-            } else {
-                describe(&out)
-            };
-            link.note_remote(TAG, host, result, usize::from(delivered));
+            let delivered = usize::from(taken(&out));
+            link.note_remote(TAG, host, result_text(&out), delivered);
         }
-        let level = match out {
-            Outcome::Delivered => Level::Major,
-            _ => Level::Failures,
+        let level = if taken(&out) {
+            Level::Major
+        } else {
+            Level::Failures
         };
         self.logger.log(
             level,
@@ -766,11 +808,28 @@ impl Channel for SmtpChannel {
     }
 }
 
+/// Whether the remote server took the message.
+fn taken(o: &Outcome) -> bool {
+    matches!(o, Outcome::Delivered | Outcome::Relayed | Outcome::PassedOn)
+}
+
+/// The `Result` noted in `RemoteServers`.
+fn result_text(o: &Outcome) -> String {
+    if taken(o) {
+        "OK".into()
+    } else {
+        describe(o)
+    }
+}
+
 fn describe(o: &Outcome) -> String {
     match o {
         Outcome::Delivered => "delivered".into(),
         Outcome::Failed(e) => format!("failed: {e}"),
         Outcome::Deferred(e) => format!("deferred: {e}"),
+        Outcome::Relayed => "relayed (the next hop takes no DSN request)".into(),
+        Outcome::PassedOn => "relayed (the next hop reports on it)".into(),
+        Outcome::Interrupted => "interrupted by the shutdown".into(),
     }
 }
 
@@ -833,6 +892,8 @@ pub(super) struct Conn {
     pub(super) tls: bool,
     /// A read or write failed: the connection is unusable.
     pub(super) broken: bool,
+    /// Messages delivered over it (noted for an ATRN connection, `RemoteServers`).
+    delivered: usize,
 }
 
 /// Why a connection attempt did not get to MAIL.
@@ -852,6 +913,7 @@ impl Conn {
             ext: Ext::default(),
             tls: false,
             broken: false,
+            delivered: 0,
         }
     }
 
@@ -970,6 +1032,7 @@ pub(super) async fn open(
         ext: Ext::default(),
         tls: false,
         broken: false,
+        delivered: 0,
     };
     let greeting = conn
         .read_reply(s.connect_timeout)
@@ -1063,6 +1126,7 @@ async fn starttls(conn: Conn, name: &str, check: Option<Vec<String>>) -> Result<
         ext: Ext::default(),
         tls: true,
         broken: false,
+        delivered: 0,
     })
 }
 
@@ -1260,6 +1324,10 @@ pub(super) async fn transaction(
         return Outcome::Deferred(format!("sending the message: {e}"));
     }
     match conn.read_reply(t).await {
+        // RFC 3461 §5.2.2: the next hop took no NOTIFY, so no success report will come from it;
+        // §5.2.1: it took NOTIFY=SUCCESS on, so the success report is its to send.
+        Ok(r) if r.code / 100 == 2 && job.dsn.notify.success && !conn.ext.dsn => Outcome::Relayed,
+        Ok(r) if r.code / 100 == 2 && job.dsn.notify.success => Outcome::PassedOn,
         Ok(r) if r.code / 100 == 2 => Outcome::Delivered,
         Ok(r) if r.code / 100 == 5 => Outcome::Failed(format!("after DATA: {}", r.text())),
         Ok(r) => Outcome::Deferred(format!("after DATA: {}", r.text())),

@@ -14,6 +14,7 @@ struct Script {
     starttls: Option<crate::net::TlsSetup>,
     auth: bool,
     no_ehlo: bool,
+    dsn: bool,
 }
 
 /// Runs a fake server for `conns` connections; returns its address and the transcript of
@@ -66,6 +67,9 @@ async fn serve(
             }
             if script.auth {
                 r.push_str("250-AUTH LOGIN PLAIN\r\n");
+            }
+            if script.dsn {
+                r.push_str("250-DSN\r\n");
             }
             r.push_str("250 8BITMIME");
             r
@@ -133,6 +137,17 @@ fn channel(settings: SendSettings) -> SmtpChannel {
 
 /// Delivers `message` to `rcpt` via queue `host` on a worker thread (the Dequeuer's way).
 async fn send(ch: Arc<SmtpChannel>, host: String, rcpt: &str, message: &'static [u8]) -> Outcome {
+    send_with(ch, host, rcpt, message, JobDsn::default()).await
+}
+
+/// [`send`] with the recipient's DSN parameters.
+async fn send_with(
+    ch: Arc<SmtpChannel>,
+    host: String,
+    rcpt: &str,
+    message: &'static [u8],
+    dsn: JobDsn<'static>,
+) -> Outcome {
     let rcpt = rcpt.to_string();
     tokio::task::spawn_blocking(move || {
         let target = Target::Smtp {
@@ -146,7 +161,7 @@ async fn send(ch: Arc<SmtpChannel>, host: String, rcpt: &str, message: &'static 
             recipient: &rcpt,
             target: &target,
             source: &Source::Cli,
-            dsn: JobDsn::default(),
+            dsn,
         };
         ch.deliver(&job)
     })
@@ -482,4 +497,68 @@ fn dsn_parameters_in_xtext() {
         dsn_params(&JobDsn::default()),
         (String::new(), String::new())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_or_passed_on_by_whether_the_next_hop_takes_notify() {
+    let success = JobDsn {
+        notify: Notify {
+            success: true,
+            ..Notify::default()
+        },
+        ..JobDsn::default()
+    };
+    let ch = Arc::new(channel(quick()));
+    // RFC 3461 §5.2.2: no DSN at the next hop, NOTIFY=SUCCESS asked: "relayed".
+    let (addr, _) = fake(Script::default(), 1).await;
+    let out = send_with(ch.clone(), format!("[{addr}]"), "u@r.test", b"x\n", success).await;
+    assert_eq!(out, Outcome::Relayed);
+    // §5.2.1: the next hop takes the request on (and reports); without SUCCESS nothing differs.
+    let (addr, log) = fake(
+        Script {
+            dsn: true,
+            ..Script::default()
+        },
+        1,
+    )
+    .await;
+    let out = send_with(ch.clone(), format!("[{addr}]"), "u@r.test", b"x\n", success).await;
+    assert_eq!(out, Outcome::PassedOn);
+    assert!(log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.ends_with("NOTIFY=SUCCESS")));
+    let (addr, _) = fake(Script::default(), 1).await;
+    let out = send(ch, format!("[{addr}]"), "u@r.test", b"x\n").await;
+    assert_eq!(out, Outcome::Delivered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_interrupts_a_delivery_waiting_on_the_network() {
+    // A server that accepts and never greets: the delivery waits for the greeting.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let held = tokio::spawn(async move { l.accept().await });
+    let settings = SendSettings {
+        connect_timeout: Duration::from_secs(60),
+        reply_timeout: Duration::from_secs(60),
+        ..SendSettings::default()
+    };
+    let ch = Arc::new(channel(settings));
+    let sending = tokio::spawn(send(ch.clone(), format!("[{addr}]"), "u@r.test", b"x\n"));
+    let _conn = held.await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!sending.is_finished());
+    let asked = Instant::now();
+    ch.stop();
+    let out = tokio::time::timeout(Duration::from_secs(2), sending)
+        .await
+        .expect("the delivery ends at once")
+        .unwrap();
+    assert_eq!(out, Outcome::Interrupted);
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    // Later deliveries do not start.
+    let out = send(ch, format!("[{addr}]"), "u@r.test", b"x\n").await;
+    assert_eq!(out, Outcome::Interrupted);
 }

@@ -32,7 +32,7 @@ use super::client::{self, Candidate, Open, SendSettings, SendTls};
 use super::etrn::DialupSettings;
 use super::session::{self, Endpoint};
 use super::{wildcard, Config};
-use crate::dialup::WakeUp;
+use crate::dialup::{Link, WakeUp};
 use crate::kernel::log::{Level, Logger};
 use crate::store::Store;
 
@@ -56,6 +56,8 @@ pub struct Wakeups {
     store: Store,
     handle: Handle,
     logger: Logger,
+    /// Each session is noted in `GetServerStatus` `RemoteServers`.
+    link: Arc<Link>,
     /// When the last wake-up was sent (link time).
     last: Mutex<Option<NaiveDateTime>>,
     busy: Arc<AtomicBool>,
@@ -63,13 +65,15 @@ pub struct Wakeups {
 
 impl Wakeups {
     /// Wake-ups for the server whose SMTP sessions run with `config` (the reversed ATRN
-    /// connection is served with it), with settings read from `store`, run on `handle`.
-    pub fn new(config: Arc<Config>, store: Store, handle: Handle) -> Wakeups {
+    /// connection is served with it), with settings read from `store`, run on `handle`, noted
+    /// on `link`.
+    pub fn new(config: Arc<Config>, store: Store, handle: Handle, link: Arc<Link>) -> Wakeups {
         Wakeups {
             logger: config.logger.clone(),
             config,
             store,
             handle,
+            link,
             last: Mutex::new(None),
             busy: Arc::new(AtomicBool::new(false)),
         }
@@ -110,36 +114,57 @@ impl WakeUp for Wakeups {
     }
 
     /// Sends the wake-up when a window opened or the administrator asked (`all`), or when it is
-    /// due; one session at a time, in the background.
-    fn run(&self, now: NaiveDateTime, all: bool) {
+    /// due; one session at a time, in the background. False when no backup server is set, the
+    /// wake-up is not due, or one is still running: nothing was started.
+    fn run(&self, now: NaiveDateTime, all: bool) -> bool {
         let Some((d, s)) = self.settings() else {
-            return;
+            return false;
         };
         if !all && !due(self.last(), now, d.wakeups_every) {
-            return;
+            return false;
         }
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
         if self.busy.swap(true, Ordering::SeqCst) {
             self.logger
                 .log(Level::LowLevel, TAG, "a wake-up session is running already");
-            return;
+            return false;
         }
         let client = Client {
             config: Arc::clone(&self.config),
             logger: self.logger.clone(),
         };
         let busy = Arc::clone(&self.busy);
+        let link = Arc::clone(&self.link);
         self.handle.spawn(async move {
-            match client.session(&d, &s).await {
-                Ok(what) => client.logger.log(Level::Major, TAG, what),
+            let result = match client.session(&d, &s).await {
+                Ok(what) => {
+                    client.logger.log(Level::Major, TAG, what);
+                    "OK".to_string()
+                }
                 Err(e) => {
                     client
                         .logger
-                        .log(Level::Failures, TAG, format_args!("wake-up failed: {e}"))
+                        .log(Level::Failures, TAG, format_args!("wake-up failed: {e}"));
+                    e
                 }
+            };
+            if let Some((host, _)) = &d.wakeups_to {
+                // The wake-up moves no message itself: they come later by the backup's own
+                // delivery (ETRN) or arrive in the reversed session (ATRN).
+                link.note_remote(remote_module(d.use_atrn), host, result, 0);
             }
             busy.store(false, Ordering::SeqCst);
         });
+        true
+    }
+}
+
+/// The module name a wake-up session is noted under in `RemoteServers`.
+fn remote_module(use_atrn: bool) -> &'static str {
+    if use_atrn {
+        "ATRN"
+    } else {
+        "ETRN"
     }
 }
 
