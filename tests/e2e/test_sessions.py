@@ -17,6 +17,7 @@ import time
 import pytest
 
 from cli_helpers import cli
+from test_webmail import login_post
 
 MSG = b"From: a@example.test\r\nTo: bob@example.test\r\nSubject: s\r\n\r\nbody\r\n"
 
@@ -212,8 +213,13 @@ def curl(server, path, *args, port=8100):
     return int(code), body, p.stderr.decode("utf-8", "replace")
 
 
+def webmail_login(srv):
+    """Logs bob in to WebMail as a browser does (the login page's token first)."""
+    return login_post(f"http://127.0.0.1:{srv.port(8100)}/", "username=bob&password=pw")
+
+
 def test_webmail_sessions_are_listed_counted_and_killed(srv):
-    code, _, headers = curl(srv, "/", "-d", "username=bob&password=pw")
+    code, _, headers = webmail_login(srv)
     assert code == 303, headers
     sid = re.search(r"(?im)^location: /Session/([^/\s]+)/", headers).group(1)
     assert [s["Module"] for s in sessions(srv)] == ["WebMail"]
@@ -223,7 +229,7 @@ def test_webmail_sessions_are_listed_counted_and_killed(srv):
     m = imap_login(srv)
     with pytest.raises(imaplib.IMAP4.error, match=r"\[LIMIT\]"):
         imap_login(srv)
-    code, body, _ = curl(srv, "/", "-d", "username=bob&password=pw")
+    code, body, _ = webmail_login(srv)
     assert code == 503 and "Too many sessions" in body, (code, body)
 
     srv.run("KillAccountSessions", "bob", check=True)
