@@ -731,18 +731,10 @@ fn queued_per_domain(queue: &Queue) -> Dict {
         .collect()
 }
 
-/// A string setting as text; empty when absent or not a string.
-fn setting_text(eff: &Dict, key: &str) -> String {
-    eff.get(key.as_bytes())
-        .and_then(Value::as_text)
-        .map(|t| t.into_owned())
-        .unwrap_or_default()
-}
-
 /// The settings every listening module has: `LogLevel`, `Channels` (0 closes the listener,
 /// guide.txt:15880-15893) and `Listener`.
 fn module_settings_from(eff: &Dict) -> Result<(Level, usize, ListenerSettings), String> {
-    let text = |k: &str| setting_text(eff, k);
+    let text = |k: &str| crate::store::settings::text(eff, k);
     let level = text("LogLevel");
     let level = level
         .parse::<Level>()
@@ -771,7 +763,7 @@ fn module_settings_from(eff: &Dict) -> Result<(Level, usize, ListenerSettings), 
 
 /// The Log Engine part of [`LogSettings`] from the `Log` module's effective settings.
 fn log_engine_from(eff: &Dict) -> Result<LogSettings, String> {
-    let text = |k: &str| setting_text(eff, k);
+    let text = |k: &str| crate::store::settings::text(eff, k);
     let system = text("SystemLog");
     let default_level = if system.is_empty() {
         Level::Major

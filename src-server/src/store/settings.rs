@@ -162,3 +162,31 @@ pub fn ip_addresses(v: &crate::format::Value) -> Result<Vec<std::net::IpAddr>, S
 pub fn is_clear_encryption(v: &str) -> bool {
     v.eq_ignore_ascii_case("clear") || v.eq_ignore_ascii_case("clear text")
 }
+
+/// A setting as trimmed text; empty when absent or not a string. Modules read their effective
+/// settings through this and [`list`], so every module reads values the same way.
+pub fn text(d: &crate::format::Dict, key: &str) -> String {
+    d.get(key.as_bytes())
+        .and_then(crate::format::Value::as_text)
+        .map(|t| t.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A list setting: an array of strings or one comma-separated string; items trimmed, empty
+/// ones dropped.
+pub fn list(d: &crate::format::Dict, key: &str) -> Vec<String> {
+    let joined = match d.get(key.as_bytes()) {
+        Some(crate::format::Value::Array(items)) => items
+            .iter()
+            .filter_map(crate::format::Value::as_text)
+            .collect::<Vec<_>>()
+            .join(","),
+        _ => text(d, key),
+    };
+    joined
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}

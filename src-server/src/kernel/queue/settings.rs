@@ -91,12 +91,7 @@ pub fn parse_duration(s: &str) -> Option<i64> {
 impl QueueSettings {
     /// Reads the effective settings; `Err` says which one is wrong.
     pub fn from_dict(eff: &Dict) -> Result<QueueSettings, String> {
-        let text = |k: &str| {
-            eff.get(k.as_bytes())
-                .and_then(Value::as_text)
-                .map(|t| t.trim().to_string())
-                .unwrap_or_default()
-        };
+        let text = |k: &str| crate::store::settings::text(eff, k);
         let dur = |k: &str| {
             let t = text(k);
             parse_duration(&t)

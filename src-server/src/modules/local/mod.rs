@@ -589,7 +589,7 @@ impl LocalDelivery {
                 date: &d.date,
             },
         );
-        let limit = setting_text(settings, "MaxAccountSize");
+        let limit = crate::store::settings::text(settings, "MaxAccountSize");
         match parse_limit(&limit) {
             Some(Limit::Bytes(max)) => {
                 let used = boxes.total_size();
@@ -675,13 +675,6 @@ impl Channel for LocalDelivery {
     }
 }
 
-fn setting_text(d: &Dict, key: &str) -> String {
-    d.get(key.as_bytes())
-        .and_then(Value::as_text)
-        .map(|t| t.into_owned())
-        .unwrap_or_default()
-}
-
 /// Whether an `AccessModes`-style setting (`All`, `None`, or an array of service names) allows
 /// `service` (guide.txt:7773-7787, 8737-8755). Absent means All.
 fn service_allows(d: &Dict, key: &str, service: &str) -> bool {
@@ -698,7 +691,8 @@ fn service_allows(d: &Dict, key: &str, service: &str) -> bool {
 
 /// The format of a new INBOX: the account's `DefaultMailboxType` (`MailBox` or `MailDir`).
 fn new_mailbox_format(settings: &Dict) -> Format {
-    if setting_text(settings, "DefaultMailboxType").eq_ignore_ascii_case("MailDir") {
+    if crate::store::settings::text(settings, "DefaultMailboxType").eq_ignore_ascii_case("MailDir")
+    {
         Format::Mdir
     } else {
         Format::Mbox

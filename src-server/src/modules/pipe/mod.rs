@@ -42,7 +42,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::cli::{self, CliContext, ModuleDecl};
-use crate::format::{Dict, Value};
+use crate::format::Dict;
 use crate::kernel::log::{Level, Logger};
 use crate::kernel::mail::{Channel, Job, Outcome, Submit, Target};
 use crate::store::settings::SettingDecl;
@@ -88,12 +88,7 @@ impl Default for PipeSettings {
 impl PipeSettings {
     /// The settings from the module's effective settings dictionary; `Err` names the bad one.
     pub fn from_dict(eff: &Dict) -> Result<PipeSettings, String> {
-        let text = |k: &str| {
-            eff.get(k.as_bytes())
-                .and_then(Value::as_text)
-                .map(|t| t.trim().to_string())
-                .unwrap_or_default()
-        };
+        let text = |k: &str| crate::store::settings::text(eff, k);
         let d = PipeSettings::default();
         let level = text("LogLevel");
         let log_level = if level.is_empty() {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::program::PipeCommand;
 use super::submitted::{parse, SubError, MAX_HEADER};
 use super::*;
+use crate::format::Value;
 use crate::kernel::clock::SystemClock;
 use crate::kernel::log::LogSettings;
 use crate::kernel::mail::{EnqueueError, MessageId, Source, Submission};

@@ -142,12 +142,7 @@ fn yes(v: Option<&Value>, key: &str) -> Result<bool, String> {
 
 impl Config {
     fn from(eff: &Dict) -> Result<Config, String> {
-        let text = |k: &str| {
-            eff.get(k.as_bytes())
-                .and_then(Value::as_text)
-                .map(|t| t.trim().to_string())
-                .unwrap_or_default()
-        };
+        let text = |k: &str| crate::store::settings::text(eff, k);
         let level = text("LogLevel");
         let duration = |k: &str| {
             let t = text(k);
@@ -379,12 +374,7 @@ pub struct UserLimits {
 impl UserLimits {
     /// The limits in the module's effective settings.
     pub fn from(eff: &Dict) -> Result<UserLimits, String> {
-        let text = |k: &str| {
-            eff.get(k.as_bytes())
-                .and_then(Value::as_text)
-                .map(|t| t.trim().to_string())
-                .unwrap_or_default()
-        };
+        let text = |k: &str| crate::store::settings::text(eff, k);
         let min = text("MinPollPeriodForUsers");
         let max = text("MaxAccountsPerUser");
         Ok(UserLimits {

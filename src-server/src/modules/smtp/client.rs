@@ -71,7 +71,7 @@ use super::etrn::Holds;
 use super::suspend::Suspensions;
 use super::wildcard;
 use crate::dialup::Link;
-use crate::format::{Dict, Value};
+use crate::format::Dict;
 use crate::kernel::log::{Level, Logger};
 use crate::kernel::mail::{Channel, Job, JobDsn, Outcome, Ret, Target};
 use crate::kernel::queue::Queue;
@@ -153,29 +153,8 @@ pub fn setting_decls() -> Vec<crate::store::settings::SettingDecl> {
 
 /// Reads the sending settings from the module's effective settings.
 pub fn send_settings_from(eff: &Dict) -> Result<SendSettings, String> {
-    let text = |k: &str| {
-        eff.get(k.as_bytes())
-            .and_then(Value::as_text)
-            .map(|t| t.trim().to_string())
-            .unwrap_or_default()
-    };
-    // A comma-separated string, or an array of strings.
-    let list = |k: &str| -> Vec<String> {
-        let joined = match eff.get(k.as_bytes()) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_text)
-                .collect::<Vec<_>>()
-                .join(","),
-            _ => text(k),
-        };
-        joined
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
+    let text = |k: &str| crate::store::settings::text(eff, k);
+    let list = |k: &str| crate::store::settings::list(eff, k);
     let d = SendSettings::default();
     let secs = |k: &str, def: Duration| -> Result<Duration, String> {
         let t = text(k);

@@ -1,6 +1,7 @@
 //! The sending side against an in-process fake SMTP server on 127.0.0.1.
 
 use super::*;
+use crate::format::Value;
 use crate::kernel::mail::{Job, Notify, Source};
 use std::sync::Arc;
 use tokio::net::TcpListener;

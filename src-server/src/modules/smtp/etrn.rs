@@ -34,12 +34,12 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::client::{Conn, Io};
-use crate::format::{Dict, Value};
+use crate::format::Dict;
 use crate::kernel::log::{Level, Logger};
 use crate::kernel::mail::{Route, Target};
 use crate::kernel::queue::Queue;
 use crate::net::sasl::{AccountId, Secret};
-use crate::store::settings::SettingDecl;
+use crate::store::settings::{self, SettingDecl};
 use crate::store::Store;
 
 /// How long an ETRN release lets a held queue go out (a deferral ends it sooner).
@@ -89,25 +89,11 @@ pub fn setting_decls() -> Vec<SettingDecl> {
 
 /// Reads the dial-up settings from the module's effective settings.
 pub fn dialup_settings_from(eff: &Dict) -> Result<DialupSettings, String> {
-    let text = |k: &str| {
-        eff.get(k.as_bytes())
-            .and_then(Value::as_text)
-            .map(|t| t.trim().to_string())
-            .unwrap_or_default()
-    };
+    let text = |k: &str| settings::text(eff, k);
     let list = |k: &str| -> Vec<String> {
-        let joined = match eff.get(k.as_bytes()) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_text)
-                .collect::<Vec<_>>()
-                .join(","),
-            _ => text(k),
-        };
-        joined
-            .split(',')
-            .map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
+        settings::list(eff, k)
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
             .collect()
     };
     let yes = |k: &str| match text(k).to_ascii_lowercase().as_str() {
