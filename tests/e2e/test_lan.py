@@ -4,39 +4,18 @@ SMTP or it is submitted locally (PIPE's `Submitted/`); and the SMTP "Verify Retu
 option (guide.txt:11558-11570, 3406-3448) lets Client IP Addresses through unchecked when it says
 Non-Clients, and checks them when it says Everybody.
 
-A counting DNS stub (the SMTP module's `DNSServers`; it answers NXDOMAIN) and an SMTP sink (the relay, `ForwardTo`)
-would see any traffic; the test ends by sending one message out to show that both do count."""
+A counting DNS stub (dns_helpers.DnsStub with an empty zone, the SMTP module's `DNSServers`; it
+answers NXDOMAIN) and an SMTP sink (the relay, `ForwardTo`) would see any traffic; the test ends
+by sending one message out to show that both do count."""
 
 import smtplib
-import threading
 import time
 import uuid
 
 from cli_helpers import cli
+from dns_helpers import DnsStub
 from mail_helpers import drop, messages_with
-from test_smtp_out import DnsStub, Sink, _DnsHandler, smtp_settings
-
-
-class _CountingHandler(_DnsHandler):
-    def handle(self):
-        with self.server.lock:
-            self.server.queries += 1
-        super().handle()
-
-
-class CountingDns(DnsStub):
-    """The DNS stub of test_smtp_out (an empty zone: every name is NXDOMAIN), counting queries."""
-
-    def __init__(self):
-        super().__init__()
-        self.server.lock = threading.Lock()
-        self.server.queries = 0
-        self.server.RequestHandlerClass = _CountingHandler
-
-    @property
-    def queries(self):
-        with self.server.lock:
-            return self.server.queries
+from test_smtp_out import Sink, smtp_settings
 
 
 def lan_message(sender, to, marker):
@@ -45,7 +24,7 @@ def lan_message(sender, to, marker):
 
 def test_local_mail_makes_no_dns_or_tcp_traffic(server, gatehouse_bin):
     ok = lambda *a, **k: cli(gatehouse_bin, server, *a, check=True, **k)
-    dns, sink = CountingDns(), Sink()
+    dns, sink = DnsStub(), Sink()
     try:
         smtp_settings(gatehouse_bin, server, DNSServers=f"127.0.0.1:{dns.port}",
                       ForwardTo=f"127.0.0.1:{sink.port}", SendTLS="Never")
@@ -63,7 +42,7 @@ def test_local_mail_makes_no_dns_or_tcp_traffic(server, gatehouse_bin):
         assert len(messages_with(server, "bob", f"{marker}-smtp")) == 1
         assert len(messages_with(server, "ann", f"{marker}-pipe")) == 1
         time.sleep(1)
-        assert dns.queries == 0, "a DNS query for mail between local users"
+        assert dns.seen() == 0, "a DNS query for mail between local users"
         assert sink.connections == 0
         # The instruments work: a message to the outside goes to the relay (the sink)...
         with smtplib.SMTP("127.0.0.1", server.port(25), timeout=10) as s:
@@ -76,7 +55,7 @@ def test_local_mail_makes_no_dns_or_tcp_traffic(server, gatehouse_bin):
             s.sendmail("ann@example.test", ["someone@elsewhere.test"],
                        lan_message("ann@example.test", "someone@elsewhere.test", f"{marker}-direct"))
         deadline = time.monotonic() + 20
-        while dns.queries == 0:
+        while dns.seen() == 0:
             assert time.monotonic() < deadline, "the DNS stub saw nothing"
             time.sleep(0.1)
     finally:

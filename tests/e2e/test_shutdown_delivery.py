@@ -6,63 +6,12 @@ must still stop gatehoused within a couple of seconds (the delivery is interrupt
 for), and after a restart the message is still queued: not lost, not failed, no report.
 """
 
-import socket
-import threading
 import time
 import uuid
 
 from cli_helpers import cli
+from dns_helpers import DnsStub
 from test_smtp_out import send_out, smtp_settings
-
-
-class SilentDns:
-    """Takes DNS queries on 127.0.0.1 (UDP and TCP, one port) and never answers; counts them."""
-
-    def __init__(self):
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind(("127.0.0.1", self.port))
-        self.tcp.listen(16)
-        self.lock = threading.Lock()
-        self.queries = 0
-        self.held = []
-        self.closed = False
-        threading.Thread(target=self._udp, daemon=True).start()
-        threading.Thread(target=self._tcp, daemon=True).start()
-
-    def _count(self):
-        with self.lock:
-            self.queries += 1
-
-    def _udp(self):
-        while not self.closed:
-            try:
-                self.udp.recvfrom(512)
-            except OSError:
-                return
-            self._count()
-
-    def _tcp(self):
-        while not self.closed:
-            try:
-                conn, _ = self.tcp.accept()
-            except OSError:
-                return
-            # Kept open and unanswered.
-            self.held.append(conn)
-            self._count()
-
-    def seen(self):
-        with self.lock:
-            return self.queries
-
-    def close(self):
-        self.closed = True
-        for s in [self.udp, self.tcp, *self.held]:
-            s.close()
 
 
 def wait_for(pred, what, timeout=20):
@@ -73,7 +22,8 @@ def wait_for(pred, what, timeout=20):
 
 
 def test_sigterm_interrupts_a_delivery_stuck_in_dns(server, gatehouse_bin):
-    dns = SilentDns()
+    # Takes every query, over UDP and TCP (one port), never answers; counts them.
+    dns = DnsStub(silent=True, tcp=True)
     try:
         smtp_settings(gatehouse_bin, server, DNSServers=f"127.0.0.1:{dns.port}", SendTLS="Never")
         marker = uuid.uuid4().hex

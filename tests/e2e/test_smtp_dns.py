@@ -7,103 +7,14 @@ Clients connect from 127.0.0.x source addresses (the listener binds all addresse
 """
 
 import smtplib
-import socket
-import socketserver
-import struct
-import threading
 import time
 import uuid
 
 import pytest
 
 from cli_helpers import cli
+from dns_helpers import A, MX, DnsStub
 from test_smtp_out import send_out
-
-A, PTR, MX, TXT = 1, 12, 15, 16
-
-
-def _qname(data, off):
-    labels = []
-    while off < len(data):
-        n = data[off]
-        off += 1
-        if n == 0:
-            return ".".join(labels).lower(), off
-        labels.append(data[off:off + n].decode("ascii", "replace"))
-        off += n
-    raise ValueError("bad name")
-
-
-def _name(name):
-    out = b""
-    for label in name.strip(".").split("."):
-        out += bytes([len(label)]) + label.encode()
-    return out + b"\0"
-
-
-class _Handler(socketserver.BaseRequestHandler):
-    def handle(self):
-        data, sock = self.request
-        try:
-            qid, = struct.unpack("!H", data[:2])
-            name, off = _qname(data, 12)
-            qtype, = struct.unpack("!H", data[off:off + 2])
-        except (ValueError, struct.error):
-            return
-        stub = self.server.stub
-        with stub.lock:
-            stub.queries.append((name, qtype))
-        if name in stub.silent:
-            return
-        question = data[12:off + 4]
-        if name in stub.servfail or (name, qtype) in stub.servfail:
-            sock.sendto(struct.pack("!HHHHHH", qid, 0x8582, 1, 0, 0, 0) + question,
-                        self.client_address)
-            return
-        answers = b""
-        records = stub.zone.get((name, qtype), [])
-        for rdata in records:
-            answers += b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, 300, len(rdata)) + rdata
-        known = any(n == name for n, _ in stub.zone)
-        flags = 0x8580 if known else 0x8583
-        sock.sendto(struct.pack("!HHHHHH", qid, flags, 1, len(records), 0, 0) + question + answers,
-                    self.client_address)
-
-
-class DnsStub:
-    """A, PTR, MX and TXT answers from a small zone on 127.0.0.1 UDP; NXDOMAIN for unknown names,
-    SERVFAIL for names (or (name, type) pairs) in `servfail`, no answer at all for names in `silent`. Records every query."""
-
-    def __init__(self, a=None, ptr=None, mx=None, txt=None, servfail=(), silent=()):
-        self.zone = {}
-        for name, ips in (a or {}).items():
-            for ip in ([ips] if isinstance(ips, str) else ips):
-                self.zone.setdefault((name, A), []).append(socket.inet_aton(ip))
-        for ip, host in (ptr or {}).items():
-            rev = ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
-            self.zone.setdefault((rev, PTR), []).append(_name(host))
-        for name, records in (mx or {}).items():
-            for pref, host in records:
-                self.zone.setdefault((name, MX), []).append(struct.pack("!H", pref) + _name(host))
-        for name, text in (txt or {}).items():
-            raw = text.encode()
-            self.zone.setdefault((name, TXT), []).append(bytes([len(raw)]) + raw)
-        self.servfail = set(servfail)
-        self.silent = set(silent)
-        self.queries = []
-        self.lock = threading.Lock()
-        self.server = socketserver.ThreadingUDPServer(("127.0.0.1", 0), _Handler)
-        self.server.stub = self
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def count(self, name, qtype=None):
-        with self.lock:
-            return sum(1 for n, t in self.queries if n == name and (qtype is None or t == qtype))
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ through the MX record a Python DNS stub serves (`DNSServers`), through the relay
 (`ForwardTo`), with STARTTLS (opportunistic) and without; a 4xx sink gets a second attempt
 (`RetryEvery` in seconds); a 5xx sink makes a failure report in the sender's INBOX.mbox.
 
-The sink and the DNS stub are written here (socketserver, hand-built DNS packets): no extra
+The sink is written here (socketserver), the DNS stub is dns_helpers.DnsStub: no extra
 packages. The MX test binds port 25 on a 127.0.x.y address (MX delivery always uses port 25) and
 is skipped when that is not allowed.
 
@@ -15,7 +15,6 @@ needs Local Delivery too (branch `local`).
 import socket
 import socketserver
 import ssl
-import struct
 import subprocess
 import threading
 import time
@@ -24,6 +23,7 @@ import uuid
 import pytest
 
 from cli_helpers import cli
+from dns_helpers import DnsStub
 from mail_helpers import WAIT, drop, messages_with
 
 
@@ -125,69 +125,6 @@ class Sink:
         return False
 
 
-def _qname(data, off):
-    labels = []
-    while off < len(data):
-        n = data[off]
-        off += 1
-        if n == 0:
-            return ".".join(labels).lower(), off
-        labels.append(data[off:off + n].decode("ascii", "replace"))
-        off += n
-    raise ValueError("bad name")
-
-
-def _name(name):
-    out = b""
-    for label in name.strip(".").split("."):
-        out += bytes([len(label)]) + label.encode()
-    return out + b"\0"
-
-
-class _DnsHandler(socketserver.BaseRequestHandler):
-    def handle(self):
-        data, sock = self.request
-        try:
-            qid, = struct.unpack("!H", data[:2])
-            name, off = _qname(data, 12)
-            qtype, = struct.unpack("!H", data[off:off + 2])
-        except (ValueError, struct.error):
-            return
-        question = data[12:off + 4]
-        zone = self.server.zone
-        known = any(n == name for n, _ in zone)
-        answers = b""
-        count = 0
-        for rdata in zone.get((name, qtype), []):
-            answers += b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, 60, len(rdata)) + rdata
-            count += 1
-        # AA set; NXDOMAIN for names the zone does not have at all.
-        flags = 0x8580 if known else 0x8583
-        sock.sendto(struct.pack("!HHHHHH", qid, flags, 1, count, 0, 0) + question + answers,
-                    self.client_address)
-
-
-class DnsStub:
-    """Answers A (type 1) and MX (type 15) queries from a small zone, on 127.0.0.1 UDP.
-    mx: {domain: [(preference, host)]}; a: {host: ip}."""
-
-    def __init__(self, mx=None, a=None):
-        zone = {}
-        for name, records in (mx or {}).items():
-            for pref, host in records:
-                zone.setdefault((name, 15), []).append(struct.pack("!H", pref) + _name(host))
-        for name, ip in (a or {}).items():
-            zone.setdefault((name, 1), []).append(socket.inet_aton(ip))
-        self.server = socketserver.ThreadingUDPServer(("127.0.0.1", 0), _DnsHandler)
-        self.server.zone = zone
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def tls_context(tmp_path, name="remote.test"):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -226,7 +163,8 @@ def test_through_the_mx_record(server, gatehouse_bin):
         sink = Sink(host=ip, port=25)
     except OSError as e:
         pytest.skip(f"cannot listen on {ip}:25 ({e})")
-    dns = DnsStub(mx={"remote.test": [(10, "mx.remote.test")]}, a={"mx.remote.test": ip})
+    dns = DnsStub(mx={"remote.test": [(10, "mx.remote.test")]}, a={"mx.remote.test": ip},
+                  ttl=60)
     try:
         smtp_settings(gatehouse_bin, server, DNSServers=f"127.0.0.1:{dns.port}", SendTLS="Never")
         marker = uuid.uuid4().hex
@@ -256,7 +194,7 @@ def test_mx_preference_and_the_implicit_mx(server, gatehouse_bin):
     # RFC 5321 §5.1: the lowest preference first (it is busy, so the next one);
     # a domain without MX records is its own mail server.
     dns = DnsStub(mx={"pref.test": [(20, "good.pref.test"), (5, "bad.pref.test")]},
-                  a={"good.pref.test": ip, "bad.pref.test": busy_ip, "nomx.test": ip})
+                  a={"good.pref.test": ip, "bad.pref.test": busy_ip, "nomx.test": ip}, ttl=60)
     try:
         smtp_settings(gatehouse_bin, server, DNSServers=f"127.0.0.1:{dns.port}")
         m1, m2 = uuid.uuid4().hex, uuid.uuid4().hex
@@ -374,7 +312,7 @@ def test_router_forms_skip_the_relay(server, gatehouse_bin):
 
 def test_a_domain_that_does_not_exist_fails(server, gatehouse_bin):
     cli(gatehouse_bin, server, "CreateAccount", "sender", check=True)
-    dns = DnsStub(a={"other.test": "127.0.0.1"})
+    dns = DnsStub(a={"other.test": "127.0.0.1"}, ttl=60)
     try:
         smtp_settings(gatehouse_bin, server, DNSServers=f"127.0.0.1:{dns.port}")
         send_out(server, uuid.uuid4().hex, to="someone@nowhere.test")
