@@ -286,6 +286,73 @@ def test_user_rules_stay_within_rules_allowed(users, gatehouse_bin):
     assert r.returncode != 0
 
 
+def test_forward_reply_all_flag_contacts_and_mailbox_management(users, gatehouse_bin):
+    server = users
+    m = message_with_attachment("team plan", to="u1@example.test")
+    m["Cc"] = "u2@example.test, dave@outside.test"
+    m["Reply-To"] = "plans@outside.test"
+    deliver(server, "u1@example.test", m)
+    wait_for(lambda: imap_find(server, "u1", "pw-one", "team plan"), "the message")
+    sid = login(server, "u1", "pw-one")
+    s = f"{base(server)}/Session/{sid}"
+    _, page, _ = curl(f"{s}/Mailbox.wssp?Mailbox=INBOX")
+    token = csrf_of(page)
+    uid = re.search(r"Message\.wssp\?Mailbox=INBOX&amp;UID=(\d+)", page).group(1)
+    # Reply All: To is the Reply-To plus the original To less the user; Cc the original Cc.
+    _, page, _ = curl(f"{s}/Compose.wssp?Op=ReplyAll&Mailbox=INBOX&UID={uid}")
+    to = re.search(r'id="to"[^>]*value="([^"]*)"', page).group(1)
+    cc = re.search(r'id="cc"[^>]*value="([^"]*)"', page).group(1)
+    assert to == "plans@outside.test" and cc == "u2@example.test, dave@outside.test"
+    # Forward: the original goes along unmodified as message/rfc822.
+    code, _, headers = curl("-F", f"csrf={token}", "-F", "To=u2@example.test", "-F", "Subject=Fwd: team plan",
+                            "-F", "Body=FYI", "-F", f"Forward=INBOX/{uid}", "-F", "Send=1", f"{s}/Compose.wssp")
+    assert code == 303 and "Done=sent" in headers
+    fwd = wait_for(lambda: imap_find(server, "u2", "pw-two", "Fwd: team plan"), "the forward")[0]
+    inner = [p for p in fwd.walk() if p.get_content_type() == "message/rfc822"]
+    assert inner, [p.get_content_type() for p in fwd.walk()]
+    original = inner[0].get_payload()[0] if inner[0].is_multipart() else email.message_from_bytes(inner[0].get_payload(decode=True))
+    assert original["Subject"] == "team plan"
+    # An address nobody can deliver to is refused with the form kept.
+    code, body, _ = curl("-F", f"csrf={token}", "-F", "To=not an address", "-F", "Subject=kept", "-F", "Send=1",
+                         f"{s}/Compose.wssp")
+    assert code == 200 and "is not an e-mail address" in body and 'value="kept"' in body
+    # Flag, then unread, from the list.
+    code, _, _ = curl("-d", f"action=flag&uid={uid}&csrf={token}", f"{s}/Mailbox.wssp?Mailbox=INBOX")
+    assert code == 303
+    with imaplib.IMAP4("127.0.0.1", server.port(143)) as c:
+        c.login("u1", "pw-one")
+        c.select("INBOX")
+        _, data = c.uid("FETCH", uid, "(FLAGS)")
+        assert b"\\Flagged" in data[0]
+    # Take Address, then the contact is listed and offered in Compose.
+    code, _, _ = curl("-d", f"action=add&email=carol%40outside.test&name=Carol&csrf={token}", f"{s}/Contacts.wssp")
+    assert code == 303
+    _, page, _ = curl(f"{s}/Contacts.wssp")
+    assert "carol@outside.test" in page
+    _, page, _ = curl(f"{s}/Compose.wssp")
+    assert "Carol &lt;carol@outside.test&gt;" in page or "Carol <carol@outside.test>" in page
+    # Create, rename and delete mailboxes; INBOX cannot be deleted.
+    for data in ["action=create&name=Projects", "action=rename&name=Projects&newname=Archive"]:
+        code, body, _ = curl("-d", f"{data}&csrf={token}", f"{s}/Mailboxes.wssp")
+        assert code == 303, body
+    listed = cli(gatehouse_bin, server, "LISTMAILBOXES", "u1@example.test", json=True)
+    assert "Archive" in listed and "Projects" not in listed
+    code, body, _ = curl("-d", f"action=delete&name=INBOX&csrf={token}", f"{s}/Mailboxes.wssp")
+    assert code == 200 and 'class="msg error"' in body
+    code, _, _ = curl("-d", f"action=delete&name=Archive&csrf={token}", f"{s}/Mailboxes.wssp")
+    assert code == 303
+    assert "Archive" not in cli(gatehouse_bin, server, "LISTMAILBOXES", "u1@example.test", json=True)
+    # Delete moves to Trash (made on first use); in Trash it removes for good.
+    code, _, _ = curl("-d", f"action=delete&uid={uid}&csrf={token}", f"{s}/Mailbox.wssp?Mailbox=INBOX")
+    assert code == 303
+    assert imap_find(server, "u1", "pw-one", "team plan", mailbox="Trash")
+    _, page, _ = curl(f"{s}/Mailbox.wssp?Mailbox=Trash")
+    tuid = re.search(r"Message\.wssp\?Mailbox=Trash&amp;UID=(\d+)", page).group(1)
+    code, _, _ = curl("-d", f"action=delete&uid={tuid}&csrf={token}", f"{s}/Mailbox.wssp?Mailbox=Trash")
+    assert code == 303
+    assert not imap_find(server, "u1", "pw-one", "team plan", mailbox="Trash")
+
+
 def test_rpop_page_answers_honestly(users):
     server = users
     sid = login(server, "u1", "pw-one")

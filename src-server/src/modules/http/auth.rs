@@ -288,3 +288,43 @@ fn session_timeout(web: &super::WebAdmin) -> Duration {
 pub fn csrf_ok(admin: &Admin, token: Option<&str>) -> bool {
     token.is_some_and(|t| same(t, &admin.csrf))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acct() -> AccountId {
+        AccountId {
+            name: "u1".into(),
+            domain: "example.test".into(),
+        }
+    }
+
+    #[test]
+    fn sessions_are_bound_to_the_address_and_limited() {
+        let s = Sessions::default();
+        let here: IpAddr = "127.0.0.1".parse().unwrap();
+        let there: IpAddr = "127.0.0.2".parse().unwrap();
+        let hour = Duration::from_secs(3600);
+        let id = s.try_create(acct(), here, 2, hour).unwrap();
+        assert!(id.len() >= 32);
+        assert!(s.lookup_limited(&id, there, hour, None).is_none());
+        let (who, csrf) = s.lookup_limited(&id, here, hour, None).unwrap();
+        assert_eq!(who, acct());
+        assert!(!csrf.is_empty());
+        // The Sessions Limit refuses a third login.
+        assert!(s.try_create(acct(), here, 2, hour).is_some());
+        assert!(s.try_create(acct(), here, 2, hour).is_none());
+        // The Session Time Limit and the Inactivity Time-Out end a session.
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(s
+            .lookup_limited(&id, here, hour, Some(Duration::from_millis(10)))
+            .is_none());
+        let id2 = s.try_create(acct(), here, 5, hour).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(s
+            .lookup_limited(&id2, here, Duration::from_millis(10), None)
+            .is_none());
+        s.remove(&id2);
+    }
+}

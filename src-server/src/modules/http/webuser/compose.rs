@@ -19,11 +19,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use mail_builder::headers::address::Address as BAddress;
 use mail_builder::headers::raw::Raw;
+use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 use maud::html;
 
 use super::form::{Posted, Upload};
-use super::mail::{clone_user, open, open_or_create};
+use super::mail::{clone_user, open, open_or_create, remove};
 use super::mime::{self, safe_filename};
 use super::{blocking, enc, error_page, page, param, see_other, User, Web, MODULE};
 use crate::kernel::log::Level;
@@ -214,6 +215,31 @@ fn clean_type(t: &str) -> String {
     }
 }
 
+/// An attachment part: base64 (mail-builder's choice for binary data), except a message, which
+/// RFC 2046 §5.2.1 allows only unencoded: it goes as it is, lines ended with CRLF.
+fn attachment(content_type: &str, name: &str, data: Vec<u8>) -> MimePart<'static> {
+    let name = safe_filename(name);
+    if content_type.eq_ignore_ascii_case("message/rfc822") {
+        let mut crlf = Vec::with_capacity(data.len() + data.len() / 40);
+        let mut prev = 0u8;
+        for &b in &data {
+            if b == b'\n' && prev != b'\r' {
+                crlf.push(b'\r');
+            }
+            crlf.push(b);
+            prev = b;
+        }
+        if !crlf.ends_with(b"\r\n") {
+            crlf.extend_from_slice(b"\r\n");
+        }
+        let cte = if crlf.is_ascii() { "7bit" } else { "8bit" };
+        return MimePart::new("message/rfc822", BodyPart::Binary(crlf.into()))
+            .transfer_encoding(cte)
+            .attachment(name);
+    }
+    MimePart::new(clean_type(content_type), BodyPart::Binary(data.into())).attachment(name)
+}
+
 /// Builds the message and sends it or stores it as a draft.
 async fn compose(
     web: &Web,
@@ -322,15 +348,11 @@ async fn compose(
             }
         }
         let body_text = d.body.replace('\n', "\r\n");
-        b = b.text_body(body_text);
+        let mut parts = vec![MimePart::new("text/plain", body_text)];
         if let Some(k) = kept.as_deref().and_then(mime::parse) {
             for a in mime::attachments(&k) {
                 if let Some(part) = k.parts.get(a.part as usize) {
-                    b = b.attachment(
-                        clean_type(&a.mime),
-                        a.name.clone(),
-                        part.contents().to_vec(),
-                    );
+                    parts.push(attachment(&a.mime, &a.name, part.contents().to_vec()));
                 }
             }
         }
@@ -338,15 +360,16 @@ async fn compose(
             let name = mime::parse(f)
                 .and_then(|m| m.subject().map(|s| format!("{}.eml", safe_filename(s))))
                 .unwrap_or_else(|| "forwarded.eml".into());
-            b = b.attachment("message/rfc822", name, f.clone());
+            parts.push(attachment("message/rfc822", &name, f.clone()));
         }
         for up in &uploads {
-            b = b.attachment(
-                clean_type(&up.content_type),
-                safe_filename(&up.filename),
-                up.data.clone(),
-            );
+            parts.push(attachment(&up.content_type, &up.filename, up.data.clone()));
         }
+        b = if parts.len() == 1 {
+            b.body(parts.remove(0))
+        } else {
+            b.body(MimePart::new("multipart/mixed", parts))
+        };
         let bytes = b
             .write_to_vec()
             .map_err(|e| format!("cannot build the message: {e}"))?;
@@ -388,10 +411,7 @@ async fn compose(
         }
         // The edited draft is replaced by what was just sent or saved.
         if let Some((m, uid)) = split_ref(&d.draft) {
-            let mb = open(&w, &u, m)?;
-            mb.set_flags(&[uid], Flags::DELETED, SetMode::Add)
-                .map_err(|e| e.to_string())?;
-            mb.expunge().map_err(|e| e.to_string())?;
+            remove(&*open(&w, &u, m)?, &[uid])?;
         }
         Ok(if sending { "sent" } else { "saved" })
     })

@@ -105,7 +105,6 @@ fn human_size(n: u64) -> String {
 /// `Mailboxes.wssp`: every mailbox with its counts; management forms.
 pub async fn mailboxes(web: &Web, user: &User, posted: Option<&Posted>) -> Response {
     let mut error = None;
-    let mut ok = None;
     if let Some(p) = posted {
         let me = Value::str(user.address());
         let mb = |n: &str| Value::str(n.trim());
@@ -168,14 +167,9 @@ pub async fn mailboxes(web: &Web, user: &User, posted: Option<&Posted>) -> Respo
             _ => Err(crate::cli::CliError::new("Unknown action")),
         };
         match result {
-            Ok(_) => {
-                if error.is_none() {
-                    return see_other(&user.url("Mailboxes.wssp"));
-                }
-            }
+            Ok(_) => return see_other(&user.url("Mailboxes.wssp")),
             Err(e) => error = Some(e.0),
         }
-        ok = ok.or(None);
     }
     let subscribed: Vec<String> = match run(
         web,
@@ -238,7 +232,7 @@ pub async fn mailboxes(web: &Web, user: &User, posted: Option<&Posted>) -> Respo
     }
     let body = html! {
         h1 { "Mailboxes" }
-        (notice(error.as_deref(), ok))
+        (notice(error.as_deref(), None))
         section.panel {
             p.muted { "Used " (human_size(total)) }
             table #mailboxes {
@@ -287,11 +281,13 @@ pub async fn mailboxes(web: &Web, user: &User, posted: Option<&Posted>) -> Respo
                 label { "to" input type="text" name="newname" required; }
                 button type="submit" { "Rename" }
             }
-            form.inline.mt method="post" action=(user.url("Mailboxes.wssp")) {
-                (csrf_field(&user.csrf))
-                input type="hidden" name="action" value="delete";
-                label { "Delete" select name="name" { @for r in rows.iter().filter(|r| r.name != INBOX) { option { (r.name) } } } }
-                button.danger type="submit" { "Delete with its messages" }
+            @if rows.iter().any(|r| r.name != INBOX) {
+                form.inline.mt method="post" action=(user.url("Mailboxes.wssp")) {
+                    (csrf_field(&user.csrf))
+                    input type="hidden" name="action" value="delete";
+                    label { "Delete" select name="name" { @for r in rows.iter().filter(|r| r.name != INBOX) { option { (r.name) } } } }
+                    button.danger type="submit" { "Delete with its messages" }
+                }
             }
         }
     };
@@ -411,11 +407,23 @@ fn move_to(from: &Mailbox, to: &Mailbox, uids: &[u32]) -> Result<(), String> {
     remove(from, uids)
 }
 
-/// Marks messages `\Deleted` and expunges the mailbox.
-fn remove(m: &Mailbox, uids: &[u32]) -> Result<(), String> {
-    m.set_flags(uids, Flags::DELETED, SetMode::Add)
-        .map_err(|e| e.to_string())?;
-    m.expunge().map(|_| ()).map_err(|e| e.to_string())
+/// Removes these messages: marks them `\Deleted` and expunges, sparing other messages an IMAP
+/// client marked `\Deleted` but has not expunged (as IMAP's UID EXPUNGE does, RFC 4315 §2.1).
+pub fn remove(m: &Mailbox, uids: &[u32]) -> Result<(), String> {
+    let spare: Vec<u32> = m
+        .list()
+        .iter()
+        .filter(|x| x.flags.contains(Flags::DELETED) && !uids.contains(&x.uid))
+        .map(|x| x.uid)
+        .collect();
+    let e = |e: crate::mailbox::MailboxError| e.to_string();
+    m.set_flags(&spare, Flags::DELETED, SetMode::Remove)
+        .map_err(e)?;
+    m.set_flags(uids, Flags::DELETED, SetMode::Add).map_err(e)?;
+    let r = m.expunge();
+    m.set_flags(&spare, Flags::DELETED, SetMode::Add)
+        .map_err(e)?;
+    r.map(|_| ()).map_err(e)
 }
 
 /// Sort orders of the message list (guide.txt:20446-20460).
@@ -691,7 +699,9 @@ pub async fn message(
     if let Some(p) = posted {
         let action = p.get("action");
         match act(web, user, &name, vec![uid], action, p.get("target")).await {
-            Ok(()) if matches!(action, "delete" | "move") => {
+            // "Close as Unread" (guide.txt:20702-20763): back to the list, or the page would
+            // mark it read again.
+            Ok(()) if matches!(action, "delete" | "move" | "unread") => {
                 return see_other(&format!(
                     "{}?Mailbox={}",
                     user.url("Mailbox.wssp"),

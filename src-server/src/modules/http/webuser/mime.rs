@@ -65,16 +65,6 @@ pub fn addresses(a: Option<&Address<'_>>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// The bare addresses of a header.
-pub fn bare_addresses(a: Option<&Address<'_>>) -> Vec<String> {
-    a.map(|a| {
-        a.iter()
-            .filter_map(|x| x.address().map(str::to_string))
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
 /// A display name as an RFC 5322 phrase: quoted when it has specials.
 fn quote_name(n: &str) -> String {
     if n.chars()
@@ -105,13 +95,18 @@ pub fn parse_address_list(text: &str) -> Vec<String> {
     }
     let header = format!("To: {clean}\r\n\r\n");
     let Some(m) = parse(header.as_bytes()) else {
-        return Vec::new();
+        return vec![clean];
     };
-    bare_addresses(m.to())
-        .into_iter()
-        .map(|a| a.trim().to_string())
-        .filter(|a| !a.is_empty())
-        .collect()
+    // An entry with no address (a bare phrase) comes back as typed, for the caller to refuse.
+    m.to()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.address().or(x.name()))
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![clean])
 }
 
 /// The last path component of an untrusted file name, with control characters, separators,
@@ -293,6 +288,7 @@ mod tests {
             vec!["a@b.test", "c@d.test", "e@f.test"]
         );
         assert!(parse_address_list("  ").is_empty());
+        assert_eq!(parse_address_list("not an address"), vec!["not an address"]);
     }
 
     #[test]

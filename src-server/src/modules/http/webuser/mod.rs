@@ -234,6 +234,8 @@ fn setting(web: &WebUser, key: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// (Inactivity Time-Out, Session Time Limit). At least a minute each: a zero would end every
+/// session at its first page.
 fn timeouts(web: &WebUser) -> (Duration, Duration) {
     (
         Duration::from_secs(setting(web, "InactivityTimeout", 1800).max(60)),

@@ -197,6 +197,9 @@ pub async fn rules(web: &Web, user: &User, posted: Option<&Posted>) -> Response 
             }
             "redirect" => {
                 let to = super::mime::parse_address_list(f.get("to"));
+                if let Some(bad) = to.iter().find(|a| !a.contains('@')) {
+                    error = Some(format!("'{bad}' is not an e-mail address."));
+                }
                 builtin::replace_rule(
                     &mut current,
                     builtin::redirect_all(&RedirectAll {
