@@ -5,8 +5,10 @@ delivered over SMTP, then opened in headless Chromium. Their scripts try to set 
 and the listener must see no request. After "Show remote content" the remote images load, and
 still no script runs."""
 
+import base64
 import email
 import email.policy
+import quopri
 import http.server
 import smtplib
 import socket
@@ -63,14 +65,19 @@ def with_port(raw, port):
         body = part.get_payload(decode=True) or b""
         body = body.replace(b"@PORT@", str(port).encode())
         if cte == "base64":
-            import base64
             part.set_payload(base64.encodebytes(body).decode())
         elif cte == "quoted-printable":
-            import quopri
             part.set_payload(quopri.encodestring(body).decode())
         else:
             part.set_payload(body.decode("utf-8", "replace"))
     return msg.as_bytes()
+
+
+def html_of(raw):
+    """The decoded text/html parts of a message."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    return b"".join(p.get_payload(decode=True) or b"" for p in msg.walk()
+                    if p.get_content_type() == "text/html")
 
 
 @pytest.fixture
@@ -118,7 +125,8 @@ def test_hostile_mail_runs_nothing_and_fetches_nothing(server, gatehouse_bin, br
                 links.append(href)
     assert len(links) == len(files), links
 
-    clean = None
+    # Which messages end with the harmless "<p>after</p>": its text must survive sanitising.
+    has_after = {f.stem: b"<p>after</p>" in html_of(f.read_bytes()) for f in files}
     remote_page = None
     for href in links:
         b.get(href)
@@ -127,8 +135,6 @@ def test_hostile_mail_runs_nothing_and_fetches_nothing(server, gatehouse_bin, br
         assert frames, f"{subject}: no HTML frame"
         time.sleep(0.5)
         state = marker_state(b)
-        if clean is None:
-            clean = state
         assert "PWNED" not in state[0] and state[1] != "PWNED", (subject, state)
         assert "pwned" not in state[2] and state[3] in (None, "blocked"), (subject, state)
         # Inside the frame as well (its own document).
@@ -138,8 +144,9 @@ def test_hostile_mail_runs_nothing_and_fetches_nothing(server, gatehouse_bin, br
         b.cmd("POST", "/frame/parent", {})
         assert inner[0] != "PWNED" and inner[1] != "PWNED", (subject, inner)
         assert "pwned" not in (inner[2] or ""), (subject, inner)
-        assert "after" in body_text or "09-" in subject or "06-" in subject or "05-" in subject, (
-            subject, body_text)
+        stem = subject.removeprefix("hostile ")
+        assert stem in has_after, subject
+        assert not has_after[stem] or "after" in body_text, (subject, body_text)
         if "09-remote-images" in subject:
             remote_page = href
     time.sleep(1)

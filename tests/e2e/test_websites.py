@@ -15,7 +15,8 @@ def curl(*args):
     """Runs curl with --path-as-is (so `..` reaches the server); returns (status, body, headers)."""
     cmd = ["curl", "-s", "-S", "--path-as-is", "-D", "/dev/stderr", "-o", "-", "-w", "\n%{http_code}",
            "--max-time", "20"]
-    p = subprocess.run(cmd + list(args), capture_output=True, check=True)
+    p = subprocess.run(cmd + list(args), capture_output=True)
+    assert p.returncode == 0, f"curl {args} exited {p.returncode}: {p.stderr[-2000:]!r}"
     body, _, code = p.stdout.decode("utf-8", "replace").rpartition("\n")
     return int(code), body, p.stderr.decode("utf-8", "replace").lower()
 
@@ -129,13 +130,11 @@ def test_http_put_delete_and_limits(site, gatehouse_bin, tmp_path):
                         "-T", "-", url(server, "/~web/up.txt")], input=b"uploaded", capture_output=True)
     assert p.stdout == b"201"
     assert curl(url(server, "/~web/up.txt"))[1] == "uploaded"
-    # Over the storage limit: a declared length is refused before the body is read. (Sent from
-    # a file: from a pipe curl streams chunks, and the refusal may arrive while it still writes.)
+    # Over the storage limit: a declared length is refused before the body is read (sent from a
+    # file: from a pipe curl streams chunks, and the refusal may arrive while it still writes).
     big = tmp_path / "big.bin"
     big.write_bytes(b"x" * 200_000)
-    p = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", "web:pw-web",
-                        "-T", str(big), url(server, "/~web/big.bin")], capture_output=True)
-    assert p.stdout in (b"413", b"507")
+    assert curl("-u", "web:pw-web", "-T", str(big), url(server, "/~web/big.bin"))[0] == 413
     assert curl("-u", "web:pw-web", "-X", "DELETE", url(server, "/~web/up.txt"))[0] == 204
     assert curl(url(server, "/~web/up.txt"))[0] == 404
     # Web Storage 0 disables the site (guide.txt:8776-8778).
@@ -168,3 +167,40 @@ def test_management_page_needs_login_and_lists(site, gatehouse_bin, tmp_path):
     assert code == 303 and "message=done" in headers
     listed = cli(gatehouse_bin, server, "LISTWEBFILES", "web", "PATH", "sub", json=True)
     assert "host.txt" in listed
+
+
+def test_move_banner_host_domain_and_service(site, gatehouse_bin):
+    server = site
+    put(gatehouse_bin, server, "default.html", b"<p>home</p>")
+    put(gatehouse_bin, server, "a.txt", b"aaa")
+    # MOVE (guide.txt:9649-9655; RFC 4918 Destination), only for the owner, only inside the site.
+    dest = f"Destination: http://127.0.0.1:{server.port(8100)}/~web/b.txt"
+    assert curl("-X", "MOVE", "-H", dest, url(server, "/~web/a.txt"))[0] == 401
+    assert curl("-u", "web:pw-web", "-X", "MOVE", "-H", "Destination: /~other/x.txt",
+                url(server, "/~web/a.txt"))[0] == 400
+    assert curl("-u", "web:pw-web", "-X", "MOVE", "-H", dest, url(server, "/~web/a.txt"))[0] == 201
+    assert curl(url(server, "/~web/b.txt"))[1] == "aaa"
+    assert curl(url(server, "/~web/a.txt"))[0] == 404
+
+    # The domain's Web Banner Text opens HTML files of accounts with Add Web Banner.
+    cli(gatehouse_bin, server, "UpdateDomainSettings", "example.test",
+        '{WebBanner="<div id=banner>Hosted here</div>";}', check=True)
+    assert curl(url(server, "/~web/"))[1] == "<p>home</p>"
+    cli(gatehouse_bin, server, "UpdateAccountSettings", "web", "{AddWebBanner=YES;}", check=True)
+    assert curl(url(server, "/~web/"))[1] == "<div id=banner>Hosted here</div><p>home</p>"
+    assert curl(url(server, "/~web/b.txt"))[1] == "aaa"
+
+    # An account of another domain: by the Host name, or by name@domain.
+    cli(gatehouse_bin, server, "CreateDomain", "client.test", check=True)
+    cli(gatehouse_bin, server, "CreateAccount", "jsmith@client.test",
+        "{Password=pw-j;PasswordEncryption=clear;MaxWebSize=10K;}", check=True)
+    cli(gatehouse_bin, server, "PUTWEBFILE", "jsmith@client.test", "FILE", "default.html", "DATA",
+        b64(b"jsmith of client.test"), check=True)
+    assert curl("-H", "Host: client.test:8100", url(server, "/~jsmith/"))[1] == "jsmith of client.test"
+    assert curl(url(server, "/~jsmith@client.test/"))[1] == "jsmith of client.test"
+    assert curl(url(server, "/~jsmith/"))[0] == 404
+
+    # The WebSite service off for the account hides the site (guide.txt:9535-9538).
+    cli(gatehouse_bin, server, "UpdateAccountSettings", "web", "{AccessModes=(Mail,POP,IMAP);}",
+        check=True)
+    assert curl(url(server, "/~web/"))[0] == 404

@@ -97,6 +97,11 @@ pub const DOMAIN_SETTINGS: &[SettingDecl] = &[
         "Address unknown names are rerouted to when MailToUnknown is Rerouted to",
     ),
     decl(
+        "WebBanner",
+        "",
+        "Web Banner Text: inserted at the start of HTML files of Personal Web Sites whose account has AddWebBanner",
+    ),
+    decl(
         "MailToAllAction",
         "Rejected",
         "Mail to all: Rejected, For Administrators Only, For Domain Users Only, For Everybody",

@@ -2,10 +2,12 @@
 //! §3.1 `/~<account>` row): `GET /~account/path` serves the account's web files
 //! (`store::website`), `default.html` for a folder; the `private` folder only to the owner and
 //! administrators; `index.html` is the owner's management page (file list, upload, new folder,
-//! delete); HTTP `PUT` and `DELETE` with authentication (guide.txt:9649-9655).
+//! delete); HTTP `PUT`, `DELETE` and `MOVE` with authentication (guide.txt:9649-9655). HTML
+//! files start with the domain's Web Banner Text when the account has Add Web Banner
+//! (guide.txt:8087-8089, 8845-8847).
 //!
 //! Standards: RFC 9110 (methods, `WWW-Authenticate`/`Authorization: Basic` per RFC 7617),
-//! RFC 3986 percent-decoding of the path.
+//! RFC 3986 percent-decoding of the path, RFC 4918 §9.9 for `MOVE` and its `Destination`.
 //!
 //! Security: the URL is untrusted. The path is percent-decoded once, then every segment goes
 //! through `store::website::segments` (no `..`, no leading `.`, no control bytes; symbolic links
@@ -19,8 +21,8 @@
 //! or another user's pages through the browser) and `X-Content-Type-Options: nosniff`; the
 //! management page allows no script at all and its forms carry a per-account CSRF token.
 //!
-//! todo: the Web Banner (`AddWebBanner`), the `MOVE` method, Site Prefix other than `~`, and
-//! prefix-less sites chosen by `LoginPage@host` routing.
+//! todo: Site Prefix other than `~` (a WebUser setting), prefix-less sites chosen by
+//! `LoginPage@host` routing, and `MOVE` with `Overwrite: T` onto an existing name (refused).
 
 use std::sync::Arc;
 
@@ -262,12 +264,27 @@ async fn serve(sites: &Arc<WebSites>, req: Request) -> Response {
         }
         (Method::POST, Some(who)) if is_index => manage_post(sites, site, &owner, &who, req).await,
         (Method::GET | Method::HEAD, _) => {
+            let banner = banner(sites, &owner);
             get_file(
                 site,
                 rel,
                 path.is_empty() || path.ends_with('/'),
                 req.uri().path(),
+                banner,
             )
+            .await
+        }
+        (ref m, Some(_)) if m.as_str() == "MOVE" => {
+            let Some(to) = destination(req.headers(), &t.account) else {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "Destination must be a file of the same site",
+                );
+            };
+            blocking(move || {
+                site.rename(&rel, &to)
+                    .map(|_| StatusCode::CREATED.into_response())
+            })
             .await
         }
         (Method::PUT, Some(_)) => put_file(sites, site, &owner, rel, req).await,
@@ -306,7 +323,13 @@ fn web_error(e: WebError) -> Response {
 }
 
 /// `GET`: a file, or a folder's `default.html` (a folder named without its slash is redirected).
-async fn get_file(site: Site, rel: String, folder_url: bool, uri_path: &str) -> Response {
+async fn get_file(
+    site: Site,
+    rel: String,
+    folder_url: bool,
+    uri_path: &str,
+    banner: Option<String>,
+) -> Response {
     let uri_path = uri_path.to_string();
     blocking(move || {
         let file = match site.stat(&rel)? {
@@ -329,13 +352,21 @@ async fn get_file(site: Site, rel: String, folder_url: bool, uri_path: &str) -> 
             Some(_) => rel,
             None => return Err(WebError::NotFound),
         };
-        let (data, _) = site.get(&file)?;
+        let (mut data, modified) = site.get(&file)?;
+        let kind = content_type(&file);
+        // guide.txt:8845-8847, 8087-8089: the domain's banner opens every HTML file.
+        if let Some(b) = banner.filter(|_| kind == "text/html") {
+            data.splice(0..0, b.into_bytes());
+        }
         let mut r = Response::new(Body::from(data));
         let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type(&file)),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+        let date = chrono::DateTime::<chrono::Utc>::from(modified)
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        if let Ok(v) = HeaderValue::from_str(&date) {
+            h.insert(header::LAST_MODIFIED, v);
+        }
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(FILE_CSP),
@@ -365,6 +396,15 @@ async fn put_file(
     let cap = limits
         .max_size
         .map_or(MAX_FILE, |m| (m as usize).min(MAX_FILE));
+    // Refuse a declared oversize body before reading it (and before `100 Continue`).
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        return status(StatusCode::PAYLOAD_TOO_LARGE, "Web Storage limit exceeded");
+    }
     let Ok(body) = axum::body::to_bytes(req.into_body(), cap).await else {
         return status(StatusCode::PAYLOAD_TOO_LARGE, "Web Storage limit exceeded");
     };
@@ -383,6 +423,36 @@ fn limits(sites: &WebSites, owner: &AccountId) -> Limits {
             .account_effective_settings(&owner.domain, &owner.name)
             .unwrap_or_default(),
     )
+}
+
+/// The domain's Web Banner Text when the owner's `AddWebBanner` is on and the text is not empty.
+fn banner(sites: &WebSites, owner: &AccountId) -> Option<String> {
+    let store = &sites.cli.store;
+    let account = store
+        .account_effective_settings(&owner.domain, &owner.name)
+        .ok()?;
+    let on = account
+        .get(b"AddWebBanner".as_slice())
+        .and_then(|v| v.as_text())
+        .is_some_and(|v| v.eq_ignore_ascii_case("YES"));
+    let domain = store.domain_effective_settings(&owner.domain).ok()?;
+    let text = domain
+        .get(b"WebBanner".as_slice())
+        .and_then(|v| v.as_text())?
+        .into_owned();
+    (on && !text.is_empty()).then_some(text)
+}
+
+/// The site path of a `MOVE` request's `Destination` (RFC 4918 §10.3: an absolute URL or an
+/// absolute path), which must be in the same site.
+fn destination(headers: &HeaderMap, account: &str) -> Option<String> {
+    let d = headers.get("destination")?.to_str().ok()?;
+    let path = match d.split_once("://") {
+        Some((_, rest)) => &rest[rest.find('/')?..],
+        None => d,
+    };
+    let t = target(path)?;
+    (t.account == account).then_some(t.path?)
 }
 
 /// The content type of a file name by its extension.
@@ -724,6 +794,23 @@ mod tests {
         assert!(website::segments("../../etc/passwd").is_err());
         let t = target("/~joe/a%2f..%2f..%2fx").and_then(|t| t.path);
         assert!(website::segments(t.as_deref().unwrap_or("")).is_err());
+    }
+
+    #[test]
+    fn move_destination_stays_in_the_site() {
+        let mut h = HeaderMap::new();
+        let mut dest = |v: &'static str| {
+            h.insert("destination", HeaderValue::from_static(v));
+            destination(&h, "joe")
+        };
+        assert_eq!(
+            dest("http://host:8100/~joe/b%20c.txt").as_deref(),
+            Some("b c.txt")
+        );
+        assert_eq!(dest("/~joe/new.txt").as_deref(), Some("new.txt"));
+        assert_eq!(dest("http://host/~ann/x"), None);
+        assert_eq!(dest("http://host/~joe"), None);
+        assert_eq!(dest("http://host"), None);
     }
 
     #[test]
