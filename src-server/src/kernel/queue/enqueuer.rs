@@ -12,7 +12,8 @@
 //! Security: the message bytes are stored as given; only the header section is scanned, bounded
 //! by the message itself.
 //!
-//! todo: Server-Wide Rules (guide.txt:9896-9899) are applied here once the Rules engine exists.
+//! Server-Wide Rules (guide.txt:9896-9899) run here, before the message is stored
+//! ([`Enqueuer::with_server_rules`]).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

@@ -11,8 +11,8 @@
 //! With `FinalDelivery` the copy's return-path is `<>` (member failures are not reported to the
 //! sender); otherwise the sender's return-path is kept ("relaying").
 //!
-//! todo: NOTIFY/ORCPT of the group recipient are not copied to the members (the `Job` does not
-//! carry them); members get the default notification.
+//! todo: NOTIFY/ORCPT of the group recipient are not copied to the members; members get the
+//! default notification.
 
 use std::collections::HashSet;
 use std::sync::Arc;

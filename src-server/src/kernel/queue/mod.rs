@@ -25,8 +25,6 @@
 //! Per-domain suspension after a failed SMTP connection is the SMTP channel's
 //! (`modules::smtp::suspend`): it defers without connecting and releases the domain's messages
 //! here (`release`) when the domain answers again.
-//!
-//! todo: the Server-Wide Rules step of the Enqueuer arrives with the Rules engine.
 
 pub mod bench;
 pub mod dequeuer;

@@ -23,7 +23,7 @@
 //! counted per login name, and suspends the name after the `LoginSecurity` limit; unknown names
 //! and bad passwords get the same text. Passwords never reach a log.
 //!
-//! todo: log records (tag `PWD`) once the logger lands; the `Channels` limit is the listener's.
+//! todo: log records (tag `PWD`); the `Channels` limit is the listener's.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
