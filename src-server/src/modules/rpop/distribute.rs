@@ -112,12 +112,28 @@ pub fn unified(
     postmaster: &str,
 ) -> Distribution {
     let sender = return_path(message);
+    // Only addresses served here: the headers come from whoever wrote the message, and a
+    // polled message must never make the server relay (a forged `X-Real-To: x@elsewhere`).
+    // (An unknown local user stays: its failure report goes back to the sender.)
+    let relayed = |a: &String| {
+        router
+            .route(a)
+            .is_ok_and(|r| matches!(r.target, Target::Smtp { .. }))
+    };
     if let Some(h) = special_header.filter(|h| !h.is_empty()) {
         let named = addresses(message, &[h]);
         if !named.is_empty() {
+            let mut recipients: Vec<NewRecipient> = named
+                .into_iter()
+                .filter(|a| !relayed(a))
+                .map(|a| recipient(a, true))
+                .collect();
+            if recipients.is_empty() {
+                recipients.push(recipient(postmaster.to_string(), true));
+            }
             return Distribution {
                 return_path: sender,
-                recipients: named.into_iter().map(|a| recipient(a, true)).collect(),
+                recipients,
                 message: remove_fields(message, &["Return-Path", h]),
             };
         }
@@ -171,6 +187,16 @@ mod tests {
     }
 
     const MSG: &str = "Return-Path: <s@far.test>\r\nX-Real-To: bob@example.test,\r\n ann@example.test\r\nTo: Ann <ann@example.test>, x@far.test\r\nCc: nobody@example.test, bob@example.test\r\nSubject: hi\r\n\r\nbody\r\nTo: not a header\r\n";
+
+    #[test]
+    fn a_special_header_never_makes_the_server_relay() {
+        let m = b"X-Real-To: victim@far.test, ann@example.test\r\nSubject: s\r\n\r\nb\r\n";
+        let d = unified(m, Some("X-Real-To"), &Locals, "postmaster@example.test");
+        assert_eq!(addrs(&d), ["ann@example.test"]);
+        let m = b"X-Real-To: victim@far.test\r\nSubject: s\r\n\r\nb\r\n";
+        let d = unified(m, Some("X-Real-To"), &Locals, "postmaster@example.test");
+        assert_eq!(addrs(&d), ["postmaster@example.test"]);
+    }
 
     fn addrs(d: &Distribution) -> Vec<&str> {
         d.recipients.iter().map(|r| r.address.as_str()).collect()

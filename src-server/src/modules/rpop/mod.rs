@@ -441,7 +441,12 @@ pub fn account_records(store: &Store, domain: &str, name: &str) -> Result<Vec<Va
                     owner: owner.clone(),
                     remote,
                 };
-                let last = State::load(&state_path(store, &job)).last;
+                let last = State::load(&state_path(store, &job))
+                    .unwrap_or_else(|e| State {
+                        last: Some(format!("error: state file unreadable: {e}")),
+                        ..State::default()
+                    })
+                    .last;
                 if let (Some(last), Some(d)) = (last, row.as_dict_mut()) {
                     d.insert(b"Last".to_vec(), Value::from(last));
                 }
@@ -461,14 +466,17 @@ struct State {
 }
 
 impl State {
-    fn load(path: &std::path::Path) -> State {
-        let Ok(bytes) = std::fs::read(path) else {
-            return State::default();
+    /// The state of one remote account; none yet is an empty state. An unreadable or damaged
+    /// file is an error, never an empty state: that would fetch a kept mailbox again.
+    fn load(path: &std::path::Path) -> std::io::Result<State> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(e) => return Err(e),
         };
-        let Ok(v) = crate::format::parse(&bytes) else {
-            return State::default();
-        };
-        State {
+        let v = crate::format::parse(&bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        Ok(State {
             uids: v
                 .get("UIDs")
                 .and_then(Value::as_array)
@@ -480,7 +488,7 @@ impl State {
                 })
                 .unwrap_or_default(),
             last: v.get_text("Last"),
-        }
+        })
     }
 
     fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
@@ -611,13 +619,16 @@ impl Rpop {
     }
 
     /// The jobs to start at `now`: those due (or all, with `all`) that are not running or failed.
-    fn pick(&self, now: NaiveDateTime, all: bool) -> Vec<Job> {
+    /// With `claim`, the picked jobs are marked running under the same lock, so two link
+    /// sessions at once (the watcher and WakeUpNow) never poll one account twice.
+    fn pick(&self, now: NaiveDateTime, all: bool, claim: bool) -> Vec<Job> {
         let Some(config) = self.config().filter(|c| c.channels > 0) else {
             return Vec::new();
         };
         let jobs = self.jobs(&config);
-        let p = self.poller();
-        jobs.into_iter()
+        let mut p = self.poller();
+        let picked: Vec<Job> = jobs
+            .into_iter()
             .filter(|j| {
                 let key = j.key();
                 let host = j.remote.server().to_ascii_lowercase();
@@ -629,7 +640,13 @@ impl Rpop {
                             now < *t || (now - *t).num_seconds() >= j.remote.poll_every
                         }))
             })
-            .collect()
+            .collect();
+        if claim {
+            for j in &picked {
+                p.running.insert(j.key());
+            }
+        }
+        picked
     }
 
     /// Polls `jobs`, at most `Channels` at a time.
@@ -668,7 +685,7 @@ impl Rpop {
             Err((e, _)) => format!("error: {e}"),
         };
         let save = tokio::task::spawn_blocking(move || {
-            let mut s = State::load(&path);
+            let mut s = State::load(&path)?;
             s.last = Some(last);
             s.save(&path)
         })
@@ -775,31 +792,48 @@ impl Rpop {
             let p = path.clone();
             tokio::task::spawn_blocking(move || State::load(&p))
                 .await
-                .unwrap_or_default()
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map_err(|e| {
+                    (
+                        PopError::Account(format!("cannot read the retrieved UIDs: {e}")),
+                        0,
+                    )
+                })?
         };
         let uid_of: HashMap<u32, String> = uids.clone().unwrap_or_default().into_iter().collect();
+        let remote: HashSet<&str> = uid_of.values().map(String::as_str).collect();
         // Forget UIDs the server no longer has, so the state stays as small as the mailbox.
         let mut known: Vec<String> = state
             .uids
             .into_iter()
-            .filter(|u| uid_of.values().any(|x| x == u))
+            .filter(|u| remote.contains(u.as_str()))
             .collect();
+        let mut seen_uids: HashSet<String> = known.iter().cloned().collect();
         let mut count = 0;
         for (n, _) in list {
             let uid = uid_of.get(&n).cloned();
-            let seen = uid.as_ref().is_some_and(|u| known.contains(u));
+            let seen = uid.as_ref().is_some_and(|u| seen_uids.contains(u));
             if !seen {
+                if uid.is_some() && known.len() >= MAX_UIDS {
+                    // Past what the state keeps, a kept message would be fetched on every poll.
+                    return Err((
+                        PopError::Account(format!(
+                            "more than {MAX_UIDS} messages left on the server"
+                        )),
+                        count,
+                    ));
+                }
                 let message = pop.retr(n, MAX_MESSAGE).await.map_err(|e| (e, count))?;
                 self.submit(job, message).await.map_err(|e| (e, count))?;
                 count += 1;
                 if let Some(u) = uid {
-                    if known.len() < MAX_UIDS {
-                        known.push(u);
-                    }
+                    seen_uids.insert(u.clone());
+                    known.push(u);
                     // Recorded only after the message is safe in the queue.
                     let (p, k) = (path.clone(), known.clone());
                     tokio::task::spawn_blocking(move || {
-                        let mut s = State::load(&p);
+                        let mut s = State::load(&p)?;
                         s.uids = k;
                         s.save(&p)
                     })
@@ -879,20 +913,14 @@ impl WakeUp for Rpop {
     }
 
     fn due(&self, now: NaiveDateTime) -> bool {
-        !self.pick(now, false).is_empty()
+        !self.pick(now, false, false).is_empty()
     }
 
     /// Runs when some record is due (all of them with `all`); none, nothing to name.
     fn run(&self, now: NaiveDateTime, all: bool) -> bool {
-        let jobs = self.pick(now, all);
+        let jobs = self.pick(now, all, true);
         if jobs.is_empty() {
             return false;
-        }
-        {
-            let mut p = self.poller();
-            for j in &jobs {
-                p.running.insert(j.key());
-            }
         }
         // The WakeUp trait lends &self; the polling task owns the module through `this`.
         match self.this.upgrade() {
@@ -900,7 +928,13 @@ impl WakeUp for Rpop {
                 self.runtime.spawn(me.poll_all(jobs));
                 true
             }
-            None => false,
+            None => {
+                let mut p = self.poller();
+                for j in &jobs {
+                    p.running.remove(&j.key());
+                }
+                false
+            }
         }
     }
 }

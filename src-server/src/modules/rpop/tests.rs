@@ -77,9 +77,17 @@ fn state_files_are_named_by_a_hash() {
         last: Some("2026-11-23 08:00:00".into()),
     };
     s.save(&p).unwrap();
-    let back = State::load(&p);
+    let back = State::load(&p).unwrap();
     assert_eq!(back.uids, s.uids);
     assert_eq!(back.last, s.last);
+    // None yet is empty; a damaged file is an error, never an empty state (a kept mailbox
+    // would be fetched again).
+    assert!(State::load(&dir.path().join("none.state"))
+        .unwrap()
+        .uids
+        .is_empty());
+    std::fs::write(&p, b"{UIDs=(\"a\"").unwrap();
+    assert!(State::load(&p).is_err());
 }
 
 #[test]
