@@ -311,11 +311,13 @@ impl Holds {
     /// ETRN: lets the selection go out by the normal route and makes it due now; returns how many
     /// messages were released.
     pub fn release(&self, sel: Selection) -> usize {
-        // Marked before the wake, so no worker sees the recipient still held.
-        self.released
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((sel.clone(), Instant::now()));
+        // Marked before the wake, so no worker sees the recipient still held. Expired and
+        // repeated releases are dropped first: a client repeating ETRN cannot grow the list.
+        {
+            let mut released = self.released.lock().unwrap_or_else(PoisonError::into_inner);
+            released.retain(|(s, at)| at.elapsed() < RELEASE_SPAN && *s != sel);
+            released.push((sel.clone(), Instant::now()));
+        }
         self.wake(&sel)
     }
 

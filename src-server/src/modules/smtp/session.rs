@@ -678,7 +678,8 @@ impl Session {
     /// RCPT TO — inside a transaction.
     async fn cmd_rcpt(&mut self, path: String, params: proto::RcptParams) {
         let (count, return_path) = match &self.state {
-            State::Mail(t) => (t.recipients.len(), t.return_path.clone()),
+            // Wake-up addresses count too: each one runs a release at DATA.
+            State::Mail(t) => (t.recipients.len() + t.wakeups.len(), t.return_path.clone()),
             _ => return self.error(503, "5.5.1", "Send MAIL FROM first"),
         };
         // guide.txt:3449-3479: a blacklisted host may talk, but every recipient is refused
@@ -707,7 +708,9 @@ impl Session {
                 );
             }
             if let State::Mail(t) = &mut self.state {
-                t.wakeups.push(domain);
+                if !t.wakeups.contains(&domain) {
+                    t.wakeups.push(domain);
+                }
             }
             return self.reply(250, "2.1.5", "Wake-up request accepted");
         }
