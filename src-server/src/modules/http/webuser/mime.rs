@@ -250,7 +250,7 @@ pub fn plain_text(m: &Message<'_>) -> String {
 
 /// `Re: subject` (no second `Re:`).
 pub fn reply_subject(s: &str) -> String {
-    if s.len() >= 3 && s[..3].eq_ignore_ascii_case("re:") {
+    if s.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
         s.to_string()
     } else {
         format!("Re: {s}")
@@ -279,6 +279,14 @@ pub fn quote(m: &Message<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reply_subject_on_any_text() {
+        assert_eq!(reply_subject("Привет"), "Re: Привет");
+        assert_eq!(reply_subject("a€"), "Re: a€");
+        assert_eq!(reply_subject("RE: x"), "RE: x");
+        assert_eq!(reply_subject("Re"), "Re: Re");
+    }
 
     #[test]
     fn filenames_cannot_traverse() {

@@ -182,13 +182,24 @@ pub fn handler(web: Arc<WebUser>) -> Handler {
 
 type Web = Arc<WebUser>;
 
+/// Largest login or sign-up form read.
+const MAX_LOGIN_FORM: usize = 64 * 1024;
+
 fn router(web: Web) -> Router {
     Router::new()
-        .route("/", get(login::page).post(login::post))
+        // Before a login, only a small form is read: no one buffers uploads without a session.
+        .route(
+            "/",
+            get(login::page)
+                .post(login::post)
+                .layer(DefaultBodyLimit::max(MAX_LOGIN_FORM)),
+        )
         .route("/default.html", get(login::page))
         .route(
             "/Signup.wssp",
-            get(login::signup_page).post(login::signup_post),
+            get(login::signup_page)
+                .post(login::signup_post)
+                .layer(DefaultBodyLimit::max(MAX_LOGIN_FORM)),
         )
         .route("/static/style.css", get(style))
         .route("/Session/{sid}/{page}", get(session_get).post(session_post))
